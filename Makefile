@@ -1,0 +1,34 @@
+# Two entry points: `make demo` and `make test`. Everything else is a helper.
+SHELL := /bin/bash
+PY ?= python3
+UV := $(PY) -m uv
+VENV := .venv
+export PYTHONUNBUFFERED := 1
+
+.PHONY: demo test test-fast ui env bench clean
+
+$(VENV)/.synced: pyproject.toml uv.lock
+	@$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 12), f"Python 3.12 is needed, found {sys.version.split()[0]}"'
+	@$(UV) --version >/dev/null 2>&1 || $(PY) -m pip install --quiet uv
+	$(UV) sync --frozen
+	@touch $@
+
+env: $(VENV)/.synced
+
+demo: env
+	$(VENV)/bin/weathervane demo
+
+test: env
+	$(VENV)/bin/python -m pytest -q
+
+test-fast: env
+	$(VENV)/bin/python -m pytest -q -m "not slow"
+
+ui: env
+	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/data/dagster_home} $(VENV)/bin/weathervane ui
+
+bench: env
+	for b in bench/bench_*.py; do $(VENV)/bin/python $$b || exit 1; done
+
+clean:
+	rm -rf data dbt/target dbt/logs
