@@ -1,0 +1,97 @@
+"""The `weathervane` console script: domain commands plus `demo` and `ui`, which need the code location."""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from weathervane import cli as domain_cli
+from weathervane import config
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEMO_TENANT = "demo"
+
+
+def dagster_home() -> Path:
+    """A persistent local instance, so `make ui` shows what `make demo` ran."""
+    home = Path(os.environ.get("DAGSTER_HOME") or REPO_ROOT / "data" / "dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        shutil.copy(REPO_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def run_tenant_pipeline(tenant_id: str, job_name: str = "refresh_job", run_config: dict | None = None):
+    """Register the tenant and run one job for it in this process, recorded in the local instance."""
+    from dagster import DagsterInstance
+
+    from dagster_project.defs.marts import prepare_dbt_manifest
+    from dagster_project.definitions import defs
+
+    tenant_id = config.validate_tenant_id(tenant_id)
+    dagster_home()
+    prepare_dbt_manifest()
+    instance = DagsterInstance.get()
+    if not instance.has_dynamic_partition("tenants", tenant_id):
+        instance.add_dynamic_partitions("tenants", [tenant_id])
+    job = defs.resolve_job_def(job_name)
+    return job.execute_in_process(
+        partition_key=tenant_id, instance=instance, run_config=run_config or {}, raise_on_error=False
+    )
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from weathervane.demo import print_demo_summary
+    from weathervane.simulate import simulate_tenant
+
+    con = domain_cli.console
+    landing = config.landing_root()
+    started = time.perf_counter()
+    if args.resimulate or not (landing / DEMO_TENANT).exists():
+        con.rule("1/3 Simulating the demo tenant (ground truth known)")
+        simulate_tenant(DEMO_TENANT, landing, scenario="standard", seed=args.seed)
+    else:
+        con.print(f"demo tenant already in {landing / DEMO_TENANT} (use --resimulate to redo)")
+    con.rule("2/3 Running every asset for the demo tenant in Dagster")
+    result = run_tenant_pipeline(DEMO_TENANT)
+    con.rule("3/3 What was produced")
+    if not result.success:
+        con.print("[red]Some steps failed:[/red] " + ", ".join(e.step_key or "" for e in result.all_events if e.is_step_failure))
+    print_demo_summary(DEMO_TENANT)
+    con.print(f"\n[bold]Done in {time.perf_counter() - started:.0f}s.[/bold] Open the Dagster UI with: [bold]make ui[/bold]")
+    return 0 if result.success else 1
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from dagster_project.defs.marts import prepare_dbt_manifest
+
+    dagster_home()
+    prepare_dbt_manifest()
+    cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-p", str(args.port)]
+    return subprocess.call(cmd, cwd=REPO_ROOT)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = domain_cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    demo = sub.add_parser("demo", help="simulate the demo tenant and run every asset for it")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--resimulate", action="store_true")
+    demo.set_defaults(func=_cmd_demo)
+    ui = sub.add_parser("ui", help="start the Dagster UI on the local instance")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=_cmd_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return domain_cli.main(argv, parser=build_parser())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""The one code location: every asset family, checks, jobs, the landing sensor and the weekly schedule."""
+from __future__ import annotations
+
+from dagster import Definitions, load_asset_checks_from_modules
+
+from dagster_project import jobs, schedules, sensors
+from dagster_project.defs import decisions, ingest, marts, mmm
+from dagster_project.resources import WeathervaneResource
+
+_families = [ingest, marts, mmm, decisions]
+
+
+def build_definitions(weathervane: WeathervaneResource | None = None, extra_resources: dict | None = None) -> Definitions:
+    resources = {"weathervane": weathervane or WeathervaneResource()}
+    for family in _families:
+        resources.update(getattr(family, "resources", {}))
+    resources.update(extra_resources or {})
+    return Definitions(
+        assets=[a for f in _families for a in getattr(f, "assets", [])],
+        asset_checks=[c for f in _families for c in getattr(f, "asset_checks", [])],
+        jobs=[jobs.ingest_job, jobs.refresh_job, *[j for f in _families for j in getattr(f, "jobs", [])]],
+        sensors=[sensors.landing_sensor, *[s for f in _families for s in getattr(f, "sensors", [])]],
+        schedules=[schedules.weekly_refresh],
+        resources=resources,
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,46 @@
+"""Resources: where the warehouse, the landing zone and the model store live."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+from dagster import ConfigurableResource
+
+from weathervane import config
+from weathervane.config import validate_tenant_id
+
+
+class WeathervaneResource(ConfigurableResource):
+    """Paths of one deployment. Empty fields fall back to the WEATHERVANE_* environment variables."""
+
+    landing_root: str = ""
+    warehouse_path: str = ""
+    model_store: str = ""
+    reports_dir: str = ""
+
+    def landing(self) -> Path:
+        return Path(self.landing_root) if self.landing_root else config.landing_root()
+
+    def warehouse(self) -> Path:
+        return Path(self.warehouse_path) if self.warehouse_path else config.warehouse_path()
+
+    def models(self) -> Path:
+        return Path(self.model_store) if self.model_store else config.model_store()
+
+    def reports(self) -> Path:
+        return Path(self.reports_dir) if self.reports_dir else config.reports_dir()
+
+    def tenant_config(self, tenant_id: str) -> config.TenantConfig:
+        return config.load_tenant_config(self.landing(), validate_tenant_id(tenant_id))
+
+    @contextmanager
+    def connect(self, read_only: bool = False):
+        from weathervane.warehouse import connect, ensure_schemas
+
+        con = connect(self.warehouse(), read_only=read_only)
+        try:
+            if not read_only:
+                ensure_schemas(con)
+            yield con
+        finally:
+            con.close()

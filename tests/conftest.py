@@ -1,0 +1,31 @@
+"""Shared test fixtures: every test runs against temporary landing, warehouse and model folders."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# PyTensor compilation is not safe across processes sharing a compile dir: one per test session.
+os.environ.setdefault(
+    "PYTENSOR_FLAGS", f"compiledir={tempfile.mkdtemp(prefix='wv-pytensor-')}"
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ACME_EXAMPLE = REPO_ROOT.parent / "shared" / "contracts" / "examples" / "acme"
+
+
+@pytest.fixture
+def wv_env(tmp_path, monkeypatch):
+    """Point every Weathervane path at a fresh temporary folder."""
+    paths = {
+        "WEATHERVANE_LANDING": tmp_path / "landing",
+        "WEATHERVANE_WAREHOUSE": tmp_path / "warehouse.duckdb",
+        "WEATHERVANE_MODEL_STORE": tmp_path / "models",
+        "WEATHERVANE_REPORTS": tmp_path / "reports",
+    }
+    for var, path in paths.items():
+        monkeypatch.setenv(var, str(path))
+    paths["WEATHERVANE_LANDING"].mkdir()
+    return {k.removeprefix("WEATHERVANE_").lower(): v for k, v in paths.items()}

@@ -1,0 +1,81 @@
+"""`weathervane` command line: domain commands (no Dagster here; the code location adds demo and ui)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from weathervane import config
+
+console = Console()
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from weathervane.landing import ingest_tenant
+    from weathervane.warehouse import connect, ensure_schemas
+
+    tenant = config.validate_tenant_id(args.tenant)
+    con = connect(Path(args.warehouse) if args.warehouse else None)
+    try:
+        ensure_schemas(con)
+        report = ingest_tenant(con, Path(args.landing) if args.landing else config.landing_root(), tenant)
+    finally:
+        con.close()
+    console.print(report.summary() if hasattr(report, "summary") else report)
+    return 0
+
+
+def _add_simulate(sub) -> None:
+    from weathervane.simulate import add_cli
+
+    add_cli(sub)
+
+
+def _add_plans(sub) -> None:
+    from weathervane.governance.cli import add_plans_cli
+
+    add_plans_cli(sub)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="weathervane",
+        description="Weather-aware marketing mix modelling, budget plans and causal audits.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_simulate(sub)
+
+    ingest = sub.add_parser("ingest", help="load a tenant's landing files into the warehouse (no orchestrator)")
+    ingest.add_argument("--tenant", required=True)
+    ingest.add_argument("--landing", help="landing root (default $WEATHERVANE_LANDING or data/landing)")
+    ingest.add_argument("--warehouse", help="DuckDB file (default $WEATHERVANE_WAREHOUSE)")
+    ingest.set_defaults(func=_cmd_ingest)
+
+    _add_plans(sub)
+    return parser
+
+
+def print_table(title: str, columns: list[str], rows: list) -> None:
+    table = Table(title=title)
+    for c in columns:
+        table.add_column(c)
+    for row in rows:
+        table.add_row(*[str(v) for v in row])
+    console.print(table)
+
+
+def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
+    parser = parser or build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (config.InvalidTenantId, config.TenantConfigError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

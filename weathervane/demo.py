@@ -1,0 +1,64 @@
+"""What the demo produced, read back from the warehouse."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from weathervane import config
+from weathervane.cli import console, print_table
+
+
+def _table_exists(con, schema: str, table: str) -> bool:
+    return bool(con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, table]
+    ).fetchone()[0])
+
+
+def print_demo_summary(tenant_id: str, warehouse: Path | None = None) -> None:
+    tenant_id = config.validate_tenant_id(tenant_id)
+    con = duckdb.connect(str(warehouse or config.warehouse_path()), read_only=True)
+    try:
+        rows = []
+        for schema in ("raw", "marts", "mmm", "decisions", "ops"):
+            tables = con.execute(
+                "select table_name from information_schema.tables where table_schema = ? order by 1", [schema]
+            ).fetchall()
+            for (table,) in tables:
+                cols = {c[0] for c in con.execute(f'describe "{schema}"."{table}"').fetchall()}
+                if "tenant_id" not in cols:
+                    continue
+                n = con.execute(f'select count(*) from "{schema}"."{table}" where tenant_id = ?', [tenant_id]).fetchone()[0]
+                rows.append((f"{schema}.{table}", f"{n:,}"))
+        print_table(f"Warehouse {warehouse or config.warehouse_path()} — tenant {tenant_id}", ["table", "rows"], rows)
+
+        if _table_exists(con, "ops", "quarantined_files"):
+            bad = con.execute(
+                "select file_path, line, field, reason from ops.quarantined_files where tenant_id = ?", [tenant_id]
+            ).fetchall()
+            if bad:
+                print_table("Quarantined files", ["file", "line", "field", "reason"], bad)
+        if _table_exists(con, "mmm", "models"):
+            models = con.execute(
+                "select model_id, status, sampler, max_rhat, min_ess_bulk, divergences, holdout_mape from mmm.models "
+                "where tenant_id = ? order by fitted_at desc limit 3", [tenant_id]
+            ).fetchall()
+            print_table("Models", ["model_id", "status", "sampler", "max r-hat", "min ESS", "divergences", "holdout MAPE"], models)
+        if _table_exists(con, "decisions", "plans"):
+            plans = con.execute(
+                "select plan_id, status, horizon_start, horizon_end, round(total_budget), round(expected_kpi_mean), "
+                "round(baseline_kpi_mean) from decisions.plans where tenant_id = ? order by created_at desc limit 3",
+                [tenant_id],
+            ).fetchall()
+            print_table("Budget plans", ["plan_id", "status", "from", "to", "budget", "expected KPI", "baseline KPI"], plans)
+            proposed = [p for p in plans if p[1] == "proposed"]
+            if proposed:
+                console.print(
+                    f"Approve the plan with: [bold].venv/bin/weathervane plans approve --tenant {tenant_id} "
+                    f"--plan-id {proposed[0][0]} --actor <approver> --reason 'looks right'[/bold]"
+                )
+    finally:
+        con.close()
+    reports = sorted((config.reports_dir() / tenant_id).glob("*.html")) if (config.reports_dir() / tenant_id).exists() else []
+    for report in reports:
+        console.print(f"report: {report.resolve()}")
