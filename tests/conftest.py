@@ -13,7 +13,9 @@ os.environ.setdefault(
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-ACME_EXAMPLE = REPO_ROOT.parent / "shared" / "contracts" / "examples" / "acme"
+# The contract's example tenant, shipped with the tests (a fresh clone has no shared/ folder beside it).
+ACME_EXAMPLE = REPO_ROOT / "tests" / "fixtures" / "acme"
+SHARED_ACME = REPO_ROOT.parent / "shared" / "contracts" / "examples" / "acme"
 
 
 @pytest.fixture

@@ -1,5 +1,4 @@
 """Raw ingestion assets: one per landing stream, partitioned by tenant."""
-from __future__ import annotations
 
 from dagster import (
     AssetCheckResult,
@@ -14,7 +13,7 @@ from dagster import (
 
 from dagster_project.partitions import WAREHOUSE_POOL, tenant_partitions
 from dagster_project.resources import WeathervaneResource
-from weathervane.landing import STREAMS, ingest_stream
+from weathervane.landing import STREAMS, ingest_stream, write_channel_rules
 
 QUARANTINE_CHECK = "no_quarantined_files"
 
@@ -56,3 +55,22 @@ def _raw_asset(source: str, stream: str):
 
 
 assets = [_raw_asset(s.source, s.stream) for s in STREAMS]
+
+
+@asset(
+    key=["ops", "tenant_channel_rules"],
+    partitions_def=tenant_partitions,
+    pool=WAREHOUSE_POOL,
+    group_name="landing",
+    kinds={"duckdb"},
+    description="tenant.yaml's channel regrouping rules, where dbt can apply them.",
+)
+def tenant_channel_rules(context: AssetExecutionContext, weathervane: WeathervaneResource) -> MaterializeResult:
+    tenant = context.partition_key
+    cfg = weathervane.tenant_config(tenant)
+    with weathervane.connect() as con:
+        n = write_channel_rules(con, tenant, cfg)
+    return MaterializeResult(metadata={"rules": n, "timezone": cfg.timezone, "grain": cfg.grain.model_dump()})
+
+
+assets.append(tenant_channel_rules)

@@ -1,0 +1,160 @@
+"""The code location on a real Dagster instance: ingest assets, the landing sensor and the weekly schedule."""
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timezone
+
+import duckdb
+import pytest
+from dagster import (
+    DagsterInstance,
+    SkipReason,
+    build_schedule_context,
+    build_sensor_context,
+    instance_for_test,
+    materialize,
+)
+
+from dagster_project.defs import ingest
+from dagster_project.resources import WeathervaneResource
+from dagster_project.schedules import weekly_refresh
+from dagster_project.sensors import landing_sensor
+from tests.conftest import ACME_EXAMPLE
+from weathervane.landing import STREAMS, landing_files
+from weathervane.simulate import simulate_tenant
+
+
+def _count_records(tenant_dir, stream) -> int:
+    """Records the simulator wrote for one stream, counted independently of the loader."""
+    import csv
+    import gzip
+
+    total = 0
+    for path in sorted((tenant_dir / stream.folder).rglob("*")):
+        if not path.is_file():
+            continue
+        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        text = data.decode()
+        if path.suffix == ".csv":
+            total += sum(1 for _ in csv.DictReader(text.splitlines()))
+        elif stream.folder.startswith("weather/"):
+            total += 1
+        else:
+            total += sum(1 for line in text.splitlines() if line.strip())
+    return total
+
+
+@pytest.fixture(scope="module")
+def small_tenant(tmp_path_factory):
+    root = tmp_path_factory.mktemp("landing")
+    simulate_tenant("shop-a", root, scenario="standard", seed=3, days=60, n_geos=2, orders_per_geo_day=3.0)
+    return root
+
+
+def _ingest(instance, resource, tenant):
+    return materialize(
+        ingest.assets, partition_key=tenant, instance=instance, resources={"weathervane": resource},
+        raise_on_error=False,
+    )
+
+
+def test_materialize_ingests_every_stream_and_reingest_changes_nothing(small_tenant, tmp_path):
+    resource = WeathervaneResource(landing_root=str(small_tenant), warehouse_path=str(tmp_path / "wh.duckdb"))
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("tenants", ["shop-a"])
+
+    first = _ingest(instance, resource, "shop-a")
+    assert first.success
+    checks = [e for e in first.get_asset_check_evaluations()]
+    assert checks and all(c.passed for c in checks)
+
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
+    expected = {s.table: _count_records(small_tenant / "shop-a", s) for s in STREAMS}
+    counts = {t: con.execute(f"select count(*) from {t} where tenant_id = 'shop-a'").fetchone()[0] for t in expected}
+    files_before = con.execute("select count(*) from ops.loaded_files").fetchone()[0]
+    con.close()
+    assert counts == expected
+    assert expected["raw.shopify__orders"] > 100 and expected["raw.meta_ads__ads_insights_region"] > 0
+
+    second = _ingest(instance, resource, "shop-a")
+    assert second.success
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
+    again = {t: con.execute(f"select count(*) from {t} where tenant_id = 'shop-a'").fetchone()[0] for t in expected}
+    assert again == counts
+    assert con.execute("select count(*) from ops.loaded_files").fetchone()[0] == files_before
+    con.close()
+
+
+def test_bad_file_fails_its_check_and_the_rest_loads(tmp_path):
+    landing = tmp_path / "landing"
+    shutil.copytree(ACME_EXAMPLE, landing / "acme")
+    bad = landing / "acme" / "meta_ads" / "ads_insights_region" / "2024-06-04.jsonl"
+    bad.write_text('{"account_id": "1", "campaign_id": "2", "date_start": "2024-06-04"\n')
+    resource = WeathervaneResource(landing_root=str(landing), warehouse_path=str(tmp_path / "wh.duckdb"))
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("tenants", ["acme"])
+
+    result = _ingest(instance, resource, "acme")
+    evaluations = {e.asset_key.path[-1]: e for e in result.get_asset_check_evaluations()}
+    assert not evaluations["meta_ads__ads_insights_region"].passed
+    assert all(e.passed for k, e in evaluations.items() if k != "meta_ads__ads_insights_region")
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
+    assert con.execute("select count(*) from raw.meta_ads__ads_insights_region").fetchone()[0] == 2
+    assert con.execute("select count(*) from raw.shopify__orders").fetchone()[0] > 0
+    row = con.execute("select file_path, line from ops.quarantined_files").fetchall()
+    assert row == [("meta_ads/ads_insights_region/2024-06-04.jsonl", 1)]
+
+
+def test_sensor_new_tenant_and_new_file_each_trigger_exactly_one_run(tmp_path, monkeypatch):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    monkeypatch.setenv("WEATHERVANE_LANDING", str(landing))
+    instance = DagsterInstance.ephemeral()
+
+    def tick(cursor):
+        return landing_sensor(build_sensor_context(instance=instance, cursor=cursor))
+
+    empty = tick(None)
+    assert not empty.run_requests and not empty.dynamic_partitions_requests
+
+    shutil.copytree(ACME_EXAMPLE, landing / "acme")
+    (landing / "Not_A_Tenant").mkdir()
+    first = tick(empty.cursor)
+    assert [r.partition_keys for r in first.dynamic_partitions_requests] == [["acme"]]
+    assert [r.partition_key for r in first.run_requests] == ["acme"]
+
+    quiet = tick(first.cursor)
+    assert not quiet.run_requests and not quiet.dynamic_partitions_requests
+
+    extra = landing / "acme" / "shopify" / "orders" / "2024-06-10.jsonl"
+    extra.write_text((ACME_EXAMPLE / "shopify" / "orders" / "2024-06-03.jsonl").read_text().replace("5712340001", "5712349999"))
+    new_file = tick(quiet.cursor)
+    assert [r.partition_key for r in new_file.run_requests] == ["acme"]
+    assert not new_file.dynamic_partitions_requests
+    assert new_file.run_requests[0].run_key != first.run_requests[0].run_key
+
+    shutil.copytree(ACME_EXAMPLE, landing / "beta")
+    second_tenant = tick(new_file.cursor)
+    assert [r.partition_keys for r in second_tenant.dynamic_partitions_requests] == [["beta"]]
+    assert [r.partition_key for r in second_tenant.run_requests] == ["beta"]
+    assert len(list(landing_files(landing, "beta"))) == len(list(landing_files(landing, "acme"))) - 1
+
+
+def test_weekly_schedule_requests_one_run_per_tenant():
+    when = datetime(2026, 11, 23, 6, tzinfo=timezone.utc)
+    with instance_for_test() as instance:
+        assert isinstance(weekly_refresh(build_schedule_context(instance=instance, scheduled_execution_time=when)), SkipReason)
+        instance.add_dynamic_partitions("tenants", ["a", "b"])
+        requests = weekly_refresh(build_schedule_context(instance=instance, scheduled_execution_time=when))
+    assert sorted(r.partition_key for r in requests) == ["a", "b"]
+    assert len({r.run_key for r in requests}) == 2
+
+
+def test_shipped_acme_example_matches_the_contract_copy():
+    from tests.conftest import SHARED_ACME
+
+    if not SHARED_ACME.exists():  # a clone without the contracts folder beside it: nothing to compare
+        return
+    ours = {p.relative_to(ACME_EXAMPLE): p.read_bytes() for p in ACME_EXAMPLE.rglob("*") if p.is_file()}
+    theirs = {p.relative_to(SHARED_ACME): p.read_bytes() for p in SHARED_ACME.rglob("*") if p.is_file()}
+    assert ours == theirs

@@ -1,0 +1,190 @@
+"""The weather-aware MMM: input preparation, lift tests, response API, gating, warehouse rows, Dagster asset."""
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from weathervane.mmm import (
+    STATUS_FAILED,
+    STATUS_OK,
+    FitSettings,
+    LiftTestError,
+    ModelInputError,
+    PosteriorResponse,
+    duckdb_connect,
+    fit_tenant,
+    latest_usable_model,
+    lift_measurements,
+    prepare_model_data,
+)
+from weathervane.mmm.store import TABLES
+from weathervane.mmm.synthetic import synthetic_panel
+
+TENANT = "mmmtest"
+
+
+@pytest.fixture(scope="module")
+def panel():
+    return synthetic_panel(TENANT, days=728, n_geos=3, seed=1)
+
+
+def _load_warehouse(path, panel, lift_csv_rows=()):
+    con = duckdb.connect(str(path))
+    con.execute("CREATE SCHEMA IF NOT EXISTS marts; CREATE SCHEMA IF NOT EXISTS raw")
+    mi, wd = panel.model_input, panel.weather_daily
+    con.register("mi", mi)
+    con.register("wd", wd)
+    con.execute("CREATE OR REPLACE TABLE marts.fct_model_input AS SELECT * REPLACE (CAST(date AS DATE) AS date) FROM mi")
+    con.execute("CREATE OR REPLACE TABLE marts.fct_weather_daily AS SELECT * REPLACE (CAST(date AS DATE) AS date) FROM wd")
+    con.execute("CREATE TABLE IF NOT EXISTS raw.experiments__lift_tests (tenant_id VARCHAR, file_path VARCHAR, "
+                "file_hash VARCHAR, source_line INTEGER, loaded_at TIMESTAMP, geo_id VARCHAR, record JSON)")
+    for i, rec in enumerate(lift_csv_rows, start=2):
+        con.execute("INSERT INTO raw.experiments__lift_tests VALUES (?, 'experiments/lift_tests/q1.csv', 'h', ?, "
+                    "now(), NULL, ?)", [TENANT, i, pd.Series(rec).to_json()])
+    con.close()
+
+
+def test_weekly_weather_z_is_the_mean_of_daily_z_in_daily_sd_units(panel):
+    data = prepare_model_data(panel.model_input, panel.weather_daily)
+    assert data.period == "week" and data.channels == ["meta", "google_search", "google_shopping"]
+    geo = data.cells[1]
+    daily = panel.weather_daily[panel.weather_daily["geo_id"] == geo].copy()
+    daily["date"] = pd.to_datetime(daily["date"])
+    t = daily["temperature_2m_mean"]
+    z = (t - t.mean()) / t.std(ddof=0)
+    week = 5
+    days = (daily["date"] >= data.dates[week]) & (daily["date"] < data.dates[week] + pd.Timedelta(days=7))
+    assert data.weather_z[week, 1, 0] == pytest.approx(z[days].mean())
+    # weekly means of daily z vary less than daily z: the sd is not re-standardised to 1
+    assert 0.3 < data.weather_z[:, 1, 0].std() < 1.0
+
+
+def test_bad_model_input_names_row_and_column(panel):
+    frame = panel.model_input.copy()
+    frame.loc[7, "spend_meta"] = -5.0
+    with pytest.raises(ModelInputError, match=r"fct_model_input row \(date=.*geo_id=US-.*\), column spend_meta"):
+        prepare_model_data(frame)
+    frame = panel.model_input.drop(index=3)
+    with pytest.raises(ModelInputError, match="column kpi: period missing"):
+        prepare_model_data(frame)
+
+
+def test_lift_tests_become_per_period_measurements(panel):
+    data = prepare_model_data(panel.model_input, panel.weather_daily)
+    geo = data.cells[0]
+    raw = pd.DataFrame([
+        ("experiments/lift_tests/q1.csv", 2, {"channel": "meta", "geo_id": geo, "start_date": "2023-03-06",
+                                              "end_date": "2023-04-02", "spend_delta": "400", "kpi_delta": "900",
+                                              "kpi_delta_sd": "200"}),
+        ("experiments/lift_tests/q1.csv", 3, {"channel": "google_search", "geo_id": "", "start_date": "2023-03-06",
+                                              "end_date": "2023-04-02", "spend_delta": "300", "kpi_delta": "600",
+                                              "kpi_delta_sd": "100"}),
+    ], columns=["file_path", "source_line", "record"])
+    m = lift_measurements(raw, data)
+    one = m[m["channel"] == "meta"].iloc[0]
+    assert one["geo"] == geo and one["delta_x"] == pytest.approx(100.0) and one["delta_y"] == pytest.approx(225.0)
+    national = m[m["channel"] == "google_search"]
+    assert len(national) == len(data.cells)  # split over cells by spend share
+    assert national["delta_x"].sum() == pytest.approx(75.0) and national["delta_y"].sum() == pytest.approx(150.0)
+    raw["record"] = [raw["record"][0], {**raw["record"][1], "kpi_delta": "lots"}]
+    with pytest.raises(LiftTestError, match="q1.csv line 3, field kpi_delta"):
+        lift_measurements(raw, data)
+
+
+def test_map_fit_through_dagster_writes_contract_rows_report_and_consistent_response(wv_env, panel):
+    from dagster import DagsterInstance, materialize
+
+    from dagster_project.defs.mmm import DIAGNOSTICS_CHECK, weather_mmm
+    from dagster_project.resources import WeathervaneResource
+
+    lift = {"channel": "meta", "geo_id": "US-CA", "start_date": "2023-06-05", "end_date": "2023-07-02",
+            "spend_delta": "500", "kpi_delta": "800", "kpi_delta_sd": "150"}
+    _load_warehouse(wv_env["warehouse"], panel, [lift])
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("tenants", [TENANT])
+    result = materialize(
+        [weather_mmm], partition_key=TENANT, instance=instance, resources={"weathervane": WeathervaneResource()},
+        run_config={"ops": {"mmm__weather_mmm": {"config": {"method": "map", "holdout_weeks": 8}}}},
+    )
+    assert result.success
+    mat = result.asset_materializations_for_node("mmm__weather_mmm")[0]
+    model_id = mat.metadata["model_id"].value
+    assert mat.metadata["lift_tests"].value == 1
+    checks = result.get_asset_check_evaluations()
+    assert [c.check_name for c in checks] == [DIAGNOSTICS_CHECK] and checks[0].passed
+
+    con = duckdb.connect(str(wv_env["warehouse"]), read_only=True)
+    for table, cols in TABLES.items():
+        got = [r[0] for r in con.execute(f"DESCRIBE mmm.{table}").fetchall()]
+        assert got == [c for c, _ in cols]
+        assert con.execute(f"SELECT count(*) FROM mmm.{table} WHERE model_id = ?", [model_id]).fetchone()[0] > 0
+    row = con.execute("SELECT status, sampler, holdout_mape, n_obs FROM mmm.models WHERE model_id = ?",
+                      [model_id]).fetchone()
+    assert row[0] == STATUS_OK and row[1] == "map" and 0 < row[2] < 0.5 and row[3] == 104 * 3
+    overall = con.execute("SELECT channel, spend, contribution_mean, roas_mean, mroas_mean FROM mmm.channel_summary "
+                          "WHERE model_id = ? AND geo_id IS NULL ORDER BY channel", [model_id]).df()
+    per_geo = con.execute("SELECT channel, sum(spend) s, sum(contribution_mean) c FROM mmm.channel_summary "
+                          "WHERE model_id = ? AND geo_id IS NOT NULL GROUP BY channel ORDER BY channel",
+                          [model_id]).df()
+    curves = con.execute("SELECT channel, spend, contribution_mean FROM mmm.response_curves WHERE model_id = ? "
+                         "ORDER BY channel, spend", [model_id]).df()
+    record = latest_usable_model(con, TENANT)
+    con.close()
+    assert record.model_id == model_id
+    np.testing.assert_allclose(overall["spend"], per_geo["s"], rtol=1e-9)
+    np.testing.assert_allclose(overall["contribution_mean"], per_geo["c"], rtol=1e-6)
+    # saturation: the marginal return is below the average return, and curves rise and flatten
+    assert (overall["mroas_mean"] < overall["roas_mean"]).all()
+    for _, g in curves.groupby("channel"):
+        steps = np.diff(g["contribution_mean"].to_numpy())
+        assert (steps > 0).all() and steps[-1] < steps[0]
+        assert g["contribution_mean"].iloc[0] == 0.0
+    # the curve point at today's spend is the channel's contribution
+    at_one = curves.groupby("channel").apply(lambda g: g.iloc[10]["contribution_mean"], include_groups=False)
+    np.testing.assert_allclose(at_one.sort_index(), overall.set_index("channel")["contribution_mean"].sort_index(),
+                               rtol=1e-6)
+
+    # the response API reproduces the model's own weather-modulated contribution from the saved NetCDF
+    resp = PosteriorResponse.from_model_id(model_id, TENANT)
+    import xarray as xr
+
+    tree = xr.open_datatree(next(wv_env["model_store"].glob(f"*/{model_id}.nc")))
+    modeled = (tree["posterior"]["weather_channel_contribution"] * tree["constant_data"]["target_scale"])
+    modeled = modeled.stack(s=("chain", "draw")).transpose("s", "date", "channel", "geo").values
+    tree.close()
+    ours = resp.incremental_kpi(resp.observed_spend, resp.observed_z)
+    np.testing.assert_allclose(ours, modeled, rtol=1e-5, atol=1e-6)
+    # history rows carry over into the plan and are dropped from the result
+    hist = resp.recent_spend()
+    plan = np.repeat(resp.observed_spend[-1:], 4, axis=0)
+    with_hist = resp.incremental_kpi(np.concatenate([hist, plan]), n_history=len(hist))
+    cold = resp.incremental_kpi(plan)
+    assert with_hist.shape == cold.shape == (resp.n_draws, 4, 3, 3)
+    assert (with_hist[:, 0] > cold[:, 0]).all()
+    # heat raises meta's effect when gamma > 0
+    z = np.zeros((4, 3, 2))
+    z[:, :, 0] = 1.0
+    warm = resp.incremental_kpi(plan, z)
+    np.testing.assert_allclose(warm[:, :, 0] / cold[:, :, 0], np.exp(resp.gamma[:, 0, 0])[:, None, None], rtol=1e-9)
+
+    report = wv_env["reports"] / TENANT / f"{model_id}.html"
+    assert report.exists() and report.read_text().count("data:image/png;base64,") == 4
+    assert mat.metadata["report"].value == str(report)
+
+
+def test_failed_diagnostics_are_recorded_and_skipped(wv_env, panel):
+    _load_warehouse(wv_env["warehouse"], panel)
+    connect = duckdb_connect()
+    ok = fit_tenant(connect, TENANT, FitSettings(method="map", holdout_weeks=0))
+    # a short NUTS run cannot reach an absurd ESS threshold: it must be kept, but marked failed
+    strict = FitSettings(method="nuts", draws=30, tune=30, chains=2, holdout_weeks=0, min_ess_bulk=1e9)
+    failed = fit_tenant(connect, TENANT, strict)
+    assert ok.status == STATUS_OK and failed.status == STATUS_FAILED
+    assert failed.diagnostics["min_ess_bulk"] < 1e9 and failed.path.exists()
+    with connect(True) as con:
+        statuses = dict(con.execute("SELECT model_id, status FROM mmm.models").fetchall())
+        assert statuses == {ok.model_id: STATUS_OK, failed.model_id: STATUS_FAILED}
+        assert latest_usable_model(con, TENANT).model_id == ok.model_id
+        assert latest_usable_model(con, "someone-else") is None

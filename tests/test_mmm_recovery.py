@@ -1,0 +1,109 @@
+"""Recovery of the simulator's truth by the weather-aware MMM (full NUTS: marked slow)."""
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from weathervane.mmm import FitSettings, fit_panel, prepare_model_data
+from weathervane.simulate import simulate_tenant
+
+
+def model_input_from_truth(truth, period: str = "week") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """fct_model_input-shaped rows (grain all × region) and daily weather rows aggregated from what the simulator
+    wrote: daily net revenue and spend per geo, promotions and sends, weather (mean + sd * z). Stands in for
+    simulate -> ingest_tenant -> dbt build -> marts.fct_model_input until that mart exists."""
+    dates = pd.to_datetime(truth.daily.dates)
+    n = len(dates)
+    promo_depth = np.zeros(n)
+    sends = np.zeros(n)
+    for p in truth.promotions:
+        idx = (dates >= pd.Timestamp(p.start_date)) & (dates <= pd.Timestamp(p.end_date))
+        if p.source == "klaviyo_campaign":
+            sends[idx] += 1.0
+        else:
+            promo_depth[idx] = np.maximum(promo_depth[idx], p.depth_pct)
+    rows, weather = [], []
+    for g in truth.geos:
+        geo = g.geo_id
+        w = {v: g.weather_mean[v] + g.weather_sd[v] * np.asarray(truth.daily.z[v][geo]) for v in g.weather_mean}
+        frame = pd.DataFrame({
+            "tenant_id": truth.tenant_id, "grain_product": "all", "grain_geo": "region", "period": "day",
+            "product_key": "all", "geo_id": geo, "date": dates, "kpi": truth.daily.net_revenue[geo],
+            **{f"spend_{c}": truth.daily.spend[c][geo] for c in truth.daily.spend},
+            "promo_active": (promo_depth > 0).astype(float), "promo_depth_pct": promo_depth,
+            "realized_discount_rate": promo_depth / 100, "lifecycle_sends": sends,
+            "temperature_2m_mean": w["temperature_2m_mean"], "temperature_2m_max": w["temperature_2m_mean"] + 4,
+            "precipitation_sum": w["precipitation_sum"], "temperature_anomaly": 0.0, "precipitation_anomaly": 0.0,
+            "is_holiday": 0, "day_of_week": dates.day_of_week + 1, "spend_allocated_share": 0.0,
+        })
+        rows.append(frame)
+        weather.append(frame[["tenant_id", "date", "geo_id", "temperature_2m_mean", "temperature_2m_max",
+                              "precipitation_sum"]])
+    daily = pd.concat(rows, ignore_index=True)
+    if period == "week":
+        daily["week"] = daily["date"] - pd.to_timedelta(daily["date"].dt.day_of_week, unit="D")
+        full = daily.groupby("week")["date"].transform("nunique") == 7  # whole weeks only
+        daily = daily[full]
+        keys = ["tenant_id", "grain_product", "grain_geo", "product_key", "geo_id", "week"]
+        sums = ["kpi", "lifecycle_sends", "precipitation_sum", *[c for c in daily if c.startswith("spend_")
+                                                               and c != "spend_allocated_share"]]
+        means = ["promo_active", "promo_depth_pct", "realized_discount_rate", "temperature_2m_mean",
+                 "temperature_2m_max", "temperature_anomaly", "precipitation_anomaly", "spend_allocated_share"]
+        daily = daily.groupby(keys, as_index=False).agg({**{c: "sum" for c in sums}, **{c: "mean" for c in means},
+                                                         "is_holiday": "max"})
+        daily = daily.rename(columns={"week": "date"}).assign(period="week", day_of_week=1)
+    return daily, pd.concat(weather, ignore_index=True)
+
+
+def recovery_numbers(fitted, truth) -> dict:
+    cs = fitted.frames["channel_summary"]
+    overall = cs[cs["geo_id"].isna()].set_index("channel")
+    we = fitted.frames["weather_effects"].set_index(["channel", "weather_variable"])
+    out = {"roas": {}, "weather": {}}
+    for c, ch in truth.channels.items():
+        r = overall.loc[c]
+        out["roas"][c] = dict(true=ch.roas, mean=r.roas_mean, p05=r.roas_p05, p95=r.roas_p95,
+                              rel_err=abs(r.roas_mean - ch.roas) / ch.roas,
+                              covered=bool(r.roas_p05 <= ch.roas <= r.roas_p95))
+        for v, m in ch.multiplier_per_sd.items():
+            e = we.loc[(c, v)]
+            out["weather"][(c, v)] = dict(true=m, mean=e.multiplier_per_sd_mean, p05=e.multiplier_per_sd_p05,
+                                          p95=e.multiplier_per_sd_p95,
+                                          covered=bool(e.multiplier_per_sd_p05 <= m <= e.multiplier_per_sd_p95))
+    return out
+
+
+def _fit_simulated(tmp_path, scenario: str):
+    truth = simulate_tenant("recov", tmp_path / "landing", scenario=scenario, seed=0, days=730, n_geos=6,
+                            channels=("meta", "google_search", "google_shopping"))
+    frame, weather = model_input_from_truth(truth)
+    data = prepare_model_data(frame, weather)
+    settings = FitSettings(method="nuts", draws=400, tune=400, chains=2, holdout_weeks=0, min_ess_bulk=100)
+    fitted = fit_panel(data, settings, store=tmp_path / "models", reports=tmp_path / "reports", report=False)
+    return truth, fitted, recovery_numbers(fitted, truth)
+
+
+@pytest.mark.slow
+def test_standard_scenario_recovers_roas_and_weather(tmp_path):
+    truth, fitted, rec = _fit_simulated(tmp_path, "standard")
+    print(rec)
+    for c, r in rec["roas"].items():
+        assert r["rel_err"] < 0.15, (c, r)
+        assert r["covered"], (c, r)
+    for (c, v), w in rec["weather"].items():
+        assert w["covered"], (c, v, w)
+        if abs(np.log(w["true"])) > 1e-6:
+            assert np.sign(np.log(w["mean"])) == np.sign(np.log(w["true"])), (c, v, w)
+
+
+@pytest.mark.slow
+def test_promo_confounded_scenario_does_not_miscredit_weather(tmp_path):
+    truth, fitted, rec = _fit_simulated(tmp_path, "promo_weather_confounded")
+    print(rec)
+    for (c, v), w in rec["weather"].items():
+        assert w["covered"], (c, v, w)
+        if abs(np.log(w["true"])) > 1e-6:
+            assert np.sign(np.log(w["mean"])) == np.sign(np.log(w["true"])), (c, v, w)

@@ -1,0 +1,53 @@
+"""Tables of the `decisions` schema (warehouse contract), created on first use.
+
+No primary keys: DuckDB checks unique indexes eagerly on UPDATE, and plans change status in place.
+Uniqueness is kept by the writers (delete-then-insert by tenant and plan_id).
+"""
+from __future__ import annotations
+
+DDL = [
+    "create schema if not exists decisions",
+    """create table if not exists decisions.plans (
+        plan_id varchar, tenant_id varchar, model_id varchar, created_at timestamp,
+        horizon_start date, horizon_end date, total_budget double,
+        expected_kpi_mean double, expected_kpi_p05 double, expected_kpi_p95 double,
+        baseline_kpi_mean double, status varchar,
+        baseline_kpi_p05 double, baseline_kpi_p95 double,
+        expected_lift_mean double, expected_lift_p05 double, expected_lift_p95 double, prob_lift_positive double,
+        objective varchar, kpi_scope varchar, weather_source varchar, notes varchar, report_path varchar
+    )""",
+    """create table if not exists decisions.plan_lines (
+        plan_id varchar, tenant_id varchar, channel varchar, geo_id varchar,
+        recommended_spend double, previous_spend double, weather_multiplier double,
+        expected_contribution_mean double, expected_contribution_p05 double, expected_contribution_p95 double,
+        baseline_spend double, baseline_contribution_mean double, marginal_roas double,
+        min_spend double, max_spend double
+    )""",
+    """create table if not exists decisions.plan_events (
+        event_id varchar, plan_id varchar, "at" timestamp, actor varchar,
+        from_status varchar, to_status varchar, reason varchar, prev_hash varchar, hash varchar,
+        tenant_id varchar, seq bigint
+    )""",
+    """create table if not exists decisions.outbox (
+        notification_id varchar, tenant_id varchar, plan_id varchar, event_id varchar, created_at timestamp,
+        kind varchar, recipients varchar, payload varchar, webhook_url varchar,
+        delivery_status varchar, delivery_error varchar, delivered_at timestamp
+    )""",
+    """create table if not exists decisions.plan_adoption (
+        plan_id varchar, tenant_id varchar, channel varchar, geo_id varchar,
+        period date, period_end date, days_observed integer,
+        planned_spend double, executed_spend double, adoption_ratio double, computed_at timestamp
+    )""",
+]
+
+
+def ensure_decision_tables(con) -> None:
+    for stmt in DDL:
+        con.execute(stmt)
+
+
+def table_exists(con, schema: str, table: str) -> bool:
+    return bool(con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, table],
+    ).fetchone()[0])

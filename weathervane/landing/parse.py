@@ -1,0 +1,218 @@
+"""Parse and validate one landing file's bytes into raw records, or into the problems that refuse it.
+
+A file is all-or-nothing: any problem quarantines it whole, so the parser keeps going past the first problem
+only to count them (and report the first few), never to load part of the file.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import zlib
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from weathervane import reference
+from weathervane.landing.streams import Stream
+
+MAX_PROBLEMS_KEPT = 50
+# Errors whose message does not show the offending value by itself.
+_SHOW_INPUT = {"money", "numeric_string", "int_like", "identifier", "int_type", "float_type", "string_type",
+               "bool_type", "literal_error", "date_parsing", "datetime_parsing", "date_type", "datetime_type",
+               "int_parsing", "float_parsing"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int | None  # 1-based line in the file; None when the whole file is concerned
+    field: str | None  # dotted path of the field; None when not field-specific
+    message: str
+
+    def describe(self, file_path: str) -> str:
+        where = file_path
+        if self.line is not None:
+            where += f" line {self.line}"
+        if self.field is not None:
+            where += f" field {self.field}"
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class ParsedFile:
+    records: list[tuple[int, str]] = field(default_factory=list)  # (source_line, JSON text as delivered)
+    geo_id: str | None = None
+    problems: list[Problem] = field(default_factory=list)
+    problem_count: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.problem_count == 0
+
+    def add(self, problem: Problem) -> None:
+        self.problem_count += 1
+        if len(self.problems) < MAX_PROBLEMS_KEPT:
+            self.problems.append(problem)
+
+
+def _loc(loc: tuple) -> str | None:
+    return ".".join(str(p) for p in loc) if loc else None
+
+
+def _add_validation_errors(parsed: ParsedFile, line: int | None, exc: ValidationError) -> None:
+    for err in exc.errors(include_url=False):
+        if err["type"] == "json_invalid":
+            parsed.add(Problem(line, None, f"not valid JSON: {err['msg'].removeprefix('Invalid JSON: ')}"))
+        elif err["type"] in ("model_type", "model_attributes_type") and not err["loc"]:
+            parsed.add(Problem(line, None, "expected a JSON object"))
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "missing":
+                msg = "required field is missing"
+            elif err["type"] in _SHOW_INPUT:
+                shown = repr(err.get("input"))
+                msg += f", got {shown if len(shown) <= 60 else shown[:57] + '...'}"
+            parsed.add(Problem(line, _loc(err["loc"]), msg))
+
+
+def _decode(data: bytes, parsed: ParsedFile, gzipped: bool) -> str | None:
+    if gzipped:
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            parsed.add(Problem(None, None, f"not a readable gzip file: {exc}"))
+            return None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        parsed.add(Problem(line, None, f"not UTF-8 text (byte {exc.start})"))
+        return None
+
+
+def _run_check(stream: Stream, record, line: int | None, parsed: ParsedFile) -> bool:
+    if stream.check is None:
+        return True
+    ok = True
+    for fld, message in stream.check(record):
+        parsed.add(Problem(line, fld, message))
+        ok = False
+    return ok
+
+
+def parse_jsonl(stream: Stream, data: bytes, gzipped: bool) -> ParsedFile:
+    parsed = ParsedFile()
+    text = _decode(data, parsed, gzipped)
+    if text is None:
+        return parsed
+    validate = stream.adapter().validate_json
+    records = parsed.records
+    # split on "\n" only: str.splitlines would also split on separators allowed inside JSON strings.
+    for number, line in enumerate(text.split("\n"), start=1):
+        if line.endswith("\r"):
+            line = line[:-1]
+        if not line or line.isspace():
+            continue
+        try:
+            record = validate(line)
+        except ValidationError as exc:
+            _add_validation_errors(parsed, number, exc)
+            continue
+        if stream.check is None or _run_check(stream, record, number, parsed):
+            records.append((number, line))
+    if not parsed.ok:
+        parsed.records = []
+    return parsed
+
+
+def parse_weather(stream: Stream, data: bytes, gzipped: bool, geo_folder: str | None) -> ParsedFile:
+    parsed = ParsedFile()
+    if geo_folder is None:
+        parsed.add(Problem(None, "geo_id", f"weather files must sit in a folder named after their geo_id "
+                                           f"({stream.folder}/<geo_id>/<file>.json)"))
+        return parsed
+    if geo_folder not in reference.known_geo_ids():
+        parsed.add(Problem(None, "geo_id", f"weather folder {geo_folder!r} is not a known geo_id "
+                                           f"(not in assets/reference/geo_regions.csv)"))
+        return parsed
+    parsed.geo_id = geo_folder
+    text = _decode(data, parsed, gzipped)
+    if text is None:
+        return parsed
+    body = text.strip()
+    try:
+        record = stream.adapter().validate_json(body)
+    except ValidationError as exc:
+        _add_validation_errors(parsed, 1, exc)
+        return parsed
+    if _run_check(stream, record, 1, parsed):
+        parsed.records.append((1, body))
+    return parsed
+
+
+def parse_csv(stream: Stream, data: bytes) -> ParsedFile:
+    parsed = ParsedFile()
+    text = _decode(data, parsed, gzipped=False)
+    if text is None:
+        return parsed
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        parsed.add(Problem(1, None, f"unreadable CSV header: {exc}"))
+        return parsed
+    if not header or all(not h.strip() for h in header):
+        parsed.add(Problem(1, None, "empty file: a CSV header line is required"))
+        return parsed
+    header = [h.strip() for h in header]
+    seen: set[str] = set()
+    for name in header:
+        if not name:
+            parsed.add(Problem(1, None, "empty column name in header"))
+        elif name in seen:
+            parsed.add(Problem(1, name, f"column {name!r} appears twice in the header"))
+        seen.add(name)
+    for name in stream.required_columns:
+        if name not in seen:
+            parsed.add(Problem(1, name, f"missing required column {name!r}"))
+    if stream.header_check is not None:
+        for fld, message in stream.header_check(header):
+            parsed.add(Problem(1, fld, message))
+    if not parsed.ok:
+        return parsed
+    validate = stream.adapter().validate_python
+    width = len(header)
+    line = 1
+    try:
+        for cells in reader:
+            line = reader.line_num
+            if not cells or (len(cells) == 1 and not cells[0].strip()):
+                continue
+            if len(cells) != width:
+                parsed.add(Problem(line, None, f"row has {len(cells)} cells, the header has {width}"))
+                continue
+            row = dict(zip(header, cells))
+            try:
+                record = validate(row)
+            except ValidationError as exc:
+                _add_validation_errors(parsed, line, exc)
+                continue
+            if _run_check(stream, record, line, parsed):
+                parsed.records.append((line, json.dumps(row, ensure_ascii=False)))
+    except csv.Error as exc:
+        parsed.add(Problem(reader.line_num or line, None, f"unreadable CSV: {exc}"))
+    if not parsed.ok:
+        parsed.records = []
+    return parsed
+
+
+def parse_file(stream: Stream, data: bytes, path_in_stream: str) -> ParsedFile:
+    """Validate the bytes of one file of `stream`; `path_in_stream` is relative to the stream folder."""
+    gzipped = path_in_stream.endswith(".gz")
+    if stream.format == "jsonl":
+        return parse_jsonl(stream, data, gzipped)
+    if stream.format == "json":
+        parts = path_in_stream.split("/")
+        return parse_weather(stream, data, gzipped, parts[0] if len(parts) > 1 else None)
+    return parse_csv(stream, data)

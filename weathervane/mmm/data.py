@@ -1,0 +1,231 @@
+"""From `marts.fct_model_input` rows to the arrays the weather-aware MMM is fitted on."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from weathervane.config import validate_tenant_id
+
+WEATHER_VARS = ("temperature_2m_mean", "precipitation_sum")
+MODEL_INPUT = "marts.fct_model_input"
+WEATHER_DAILY = "marts.fct_weather_daily"
+REQUIRED = ("tenant_id", "grain_product", "grain_geo", "period", "product_key", "geo_id", "date", "kpi")
+CELL_SEP = "|"
+
+
+class ModelInputError(ValueError):
+    """fct_model_input cannot be modelled as it stands."""
+
+
+@dataclass
+class ModelData:
+    """One tenant × grain × period panel. Arrays are laid out [date, cell, ...]; a cell is product_key × geo_id."""
+
+    tenant_id: str
+    grain_product: str
+    grain_geo: str
+    period: str
+    dates: pd.DatetimeIndex
+    cells: list[str]
+    cell_geo: dict[str, str]
+    channels: list[str]
+    spend: np.ndarray  # [date, cell, channel], currency
+    kpi: np.ndarray  # [date, cell]
+    controls: dict[str, np.ndarray]  # name -> [date, cell], already scaled
+    weather_z: np.ndarray  # [date, cell, weather]
+    weather_vars: list[str] = field(default_factory=lambda: list(WEATHER_VARS))
+    weather_stats: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # geo -> var -> [mean, sd]
+
+    @property
+    def n_periods(self) -> int:
+        return len(self.dates)
+
+    def to_dataset(self, stop: int | None = None) -> xr.Dataset:
+        """The xarray input PyMC-Marketing's MMM takes, optionally only the first `stop` periods."""
+        sl = slice(0, stop)
+        dates = self.dates[sl]
+        coords = {"date": dates, "geo": self.cells}
+        ds = xr.Dataset(
+            {
+                "media": (("date", "geo", "channel"), self.spend[sl]),
+                "target": (("date", "geo"), self.kpi[sl]),
+                "weather_z": (("date", "geo", "weather"), self.weather_z[sl]),
+            },
+            coords={**coords, "channel": self.channels, "weather": self.weather_vars},
+        )
+        if self.controls:
+            names = list(self.controls)
+            ds["_control"] = xr.DataArray(
+                np.stack([self.controls[n][sl] for n in names], axis=-1),
+                dims=("date", "geo", "control"),
+                coords={**coords, "control": names},
+            )
+        return ds
+
+    def meta(self) -> dict:
+        return {
+            "tenant_id": self.tenant_id, "grain_product": self.grain_product, "grain_geo": self.grain_geo,
+            "period": self.period, "cells": self.cells, "cell_geo": self.cell_geo, "channels": self.channels,
+            "weather_vars": self.weather_vars, "weather_stats": self.weather_stats,
+            "train_start": str(self.dates[0].date()), "train_end": str(self.dates[-1].date()),
+            "control_names": list(self.controls),
+        }
+
+
+def read_model_input(con, tenant_id: str, grain_product: str | None = None, grain_geo: str | None = None,
+                     period: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Rows of fct_model_input for one tenant × grain (× period), and the tenant's daily weather when present."""
+    validate_tenant_id(tenant_id)
+    where, params = ["tenant_id = ?"], [tenant_id]
+    for col, val in (("grain_product", grain_product), ("grain_geo", grain_geo), ("period", period)):
+        if val is not None:
+            where.append(f"{col} = ?")
+            params.append(val)
+    try:
+        frame = con.execute(
+            f"SELECT * FROM {MODEL_INPUT} WHERE {' AND '.join(where)} ORDER BY date, product_key, geo_id", params
+        ).df()
+    except Exception as exc:  # duckdb.CatalogException when dbt has not built the mart
+        raise ModelInputError(f"{MODEL_INPUT}: cannot read ({exc})") from exc
+    weather = None
+    try:
+        weather = con.execute(
+            f"SELECT date, geo_id, {', '.join(WEATHER_VARS)} FROM {WEATHER_DAILY} WHERE tenant_id = ? ORDER BY date",
+            [tenant_id],
+        ).df()
+    except Exception:  # no daily weather mart: z falls back to the period values
+        weather = None
+    return frame, weather
+
+
+def _fail(row: pd.Series | None, column: str, reason: str, source: str = MODEL_INPUT) -> None:
+    where = ""
+    if row is not None:
+        where = f" row (date={row.get('date')}, product_key={row.get('product_key')}, geo_id={row.get('geo_id')})"
+    raise ModelInputError(f"{source}{where}, column {column}: {reason}")
+
+
+def prepare_model_data(frame: pd.DataFrame, weather_daily: pd.DataFrame | None = None,
+                       period: str | None = None) -> ModelData:
+    """Validate fct_model_input rows and lay them out as arrays; weather becomes z in per-daily-sd units.
+
+    Weather z: each variable standardised within the geo with the mean and sd of its daily history
+    (from `weather_daily`), then averaged over the period, so a weekly gamma keeps daily-sd units. Without
+    daily weather the period values are standardised within the geo instead.
+    """
+    if frame.empty:
+        raise ModelInputError(f"{MODEL_INPUT}: no rows for this tenant and grain")
+    for col in REQUIRED:
+        if col not in frame.columns:
+            _fail(None, col, "missing column")
+    for col in ("tenant_id", "grain_product", "grain_geo"):
+        if frame[col].nunique() != 1:
+            _fail(None, col, f"expected one value per fit, found {sorted(frame[col].unique())}")
+    periods = sorted(frame["period"].unique())
+    if period is None:
+        period = "week" if "week" in periods else periods[0]
+    if period not in ("day", "week"):
+        _fail(None, "period", f"must be day or week, got {period!r}")
+    frame = frame[frame["period"] == period].copy()
+    frame["date"] = pd.to_datetime(frame["date"])
+    frame["cell"] = np.where(
+        frame["product_key"].astype(str) == "all", frame["geo_id"].astype(str),
+        frame["product_key"].astype(str) + CELL_SEP + frame["geo_id"].astype(str),
+    )
+    dup = frame.duplicated(["cell", "date"])
+    if dup.any():
+        _fail(frame[dup].iloc[0], "date", "duplicate row for this cell and period")
+    if frame["kpi"].isna().any():
+        _fail(frame[frame["kpi"].isna()].iloc[0], "kpi", "missing value")
+    spend_cols = [c for c in frame.columns if c.startswith("spend_") and c != "spend_allocated_share"]
+    for col in spend_cols:
+        bad = frame[col].astype(float) < 0
+        if bad.any():
+            _fail(frame[bad].iloc[0], col, f"negative spend {frame.loc[bad, col].iloc[0]}")
+    channels = [c.removeprefix("spend_") for c in spend_cols if frame[c].fillna(0).astype(float).sum() > 0]
+    if not channels:
+        _fail(None, "spend_<channel>", "no channel has any spend")
+
+    dates = pd.DatetimeIndex(sorted(frame["date"].unique()))
+    cells = sorted(frame["cell"].unique())
+    full = pd.MultiIndex.from_product([dates, cells], names=["date", "cell"])
+    panel = frame.set_index(["date", "cell"]).reindex(full)
+    missing = panel["kpi"].isna()
+    if missing.any():
+        d, c = missing[missing].index[0]
+        raise ModelInputError(f"{MODEL_INPUT} row (date={d.date()}, cell={c}), column kpi: period missing "
+                              f"for this cell ({int(missing.sum())} cell-periods missing in all)")
+    shape = (len(dates), len(cells))
+    cell_geo = dict(zip(frame["cell"], frame["geo_id"].astype(str)))
+
+    def arr(col: str) -> np.ndarray:
+        if col not in panel.columns:
+            return np.zeros(shape)
+        return panel[col].astype(float).fillna(0.0).to_numpy().reshape(shape)
+
+    spend = np.stack([arr(f"spend_{c}") for c in channels], axis=-1)
+    kpi = arr("kpi")
+
+    weather_z, stats = _weather_z(panel, dates, cells, cell_geo, weather_daily, period)
+    controls = _controls(panel, dates, cells, weather_z, period, arr)
+    return ModelData(
+        tenant_id=str(frame["tenant_id"].iloc[0]), grain_product=str(frame["grain_product"].iloc[0]),
+        grain_geo=str(frame["grain_geo"].iloc[0]), period=period, dates=dates, cells=cells, cell_geo=cell_geo,
+        channels=channels, spend=spend, kpi=kpi, controls=controls, weather_z=weather_z, weather_stats=stats,
+    )
+
+
+def _weather_z(panel, dates, cells, cell_geo, weather_daily, period):
+    z = np.zeros((len(dates), len(cells), len(WEATHER_VARS)))
+    stats: dict[str, dict[str, list[float]]] = {}
+    daily = None
+    if weather_daily is not None and not weather_daily.empty:
+        daily = weather_daily.copy()
+        daily["date"] = pd.to_datetime(daily["date"])
+    for j, cell in enumerate(cells):
+        geo = cell_geo[cell]
+        g = daily[daily["geo_id"] == geo] if daily is not None else None
+        stats[geo] = {}
+        for k, var in enumerate(WEATHER_VARS):
+            if g is not None and len(g) > 30 and g[var].notna().sum() > 30:
+                values = g[var].astype(float)
+                mean, sd = float(values.mean()), float(values.std(ddof=0)) or 1.0
+                zd = pd.Series(((values - mean) / sd).to_numpy(), index=g["date"].to_numpy())
+                if period == "week":
+                    start = zd.index - pd.to_timedelta(zd.index.day_of_week, unit="D")
+                    zd = zd.groupby(start).mean()
+                z[:, j, k] = zd.reindex(dates).fillna(0.0).to_numpy()
+            else:
+                col = panel[var] if var in panel.columns else None
+                values = (col.xs(cell, level="cell").astype(float) if col is not None
+                          else pd.Series(0.0, index=dates))
+                mean, sd = float(values.mean()), float(values.std(ddof=0)) if values.notna().any() else 0.0
+                sd = sd if sd and np.isfinite(sd) else 1.0
+                mean = mean if np.isfinite(mean) else 0.0
+                z[:, j, k] = ((values - mean) / sd).fillna(0.0).to_numpy()
+            stats[geo][var] = [mean, sd]
+    return z, stats
+
+
+def _controls(panel, dates, cells, weather_z, period, arr) -> dict[str, np.ndarray]:
+    """Controls on comparable scales (coefficients share one prior): flags as is, magnitudes over their max."""
+    out: dict[str, np.ndarray] = {}
+    out["promo_active"] = arr("promo_active")
+    out["promo_depth"] = arr("promo_depth_pct") / 100.0
+    sends = arr("lifecycle_sends")
+    peak = sends.max(axis=0, keepdims=True)
+    out["lifecycle_sends"] = np.divide(sends, peak, out=np.zeros_like(sends), where=peak > 0)
+    out["is_holiday"] = arr("is_holiday")
+    for k, var in enumerate(WEATHER_VARS):
+        out[f"{var}_z"] = weather_z[:, :, k]
+    n = len(dates)
+    out["trend"] = np.repeat((np.arange(n) / max(n - 1, 1))[:, None], len(cells), axis=1)
+    if period == "day":
+        dow = np.asarray(dates.day_of_week)
+        for d in range(1, 7):  # Monday is the reference day
+            out[f"weekday_{d}"] = np.repeat((dow == d).astype(float)[:, None], len(cells), axis=1)
+    # A control that never moves carries no information and only slows the sampler.
+    return {k: v for k, v in out.items() if np.ptp(v) > 0}

@@ -1,0 +1,88 @@
+"""Weather modulation of media effects, as a PyMC-Marketing mu-effect.
+
+PyMC-Marketing builds `channel_contribution[date, geo, channel]` (adstock, then logistic saturation, times beta).
+This effect multiplies each channel's contribution by exp(sum_w gamma[channel, w] * z_w[date, geo]) by adding
+channel_contribution * (exp(gamma . z) - 1) to the mean, so the library's media graph, priors, lift-test
+calibration and plots stay untouched and the weather terms are the only custom PyMC.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pymc as pm
+import pymc.dims as pmd
+import pytensor.xtensor as ptx
+import xarray as xr
+from pydantic import Field, InstanceOf
+from pymc_extras.prior import Prior
+from pytensor.xtensor.type import XTensorVariable
+
+from pymc_marketing.mmm.additive_effect import DataVarMuEffect, IncrementalitySpec
+
+WEATHER_DIM = "weather"
+WEATHER_DATA = "weather_z"
+GAMMA_NAME = "weather_gamma"
+MODULATED_CONTRIBUTION = "weather_channel_contribution"
+
+
+def default_gamma_prior() -> Prior:
+    # Centred at zero: without evidence a channel's effect does not depend on the weather. sigma 0.3 keeps a
+    # multiplier per sd within roughly [0.55, 1.8] a priori.
+    return Prior("Normal", mu=0.0, sigma=0.3, dims=("channel", WEATHER_DIM))
+
+
+class WeatherModulation(DataVarMuEffect):
+    """Adds `channel_contribution * (exp(gamma[channel, weather] . z[date, geo, weather]) - 1)` to mu.
+
+    `z` is the dataset variable `weather_z` (dims date, geo, weather): each weather variable standardised within
+    its geo over its daily history. `weather_channel_contribution` (date, geo, channel) is the modulated media
+    contribution, the quantity ROAS and the response API are based on.
+    """
+
+    data_vars: list[str] = Field(default_factory=lambda: [WEATHER_DATA], min_length=1)
+    prefix: str = "weather"
+    gamma_prior: InstanceOf[Prior] = Field(default_factory=default_gamma_prior)
+
+    @property
+    def contribution_var_name(self) -> str:
+        return f"{self.prefix}_effect_contribution"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"data_vars": list(self.data_vars), "prefix": self.prefix, "gamma_prior": self.gamma_prior.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "WeatherModulation":
+        from pymc_extras.deserialize import deserialize
+
+        return cls(
+            data_vars=data.get("data_vars", [WEATHER_DATA]),
+            prefix=data.get("prefix", "weather"),
+            gamma_prior=deserialize(data["gamma_prior"]) if "gamma_prior" in data else default_gamma_prior(),
+        )
+
+    def incrementality_spec(self) -> IncrementalitySpec:
+        # The modulation is pointwise in time: it carries spend only as far as the model's own adstock does.
+        return IncrementalitySpec(additional_carryover_lags=0, evaluation_mode="window")
+
+    def create_data(self, mmm) -> None:
+        weather = mmm.xarray_dataset[self.data_vars[0]].coords[WEATHER_DIM].values
+        if WEATHER_DIM not in mmm.model.coords:
+            mmm.model.add_coord(WEATHER_DIM, weather)
+        super().create_data(mmm)
+
+    def create_effect(self, mmm) -> XTensorVariable:
+        model: pm.Model = mmm.model
+        z = model[self.data_vars[0]]
+        contribution = model["channel_contribution"]
+        gamma = self.gamma_prior.create_variable(GAMMA_NAME, xdist=True)
+        multiplier = ptx.math.exp((gamma * z).sum(dim=WEATHER_DIM))
+        modulated = pmd.Deterministic(
+            MODULATED_CONTRIBUTION, (contribution * multiplier).transpose("date", *mmm.dims, "channel")
+        )
+        return pmd.Deterministic(
+            self.contribution_var_name,
+            (modulated - contribution).sum(dim="channel").transpose("date", *mmm.dims),
+        )
+
+    def set_data(self, mmm, model: pm.Model, X: xr.Dataset) -> None:
+        super().set_data(mmm, model, X)

@@ -1,0 +1,5 @@
+import sys
+
+from weathervane.simulate.cli import main
+
+sys.exit(main())
