@@ -158,3 +158,31 @@ def test_shipped_acme_example_matches_the_contract_copy():
     ours = {p.relative_to(ACME_EXAMPLE): p.read_bytes() for p in ACME_EXAMPLE.rglob("*") if p.is_file()}
     theirs = {p.relative_to(SHARED_ACME): p.read_bytes() for p in SHARED_ACME.rglob("*") if p.is_file()}
     assert ours == theirs
+
+
+def test_bad_files_scenario_quarantines_exactly_its_bad_files(tmp_path):
+    """The simulator's bad-input scenario, through the Dagster assets: bad files out with reasons, the rest in."""
+    landing = tmp_path / "landing"
+    truth = simulate_tenant("shop-bad", landing, scenario="bad_files", seed=5, days=60, n_geos=2, orders_per_geo_day=2.0)
+    resource = WeathervaneResource(landing_root=str(landing), warehouse_path=str(tmp_path / "wh.duckdb"))
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("tenants", ["shop-bad"])
+    result = _ingest(instance, resource, "shop-bad")
+
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
+    quarantined = con.execute(
+        "select file_path, line, field, reason from ops.quarantined_files where tenant_id = 'shop-bad'"
+    ).fetchall()
+    loaded = {r[0] for r in con.execute("select file_path from ops.loaded_files where tenant_id = 'shop-bad'").fetchall()}
+    con.close()
+    expected = {b.file_path: b for b in truth.bad_files}
+    assert {q[0] for q in quarantined} == set(expected)
+    for path, line, field, reason in quarantined:
+        assert (line, field) == (expected[path].line, expected[path].field), path
+        assert len(reason) > 10
+    written = {str(p.relative_to(landing / "shop-bad")) for p in (landing / "shop-bad").rglob("*.json*")} | {
+        str(p.relative_to(landing / "shop-bad")) for p in (landing / "shop-bad").rglob("*.csv")}
+    written = {p for p in written if not p.startswith("_quarantine")}
+    assert loaded == written - set(expected)
+    failed_checks = {e.asset_key.path[-1] for e in result.get_asset_check_evaluations() if not e.passed}
+    assert failed_checks == {"__".join(p.split("/")[:2]) for p in expected}
