@@ -98,8 +98,12 @@ class PosteriorResponse:
         else:  # a plain model: weather does not modulate media
             weather_vars = list(meta.get("weather_vars", []))
             gamma = np.zeros((n, len(channels), len(weather_vars)))
-        cs = const["channel_scale"].transpose("geo", "channel").values.astype(float)
-        ts = const["target_scale"].transpose("geo").values.astype(float)
+        # scales may be global (PyMC-Marketing's default) or per geo: broadcast both to the cell grid
+        grid = xr.DataArray(np.ones((len(geos), len(channels))), dims=("geo", "channel"),
+                            coords={"geo": post["saturation_beta"].coords["geo"].values,
+                                    "channel": post["saturation_beta"].coords["channel"].values})
+        cs = (const["channel_scale"] * grid).transpose("geo", "channel").values.astype(float)
+        ts = (const["target_scale"] * grid.isel(channel=0, drop=True)).transpose("geo").values.astype(float)
         spend = const["channel_data"].transpose("date", "channel", "geo").values.astype(float)
         if "weather_z" in const:
             z = const["weather_z"].transpose("date", "geo", "weather").values.astype(float)
@@ -107,7 +111,7 @@ class PosteriorResponse:
             z = np.zeros((spend.shape[0], len(geos), len(weather_vars)))
         return cls(
             model_id=model_id or meta.get("model_id", ""), channels=channels, geos=geos, weather_vars=weather_vars,
-            l_max=int(meta.get("l_max", 8)), period=meta.get("period", "day"),
+            l_max=int(meta.get("l_max") or json.loads(idata.attrs.get("adstock", "{}")).get("l_max", 8)), period=meta.get("period", "day"),
             cell_geo=meta.get("cell_geo", {g: g for g in geos}), weather_stats=meta.get("weather_stats", {}),
             alpha=alpha, lam=lam, beta=beta, gamma=gamma, channel_scale=cs, target_scale=ts,
             observed_spend=spend, observed_z=z, dates=pd.DatetimeIndex(const["date"].values),

@@ -1,0 +1,166 @@
+"""Harmonized marts: the dbt project as one tenant-partitioned multi-asset, dbt tests and GX suites as checks."""
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    Config,
+    MetadataValue,
+    asset_check,
+)
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    DbtProject,
+    dbt_assets,
+)
+
+from dagster_project.partitions import WAREHOUSE_POOL, tenant_partitions
+from dagster_project.resources import WeathervaneResource
+from weathervane import quality
+from weathervane.grain import dbt_vars
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt"
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+
+def prepare_dbt_manifest() -> Path:
+    """`dbt parse` into dbt/target so the asset graph can be built outside `dagster dev` (demo, tests, CI)."""
+    from dbt.cli.main import dbtRunner
+
+    result = dbtRunner().invoke([
+        "parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+        "--target-path", str(dbt_project.target_path),
+    ])
+    if not result.success:
+        raise RuntimeError(f"dbt parse failed for {DBT_PROJECT_DIR}: {result.exception}")
+    return dbt_project.manifest_path
+
+
+# Under `dagster dev` the manifest is rebuilt on load; elsewhere it is built once when missing.
+dbt_project.prepare_if_dev()
+if not dbt_project.manifest_path.exists():
+    prepare_dbt_manifest()
+
+
+class WeathervaneDbtTranslator(DagsterDbtTranslator):
+    """Models are [schema, model]; sources keep [source, table], so raw.<stream> joins the ingestion assets."""
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        props = self.get_resource_props(manifest, unique_id)
+        kind = props["resource_type"]
+        if kind == "source":
+            return spec.replace_attributes(key=AssetKey([props["source_name"], props["name"]]))
+        if kind in ("model", "seed", "snapshot"):
+            schema = props.get("config", {}).get("schema") or props.get("schema") or "main"
+            group = "reference" if kind == "seed" else "harmonized"
+            return spec.replace_attributes(key=AssetKey([schema, props["name"]]), group_name=group)
+        return spec
+
+
+translator = WeathervaneDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+
+class HarmonizeConfig(Config):
+    """A one-off grain for this run; empty = tenant.yaml's grain."""
+
+    grain_product: str | None = None
+    grain_geo: str | None = None
+
+    def grain_override(self) -> dict[str, str] | None:
+        override = {k: v for k, v in (("product", self.grain_product), ("geo", self.grain_geo)) if v}
+        return override or None
+
+
+@contextmanager
+def _warehouse_env(path: Path) -> Iterator[None]:
+    # dbt runs in a subprocess that reads WEATHERVANE_WAREHOUSE in profiles.yml; give it the resource's
+    # absolute path for the moment the process is started.
+    before = os.environ.get("WEATHERVANE_WAREHOUSE")
+    os.environ["WEATHERVANE_WAREHOUSE"] = str(Path(path).resolve())
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("WEATHERVANE_WAREHOUSE", None)
+        else:
+            os.environ["WEATHERVANE_WAREHOUSE"] = before
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    name="harmonize",
+    partitions_def=tenant_partitions,
+    dagster_dbt_translator=translator,
+    pool=WAREHOUSE_POOL,
+)
+def harmonize(context: AssetExecutionContext, weathervane: WeathervaneResource, config: HarmonizeConfig):
+    tenant = context.partition_key
+    variables = dbt_vars(tenant, weathervane.tenant_config(tenant), config.grain_override())
+    context.log.info(f"dbt vars for {tenant}: {variables}")
+    with weathervane.connect():  # schemas and ops tables exist before dbt reads them
+        pass
+    dbt = DbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR))
+    with _warehouse_env(weathervane.warehouse()):
+        invocation = dbt.cli(["build", "--vars", json.dumps(variables)], context=context)
+    yield from invocation.stream()
+
+
+MODEL_INPUT = AssetKey(["marts", "fct_model_input"])
+PROMO_DAILY = AssetKey(["marts", "fct_promo_daily"])
+WEATHER_DAILY = AssetKey(["marts", "fct_weather_daily"])
+
+
+def _check_result(result: quality.QualityResult) -> AssetCheckResult:
+    return AssetCheckResult(
+        passed=result.success,
+        severity=AssetCheckSeverity.ERROR,
+        description=result.describe()[:2000],
+        metadata={"rows": result.rows, "failures": MetadataValue.json(result.failures)},
+    )
+
+
+# Blocking: a model fitted on collapsed revenue or spend, or on a geo with missing days, would be wrong silently.
+@asset_check(asset=MODEL_INPUT, name="gx_model_input", blocking=True, partitions_def=tenant_partitions,
+             description="GX: revenue and spend not collapsed to zero; every cell covers the tenant's days.")
+def gx_model_input(context: AssetCheckExecutionContext, weathervane: WeathervaneResource) -> AssetCheckResult:
+    tenant = context.partition_key
+    with weathervane.connect(read_only=True) as con:
+        df = quality.read_mart(con, "fct_model_input", tenant, "period = 'day'")
+    return _check_result(quality.model_input_suite(df, tenant))
+
+
+@asset_check(asset=PROMO_DAILY, name="gx_promotions", blocking=True, partitions_def=tenant_partitions,
+             description="GX: promotion depth in [0, 100], realized discount rate in [0, 1].")
+def gx_promotions(context: AssetCheckExecutionContext, weathervane: WeathervaneResource) -> AssetCheckResult:
+    tenant = context.partition_key
+    with weathervane.connect(read_only=True) as con:
+        df = quality.read_mart(con, "fct_promo_daily", tenant)
+    return _check_result(quality.promotion_suite(df, tenant))
+
+
+@asset_check(asset=WEATHER_DAILY, name="gx_weather", blocking=True, partitions_def=tenant_partitions,
+             description="GX: daily weather within physical ranges.")
+def gx_weather(context: AssetCheckExecutionContext, weathervane: WeathervaneResource) -> AssetCheckResult:
+    tenant = context.partition_key
+    with weathervane.connect(read_only=True) as con:
+        df = quality.read_mart(con, "fct_weather_daily", tenant)
+    return _check_result(quality.weather_suite(df, tenant))
+
+
+assets = [harmonize]
+asset_checks = [gx_model_input, gx_promotions, gx_weather]
