@@ -218,7 +218,7 @@ def test_model_input_columns_and_weekly_rows(env):
                       [SIM])
     assert grain == [("category", "region")]  # tenant.yaml
     weeks = env.df("select * from marts.fct_model_input where tenant_id = ? and period = 'week'", [SIM])
-    assert (weeks["date"].dt.dayofweek == 0).all()  # Monday
+    assert (weeks["date"].dt.day_of_week == 0).all()  # Monday
     daily_in_weeks = env.query(
         "select sum(kpi) from marts.fct_model_input where tenant_id = ? and period = 'day' "
         "and date_trunc('week', date) in (select date from marts.fct_model_input where tenant_id = ? and period = 'week')",
@@ -227,7 +227,7 @@ def test_model_input_columns_and_weekly_rows(env):
     holidays = env.df("select date, is_holiday, day_of_week from marts.fct_model_input "
                       "where tenant_id = ? and period = 'day' and product_key = 'Apparel' and geo_id = 'US-CA'", [SIM])
     assert set(holidays.loc[holidays["is_holiday"] == 1, "date"].dt.strftime("%m-%d")) >= {"01-01", "01-15", "02-19"}
-    assert (holidays["day_of_week"] == holidays["date"].dt.dayofweek + 1).all()
+    assert (holidays["day_of_week"] == holidays["date"].dt.day_of_week + 1).all()
     z = env.truth.daily.z["temperature_2m_mean"]["US-CA"]
     anomalies = env.df("select date, temperature_anomaly from marts.fct_weather_daily where tenant_id = ? "
                        "and geo_id = 'US-CA' order by date", [SIM])
@@ -268,8 +268,9 @@ def test_acme_example_loads_end_to_end_and_leaves_the_other_tenant_untouched(env
     counts = dict(env.query(" union all ".join(
         f"select '{t}', count(*) from marts.{t} where tenant_id = 'acme'" for t in MARTS)))
     assert all(n > 0 for n in counts.values()), counts
-    assert env.query("select sum(net_revenue), sum(gross_revenue), sum(orders) from marts.fct_sales_daily "
-                     "where tenant_id = 'acme'") == [(76.5, 90.0, 1)]  # the test order is not a sale
+    # the test order is not a sale; the one real order spans two category cells
+    assert env.query("select product_key, net_revenue, gross_revenue, orders from marts.fct_sales_daily "
+                     "where tenant_id = 'acme' order by 1") == [("Accessories", 25.5, 30.0, 1), ("Apparel", 51.0, 60.0, 1)]
     spend = dict(env.query("select geo_id || ':' || channel, spend from marts.fct_ad_spend_daily "
                            "where tenant_id = 'acme'"))
     assert spend == pytest.approx({"US-CA:meta": 412.37, "US-WA:meta": 120.05, "US-CA:google_search": 188.42,

@@ -158,7 +158,7 @@ def test_map_fit_through_dagster_writes_contract_rows_report_and_consistent_resp
     np.testing.assert_allclose(ours, modeled, rtol=1e-5, atol=1e-6)
     # history rows carry over into the plan and are dropped from the result
     hist = resp.recent_spend()
-    plan = np.repeat(resp.observed_spend[-1:], 4, axis=0)
+    plan = np.repeat(resp.observed_spend.mean(axis=0, keepdims=True), 4, axis=0)
     with_hist = resp.incremental_kpi(np.concatenate([hist, plan]), n_history=len(hist))
     cold = resp.incremental_kpi(plan)
     assert with_hist.shape == cold.shape == (resp.n_draws, 4, 3, 3)
@@ -167,7 +167,8 @@ def test_map_fit_through_dagster_writes_contract_rows_report_and_consistent_resp
     z = np.zeros((4, 3, 2))
     z[:, :, 0] = 1.0
     warm = resp.incremental_kpi(plan, z)
-    np.testing.assert_allclose(warm[:, :, 0] / cold[:, :, 0], np.exp(resp.gamma[:, 0, 0])[:, None, None], rtol=1e-9)
+    ratio = warm[:, :, 0] / cold[:, :, 0]
+    np.testing.assert_allclose(ratio, np.broadcast_to(np.exp(resp.gamma[:, 0, 0])[:, None, None], ratio.shape), rtol=1e-9)
 
     report = wv_env["reports"] / TENANT / f"{model_id}.html"
     assert report.exists() and report.read_text().count("data:image/png;base64,") == 4

@@ -2,6 +2,8 @@
 
 import json
 import os
+import shutil
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,12 +13,14 @@ from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
     Config,
     MetadataValue,
     asset_check,
+    multi_asset_check,
 )
 from dagster_dbt import (
     DagsterDbtTranslator,
@@ -32,6 +36,12 @@ from weathervane import quality
 from weathervane.grain import dbt_vars
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt"
+
+
+def dbt_executable() -> str:
+    """The dbt of this environment (its bin folder may not be on PATH, e.g. `.venv/bin/python -m ...`)."""
+    beside = Path(sys.executable).parent / "dbt"
+    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
@@ -114,9 +124,11 @@ def harmonize(context: AssetExecutionContext, weathervane: WeathervaneResource, 
     context.log.info(f"dbt vars for {tenant}: {variables}")
     with weathervane.connect():  # schemas and ops tables exist before dbt reads them
         pass
-    dbt = DbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR))
+    dbt = DbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR),
+                         dbt_executable=dbt_executable())
     with _warehouse_env(weathervane.warehouse()):
-        invocation = dbt.cli(["build", "--vars", json.dumps(variables)], context=context)
+        invocation = dbt.cli(["build", "--vars", json.dumps(variables)], context=context,
+                             target_path=_run_target(context.run_id))
     yield from invocation.stream()
 
 
@@ -162,5 +174,54 @@ def gx_weather(context: AssetCheckExecutionContext, weathervane: WeathervaneReso
     return _check_result(quality.weather_suite(df, tenant))
 
 
+def _run_target(run_id: str, step: str = "build") -> Path:
+    # One dbt target folder per run: the unit-test check reads the results of the build in the same run.
+    return dbt_project.project_dir / dbt_project.target_path / "runs" / f"{run_id}-{step}"
+
+
+def _unit_test_specs() -> list[AssetCheckSpec]:
+    # dagster-dbt reports dbt data tests as checks but not dbt unit tests: these specs give each unit test a
+    # check on the model it tests.
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    specs = []
+    for unit_test in manifest.get("unit_tests", {}).values():
+        model_id = unit_test["depends_on"]["nodes"][0]
+        key = translator.get_asset_spec(manifest, model_id, dbt_project).key
+        specs.append(AssetCheckSpec(unit_test["name"], asset=key, partitions_def=tenant_partitions,
+                                    description=unit_test.get("description") or f"dbt unit test of {key.path[-1]}"))
+    return sorted(specs, key=lambda spec: spec.name)
+
+
+UNIT_TEST_SPECS = _unit_test_specs()
+
+
+@multi_asset_check(specs=UNIT_TEST_SPECS, name="dbt_unit_tests", pool=WAREHOUSE_POOL,
+                   description="dbt unit tests of the promotion logic, one check each.")
+def dbt_unit_tests(context: AssetCheckExecutionContext, weathervane: WeathervaneResource):
+    tenant = context.partition_key
+    variables = dbt_vars(tenant, weathervane.tenant_config(tenant))
+    dbt = DbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR),
+                         dbt_executable=dbt_executable())
+    run_results = _run_target(context.run_id) / "run_results.json"
+    if not run_results.exists():  # a check-only run: the build of this run did not run the unit tests
+        run_results = _run_target(context.run_id, "unit") / "run_results.json"
+        dbt = DbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR),
+                             dbt_executable=dbt_executable())
+        with _warehouse_env(weathervane.warehouse()):
+            dbt.cli(["test", "--select", "test_type:unit", "--vars", json.dumps(variables)],
+                    raise_on_error=False, target_path=run_results.parent).wait()
+    results = {r["unique_id"].split(".")[-1]: r for r in json.loads(run_results.read_text())["results"]
+               if r["unique_id"].startswith("unit_test.")}
+    for spec in UNIT_TEST_SPECS:
+        result = results.get(spec.name)
+        yield AssetCheckResult(
+            asset_key=spec.asset_key,
+            check_name=spec.name,
+            passed=bool(result) and result["status"] == "pass",
+            severity=AssetCheckSeverity.ERROR,
+            description=(result or {}).get("message") or ("not run" if result is None else None),
+        )
+
+
 assets = [harmonize]
-asset_checks = [gx_model_input, gx_promotions, gx_weather]
+asset_checks = [gx_model_input, gx_promotions, gx_weather, dbt_unit_tests]
