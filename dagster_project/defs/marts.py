@@ -202,9 +202,9 @@ def dbt_unit_tests(context: AssetCheckExecutionContext, weathervane: Weathervane
     variables = dbt_vars(tenant, weathervane.tenant_config(tenant))
     dbt = DbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR),
                          dbt_executable=dbt_executable())
-    run_results = _run_target(context.run_id) / "run_results.json"
+    run_results = _run_target(context.run.run_id) / "run_results.json"
     if not run_results.exists():  # a check-only run: the build of this run did not run the unit tests
-        run_results = _run_target(context.run_id, "unit") / "run_results.json"
+        run_results = _run_target(context.run.run_id, "unit") / "run_results.json"
         dbt = DbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR),
                              dbt_executable=dbt_executable())
         with _warehouse_env(weathervane.warehouse()):

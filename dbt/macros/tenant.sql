@@ -1,6 +1,8 @@
 {#- The tenant of this run, validated again here: it is pasted into SQL as a literal. -#}
 {% macro tenant_id() -%}
   {%- set t = var('tenant_id') -%}
+  {#- parsing (no tenant yet) only reads the SQL for its refs -#}
+  {%- if t is none and not execute -%}{%- set t = 'parse-only' -%}{%- endif -%}
   {%- if t is none or not modules.re.fullmatch('[a-z0-9][a-z0-9_-]{0,62}', t | string) -%}
     {{ exceptions.raise_compiler_error("var tenant_id must match ^[a-z0-9][a-z0-9_-]{0,62}$, got '" ~ t ~ "'") }}
   {%- endif -%}
