@@ -54,7 +54,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     if args.resimulate or not (landing / DEMO_TENANT).exists():
         con.rule("1/3 Simulating the demo tenant (ground truth known)")
-        simulate_tenant(DEMO_TENANT, landing, scenario="standard", seed=args.seed)
+        simulate_tenant(DEMO_TENANT, landing, scenario="standard", seed=args.seed, grain=("all", "region"))
     else:
         con.print(f"demo tenant already in {landing / DEMO_TENANT} (use --resimulate to redo)")
     con.rule("2/3 Running every asset for the demo tenant in Dagster")

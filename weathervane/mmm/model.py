@@ -47,16 +47,47 @@ def adstock_lags(period: str) -> int:
     return 8 if period == "day" else 3
 
 
+# A paid channel's return a priori: about break-even-plus, within a factor of e either way (90%: 0.3 to 7.8).
+PRIOR_ROAS = 1.5
+PRIOR_LOG_ROAS_SD = 1.0
+PRIOR_LAM_MEAN = 3.0  # mean of the Gamma(3, 1) saturation_lam prior
+
+
+def beta_prior_location(data: ModelData) -> np.ndarray:
+    """log saturation_beta per channel at which a channel returns PRIOR_ROAS at its mean spend, in the model's
+    scaled units (target / per-cell max target, spend / per-cell max spend).
+
+    A unit-free prior on beta would treat a channel with a twentieth of the budget like the largest one and
+    shrink its effect towards zero; centring each channel on the same return instead keeps small channels
+    on equal footing. The location is averaged over cells (geos share it; see saturation_beta)."""
+    spend = data.spend  # [date, cell, channel]
+    target_max = np.abs(data.kpi).max(axis=0)  # [cell]
+    spend_max = spend.max(axis=0)  # [cell, channel]
+    spend_mean = spend.mean(axis=0)
+    x = np.divide(spend_mean, spend_max, out=np.zeros_like(spend_mean), where=spend_max > 0)
+    sat = np.tanh(PRIOR_LAM_MEAN * x / 2)  # logistic saturation (1 - e^-lx) / (1 + e^-lx)
+    beta = np.divide(PRIOR_ROAS * spend_mean / np.where(target_max > 0, target_max, 1.0)[:, None], sat,
+                     out=np.full_like(sat, np.nan), where=sat > 0)
+    loc = np.nanmean(np.log(np.where(beta > 0, beta, np.nan)), axis=0)
+    return np.where(np.isfinite(loc), loc, np.log(0.1))
+
+
 def model_config(data: ModelData, settings: FitSettings) -> dict:
-    """Priors. Per-geo saturation_beta share a channel-level scale (partial pooling across geos); carry-over and
-    saturation shape are shared by all geos, where per-geo data cannot tell them apart."""
+    """Priors. saturation_beta is log-normal per geo around a channel-level location (partial pooling across
+    geos, non-centred so the sampler does not meet a funnel); carry-over and saturation shape are shared by all
+    geos, where per-geo data cannot tell them apart. Targets and spend are scaled per geo, so a channel's beta
+    is comparable across geos of different size."""
+    loc = beta_prior_location(data)
     cfg = {
         "intercept": Prior("Normal", mu=0.4, sigma=0.4, dims="geo"),
         "likelihood": Prior("Normal", sigma=Prior("HalfNormal", sigma=0.2, dims="geo"), dims=("date", "geo")),
         "adstock_alpha": Prior("Beta", alpha=1, beta=3, dims="channel"),
         "saturation_lam": Prior("Gamma", alpha=3, beta=1, dims="channel"),
         "saturation_beta": Prior(
-            "HalfNormal", sigma=Prior("HalfNormal", sigma=0.5, dims="channel"), dims=("geo", "channel")
+            "Normal",
+            mu=Prior("Normal", mu=loc.tolist(), sigma=PRIOR_LOG_ROAS_SD, dims="channel"),
+            sigma=Prior("HalfNormal", sigma=0.2, dims="channel"),
+            dims=("geo", "channel"), centered=False, transform="exp",
         ),
         "gamma_control": Prior("Normal", mu=0, sigma=0.5, dims="control"),
         "gamma_fourier": Prior("Laplace", mu=0, b=0.2, dims="fourier_mode"),

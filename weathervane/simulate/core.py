@@ -115,12 +115,14 @@ def simulate_tenant(
     orders_per_geo_day: float = 10.0,
     start: date = date(2024, 1, 1),
     channels: tuple[str, ...] | None = None,
+    grain: tuple[str, str] = ("category", "region"),
 ) -> Truth:
     """Write `<out_dir>/<tenant_id>/` per the landing contract and `<out_dir>/<tenant_id>.truth.json`.
 
     Same arguments give byte-identical files. An existing tenant folder is replaced only when it was simulated
     before (its truth file sits beside it); any other existing folder is left alone and an error is raised.
     `channels` picks a subset of meta, google_search, google_shopping, google_performance_max (default: all).
+    `grain` is the (product, geo) modelling grain written into tenant.yaml.
     """
     tenant_id = validate_tenant_id(tenant_id)
     if scenario not in SCENARIOS:
@@ -248,7 +250,7 @@ def simulate_tenant(
     book = generate_orders(catalog, promos, pricing, mu / env[None, :], dates, geos, TIMEZONE, r_orders, _dumps)
 
     writer = _Writer(root)
-    _write_tenant_yaml(writer, tenant_id)
+    _write_tenant_yaml(writer, tenant_id, grain)
     for month, lines in sorted(book.originals.items()):
         writer.lines(f"shopify/orders/{month}-created.jsonl", lines)
     for month, lines in sorted(book.changes.items()):
@@ -312,12 +314,12 @@ def simulate_tenant(
     return truth
 
 
-def _write_tenant_yaml(writer: _Writer, tenant_id: str) -> None:
+def _write_tenant_yaml(writer: _Writer, tenant_id: str, grain: tuple[str, str]) -> None:
     writer.text("tenant.yaml", (
         f"timezone: {TIMEZONE}\n"
         "currency: USD\n"
         "kpi: net_revenue\n"
-        "grain: {product: category, geo: region}\n"
+        f"grain: {{product: {grain[0]}, geo: {grain[1]}}}\n"
         "planning: {horizon_days: 28, max_change_pct: 30}\n"
         f"autopilot: {{requires_approval: true, approvers: [growth-lead@{tenant_id}.example, "
         f"cfo@{tenant_id}.example]}}\n"
