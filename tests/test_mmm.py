@@ -27,7 +27,13 @@ TENANT = "mmmtest"
 
 @pytest.fixture(scope="module")
 def panel():
-    return synthetic_panel(TENANT, days=728, n_geos=3, seed=1)
+    # 62 weeks x 2 geos: long enough for yearly seasonality and an 8-week holdout, small enough to fit quickly
+    return synthetic_panel(TENANT, days=434, n_geos=2, seed=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_panel():
+    return synthetic_panel(TENANT, days=182, n_geos=1, seed=2)
 
 
 def _load_warehouse(path, panel, lift_csv_rows=()):
@@ -122,7 +128,8 @@ def test_map_fit_through_dagster_writes_contract_rows_report_and_consistent_resp
         assert con.execute(f"SELECT count(*) FROM mmm.{table} WHERE model_id = ?", [model_id]).fetchone()[0] > 0
     row = con.execute("SELECT status, sampler, holdout_mape, n_obs FROM mmm.models WHERE model_id = ?",
                       [model_id]).fetchone()
-    assert row[0] == STATUS_OK and row[1] == "map" and 0 < row[2] < 0.5 and row[3] == 104 * 3
+    n_weeks, n_geos = 62, 2
+    assert row[0] == STATUS_OK and row[1] == "map" and 0 < row[2] < 0.5 and row[3] == n_weeks * n_geos
     overall = con.execute("SELECT channel, spend, contribution_mean, roas_mean, mroas_mean FROM mmm.channel_summary "
                           "WHERE model_id = ? AND geo_id IS NULL ORDER BY channel", [model_id]).df()
     per_geo = con.execute("SELECT channel, sum(spend) s, sum(contribution_mean) c FROM mmm.channel_summary "
@@ -161,10 +168,10 @@ def test_map_fit_through_dagster_writes_contract_rows_report_and_consistent_resp
     plan = np.repeat(resp.observed_spend.mean(axis=0, keepdims=True), 4, axis=0)
     with_hist = resp.incremental_kpi(np.concatenate([hist, plan]), n_history=len(hist))
     cold = resp.incremental_kpi(plan)
-    assert with_hist.shape == cold.shape == (resp.n_draws, 4, 3, 3)
+    assert with_hist.shape == cold.shape == (resp.n_draws, 4, 3, n_geos)
     assert (with_hist[:, 0] > cold[:, 0]).all()
     # heat raises meta's effect when gamma > 0
-    z = np.zeros((4, 3, 2))
+    z = np.zeros((4, n_geos, 2))
     z[:, :, 0] = 1.0
     warm = resp.incremental_kpi(plan, z)
     ratio = warm[:, :, 0] / cold[:, :, 0]
@@ -175,17 +182,20 @@ def test_map_fit_through_dagster_writes_contract_rows_report_and_consistent_resp
     assert mat.metadata["report"].value == str(report)
 
 
-def test_failed_diagnostics_are_recorded_and_skipped(wv_env, panel):
-    _load_warehouse(wv_env["warehouse"], panel)
+def test_failed_diagnostics_are_recorded_and_skipped(wv_env, tiny_panel):
+    _load_warehouse(wv_env["warehouse"], tiny_panel)
     connect = duckdb_connect()
     ok = fit_tenant(connect, TENANT, FitSettings(method="map", holdout_weeks=0))
-    # a short NUTS run cannot reach an absurd ESS threshold: it must be kept, but marked failed
-    strict = FitSettings(method="nuts", draws=30, tune=30, chains=2, holdout_weeks=0, min_ess_bulk=1e9)
+    # a short NUTS run cannot reach an absurd ESS threshold: it must be kept, but marked failed. PyMC's own NUTS
+    # reuses the C the MAP fit compiled, so this tiny run starts in seconds.
+    strict = FitSettings(method="nuts", nuts_sampler="pymc", draws=30, tune=30, chains=2, holdout_weeks=0,
+                         min_ess_bulk=1e9)
     failed = fit_tenant(connect, TENANT, strict)
     assert ok.status == STATUS_OK and failed.status == STATUS_FAILED
     assert failed.diagnostics["min_ess_bulk"] < 1e9 and failed.path.exists()
     with connect(True) as con:
         statuses = dict(con.execute("SELECT model_id, status FROM mmm.models").fetchall())
         assert statuses == {ok.model_id: STATUS_OK, failed.model_id: STATUS_FAILED}
+        assert con.execute("SELECT sampler FROM mmm.models WHERE model_id = ?", [failed.model_id]).fetchone() == ("pymc",)
         assert latest_usable_model(con, TENANT).model_id == ok.model_id
         assert latest_usable_model(con, "someone-else") is None

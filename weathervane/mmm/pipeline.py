@@ -104,7 +104,7 @@ def fit_panel(data: ModelData, settings: FitSettings, *, lift_raw: pd.DataFrame 
             model_id=model_id, tenant_id=data.tenant_id, grain_product=data.grain_product,
             grain_geo=data.grain_geo, fitted_at=pd.Timestamp(now), train_start=data.dates[0].date(),
             train_end=data.dates[-1].date(), n_obs=int(data.kpi.size),
-            sampler="nutpie" if settings.method == "nuts" else settings.method,
+            sampler=settings.nuts_sampler if settings.method == "nuts" else settings.method,
             draws=int(settings.draws if settings.method != "map" else 1),
             chains=int(settings.chains if settings.method == "nuts" else 1),
             max_rhat=diag["max_rhat"], min_ess_bulk=diag["min_ess_bulk"], divergences=int(diag["divergences"]),

@@ -1,0 +1,89 @@
+"""Deployment configuration: every instance yaml validates, run configs name real executor fields, dbt targets parse."""
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from dagster import DagsterInstance
+from dagster._core.instance.config import dagster_instance_config
+
+from tests.conftest import REPO_ROOT
+
+DEPLOY = REPO_ROOT / "deploy"
+PG_ENV = {"DAGSTER_PG_USERNAME": "u", "DAGSTER_PG_PASSWORD": "p", "DAGSTER_PG_HOST": "db", "DAGSTER_PG_DB": "d",
+          "WEATHERVANE_IMAGE": "weathervane:test"}
+
+
+def _home_with(tmp_path: Path, name: str) -> Path:
+    home = tmp_path / name.replace(".", "_")
+    home.mkdir()
+    shutil.copy(DEPLOY / name, home / "dagster.yaml")
+    return home
+
+
+@pytest.mark.parametrize("name", ["dagster.yaml", "dagster.postgres.yaml", "dagster.k8s.yaml"])
+def test_instance_yaml_validates_with_one_warehouse_writer(name, tmp_path, monkeypatch):
+    for k, v in PG_ENV.items():
+        monkeypatch.setenv(k, v)
+    config, _ = dagster_instance_config(str(_home_with(tmp_path, name)))
+    assert config["concurrency"]["pools"]["default_limit"] == 1
+    assert config["concurrency"]["pools"]["granularity"] == "op"
+    assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert "config" not in config["run_coordinator"]  # run limits belong under concurrency.runs
+
+
+def test_local_instance_loads_with_sqlite_and_the_warehouse_pool(tmp_path):
+    with DagsterInstance.from_config(str(_home_with(tmp_path, "dagster.yaml"))) as instance:
+        assert type(instance.run_storage).__name__ == "SqliteRunStorage"
+        assert instance.event_log_storage.supports_global_concurrency_limits
+        assert instance.global_op_concurrency_default_limit == 1
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 4
+
+
+def test_k8s_instance_names_the_run_launcher_and_limits_one_run_per_tenant():
+    data = yaml.safe_load((DEPLOY / "dagster.k8s.yaml").read_text())
+    assert (data["run_launcher"]["module"], data["run_launcher"]["class"]) == ("dagster_k8s", "K8sRunLauncher")
+    assert "postgres" in data["storage"]
+    limits = data["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
+
+
+def test_executor_run_configs_use_only_the_executors_fields():
+    celery = yaml.safe_load((DEPLOY / "run_config.celery.yaml").read_text())["execution"]["config"]
+    # fields of dagster_celery.celery_executor (0.29.x)
+    assert set(celery) <= {"broker", "backend", "include", "config_source", "retries"}
+    assert all(importlib.util.find_spec(m) is not None for m in celery["include"])
+    k8s = yaml.safe_load((DEPLOY / "run_config.k8s_job_executor.yaml").read_text())["execution"]["config"]
+    # fields of dagster_k8s.k8s_job_executor (0.29.x)
+    assert set(k8s) <= {"job_namespace", "max_concurrent", "step_k8s_config", "per_step_k8s_config",
+                        "tag_concurrency_limits", "retries", "load_incluster_config", "kubeconfig_file",
+                        "job_image", "image_pull_policy", "service_account_name", "env_config_maps",
+                        "env_secrets", "env_vars", "labels", "resources", "volumes", "volume_mounts"}
+    assert k8s["max_concurrent"] >= 1
+
+
+def _duckdb_targets() -> list[str]:
+    outputs = yaml.safe_load((REPO_ROOT / "dbt" / "profiles.yml").read_text())["weathervane"]["outputs"]
+    return sorted(name for name, out in outputs.items() if out.get("type") == "duckdb")
+
+
+def test_every_offline_dbt_target_parses(tmp_path):
+    targets = _duckdb_targets()
+    assert "local" in targets
+    env = {"WEATHERVANE_WAREHOUSE": str(tmp_path / "wh.duckdb"), "MOTHERDUCK_TOKEN": "offline",
+           "MOTHERDUCK_DATABASE": "weathervane", "PATH": str(Path(sys.executable).parent)}
+    dbt = str(Path(sys.executable).parent / "dbt")
+    for target in targets:
+        out = tmp_path / target
+        proc = subprocess.run(
+            [dbt, "parse", "--target", target, "--project-dir", ".", "--profiles-dir", ".",
+             "--target-path", str(out / "target"), "--log-path", str(out / "logs"), "--no-partial-parse"],
+            cwd=REPO_ROOT / "dbt", env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, (target, proc.stdout[-2000:])
+        assert (out / "target" / "manifest.json").exists()
