@@ -58,7 +58,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     else:
         con.print(f"demo tenant already in {landing / DEMO_TENANT} (use --resimulate to redo)")
     con.rule("2/3 Running every asset for the demo tenant in Dagster")
-    result = run_tenant_pipeline(DEMO_TENANT)
+    # The demo fits weekly with short chains to stay quick; production fits default to daily (run config).
+    fit = {"period": args.period, "draws": args.draws, "tune": args.draws, "chains": 2}
+    con.print(f"model fit: NUTS {args.draws}+{args.draws} draws x 2 chains on {'daily' if args.period == 'day' else 'weekly'} data")
+    result = run_tenant_pipeline(DEMO_TENANT, run_config={"ops": {"mmm__weather_mmm": {"config": fit}}})
     con.rule("3/3 What was produced")
     if not result.success:
         con.print("[red]Some steps failed:[/red] " + ", ".join(e.step_key or "" for e in result.all_events if e.is_step_failure))
@@ -82,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="simulate the demo tenant and run every asset for it")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--resimulate", action="store_true")
+    demo.add_argument("--period", choices=["day", "week"], default="week", help="model period (default week: quick)")
+    demo.add_argument("--draws", type=int, default=500, help="NUTS draws (and tuning steps) per chain")
     demo.set_defaults(func=_cmd_demo)
     ui = sub.add_parser("ui", help="start the Dagster UI on the local instance")
     ui.add_argument("--port", type=int, default=3000)

@@ -33,11 +33,14 @@ class WeathervaneResource(ConfigurableResource):
     def tenant_config(self, tenant_id: str) -> config.TenantConfig:
         return config.load_tenant_config(self.landing(), validate_tenant_id(tenant_id))
 
+    # Writers normally hold the pool slot, so a lock conflict is a step outside the pool taking its short turn.
+    lock_wait_s: float = 600.0
+
     @contextmanager
     def connect(self, read_only: bool = False):
         from weathervane.warehouse import connect, ensure_schemas
 
-        con = connect(self.warehouse(), read_only=read_only)
+        con = connect(self.warehouse(), read_only=read_only, lock_wait_s=self.lock_wait_s)
         try:
             if not read_only:
                 ensure_schemas(con)

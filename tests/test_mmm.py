@@ -112,7 +112,7 @@ def test_map_fit_through_dagster_writes_contract_rows_report_and_consistent_resp
     instance.add_dynamic_partitions("tenants", [TENANT])
     result = materialize(
         [weather_mmm], partition_key=TENANT, instance=instance, resources={"weathervane": WeathervaneResource()},
-        run_config={"ops": {"mmm__weather_mmm": {"config": {"method": "map", "holdout_weeks": 8}}}},
+        run_config={"ops": {"mmm__weather_mmm": {"config": {"method": "map", "holdout_weeks": 8, "period": "week"}}}},
     )
     assert result.success
     mat = result.asset_materializations_for_node("mmm__weather_mmm")[0]

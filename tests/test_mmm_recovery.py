@@ -115,7 +115,8 @@ def warehouse_from_simulation(root: Path, scenario: str):
 
 def _fit_simulated(tmp_path, scenario: str, period: str = "day"):
     truth, wh = warehouse_from_simulation(tmp_path, scenario)
-    with duckdb_connect(wh)(True) as con:
+    # read-write: dbt ran in this process and its DuckDB instance is still open read-write
+    with duckdb_connect(wh)(False) as con:
         frame, weather = read_model_input(con, TENANT, "all", "region", period)
     data = prepare_model_data(frame, weather, period)
     # The warehouse rows agree with what the simulator says it sold and spent.

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import time
+
 import duckdb
 
 from weathervane import config
@@ -51,12 +53,27 @@ OPS_DDL = (
 )
 
 
-def connect(path: Path | str | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse (default `config.warehouse_path()`), creating its folder when writing."""
+def connect(path: Path | str | None = None, read_only: bool = False,
+            lock_wait_s: float = 0.0) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse (default `config.warehouse_path()`), creating its folder when writing.
+
+    DuckDB lets one process hold the file: with `lock_wait_s` > 0 a conflicting lock held by another process is
+    waited out (with backoff) instead of failing, so a step outside the writers' pool (a model fit writing its
+    summaries) can take its short turn.
+    """
     path = Path(path) if path is not None else config.warehouse_path()
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    return duckdb.connect(str(path), read_only=read_only)
+    deadline = time.monotonic() + lock_wait_s
+    delay = 0.2
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:

@@ -49,8 +49,9 @@ CHANNELS: tuple[ChannelSpec, ...] = (
         cpm=11.0, ctr=0.013,
     ),
     ChannelSpec(
+        # generic search is paused in flights (brand keeps running), so its response is identifiable near zero
         "google_search", "google_ads", alpha=0.2, lam=2.0, target_roas=3.0, spend_share=0.25,
-        gamma_temp=0.0, gamma_precip=0.0, off_level=0.45, mean_on_days=42, mean_off_days=10,
+        gamma_temp=0.0, gamma_precip=0.0, off_level=0.1, mean_on_days=42, mean_off_days=14,
         campaigns=(
             Campaign("17100000001", "Search - Brand", 0.35, channel_type="SEARCH"),
             Campaign("17100000002", "Search - Generic", 0.65, channel_type="SEARCH"),

@@ -1,0 +1,48 @@
+"""The one code location: connected lineage, writers in the warehouse pool, per-process PyTensor compile dirs."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from dagster import AssetKey
+
+from dagster_project.definitions import defs
+from dagster_project.partitions import WAREHOUSE_POOL
+
+
+def test_lineage_runs_from_landing_files_to_budget_plans():
+    graph = defs.resolve_asset_graph()
+    upstream_of_plan = graph.get(AssetKey(["decisions", "plans"])).parent_keys
+    assert AssetKey(["mmm", "weather_mmm"]) in upstream_of_plan
+    assert AssetKey(["marts", "fct_model_input"]) in graph.get(AssetKey(["mmm", "weather_mmm"])).parent_keys
+    # dbt sources carry the raw assets' keys: the ingest assets feed staging directly
+    children = graph.get(AssetKey(["raw", "shopify__orders"])).child_keys
+    assert any(k.path[0] == "staging" for k in children)
+    raw_keys = {k for k in graph.get_all_asset_keys() if k.path[0] == "raw"}
+    assert len(raw_keys) == 13 and all(graph.get(k).is_materializable for k in raw_keys)
+
+
+def test_every_warehouse_writer_is_in_the_pool_and_the_fit_is_not():
+    pools = {}
+    for assets_def in defs.assets:
+        for key in assets_def.keys:
+            pools[key] = assets_def.op.pool if assets_def.is_executable else None
+    writers = [k for k in pools if k.path[0] in {"raw", "staging", "intermediate", "marts", "ops"}]
+    assert writers and all(pools[k] == WAREHOUSE_POOL for k in writers)
+    assert pools[AssetKey(["decisions", "plans"])] == WAREHOUSE_POOL
+    assert pools[AssetKey(["mmm", "weather_mmm"])] is None
+
+
+def test_each_process_compiles_pytensor_in_its_own_dir():
+    probe = "import os, dagster_project; print(os.environ['PYTENSOR_FLAGS'])"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTENSOR_FLAGS", "WEATHERVANE_PYTENSOR_PID")}
+    first = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True).stdout
+    # a child started from a Weathervane process inherits its flags but must not share its compile dir
+    child_env = {**env, "PYTENSOR_FLAGS": first.strip(), "WEATHERVANE_PYTENSOR_PID": "1"}
+    child = subprocess.run([sys.executable, "-c", probe], env=child_env, capture_output=True, text=True, check=True).stdout
+    assert "compiledir=" in first and "compiledir=" in child and first != child
+    # an operator's explicit choice is kept
+    chosen = subprocess.run([sys.executable, "-c", probe], env={**env, "PYTENSOR_FLAGS": "compiledir=/tmp/chosen"},
+                            capture_output=True, text=True, check=True).stdout
+    assert chosen.strip() == "compiledir=/tmp/chosen"
