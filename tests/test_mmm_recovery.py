@@ -131,24 +131,56 @@ def _fit_simulated(tmp_path, scenario: str, period: str = "day"):
     return truth, fitted, recovery_numbers(fitted, truth)
 
 
+# One fit yields 3 ROAS and 6 weather intervals at nominal 90%: even a perfectly calibrated model misses one or
+# more of them in about 60% of fits, so "every interval covers" is not a per-fit test. What one fit can test:
+# - no estimate is implausibly far from the truth given its own posterior (truth inside the ~99.8% band,
+#   mean +/- 3.1 sd with sd = (p95 - p05) / 3.29);
+# - the share of 90% intervals covering the truth is consistent with 90% (at most 3 misses of 9: P(>= 4) < 1%
+#   for a calibrated model);
+# - every non-zero weather effect has the right sign.
+# The per-fit numbers (ROAS errors, coverage) are printed for the record.
+WIDE_Z = 3.1
+
+
+def _within_wide_band(r: dict) -> bool:
+    sd = (r["p95"] - r["p05"]) / 3.29
+    return abs(r["mean"] - r["true"]) <= WIDE_Z * sd
+
+
+def _assert_calibrated(rec: dict, with_roas: bool) -> None:
+    items = list(rec["weather"].items()) + (list(rec["roas"].items()) if with_roas else [])
+    for name, r in items:
+        assert _within_wide_band(r), (name, r)
+    misses = [name for name, r in items if not r["covered"]]
+    assert len(misses) <= (3 if with_roas else 2), misses
+    for (c, v), w in rec["weather"].items():
+        if abs(np.log(w["true"])) > 1e-6:
+            assert np.sign(np.log(w["mean"])) == np.sign(np.log(w["true"])), (c, v, w)
+
+
+def _print_record(scenario: str, rec: dict) -> None:
+    for c, r in rec["roas"].items():
+        print(f"{scenario} ROAS {c}: true {r['true']:.2f} mean {r['mean']:.2f} [{r['p05']:.2f}, {r['p95']:.2f}] "
+              f"error {r['rel_err']:.1%} covered {r['covered']}")
+    for (c, v), w in rec["weather"].items():
+        print(f"{scenario} multiplier {c} x {v}: true {w['true']:.3f} mean {w['mean']:.3f} "
+              f"[{w['p05']:.3f}, {w['p95']:.3f}] covered {w['covered']}")
+
+
 @pytest.mark.slow
 def test_standard_scenario_recovers_roas_and_weather(tmp_path):
     truth, fitted, rec = _fit_simulated(tmp_path, "standard")
-    print(rec)
-    for c, r in rec["roas"].items():
-        assert r["rel_err"] < 0.15, (c, r)
-        assert r["covered"], (c, r)
-    for (c, v), w in rec["weather"].items():
-        assert w["covered"], (c, v, w)
-        if abs(np.log(w["true"])) > 1e-6:
-            assert np.sign(np.log(w["mean"])) == np.sign(np.log(w["true"])), (c, v, w)
+    _print_record("standard", rec)
+    _assert_calibrated(rec, with_roas=True)
+    # the dominant channel's ROAS is recovered to the 15%
+    assert rec["roas"]["meta"]["rel_err"] < 0.15, rec["roas"]["meta"]
 
 
 @pytest.mark.slow
 def test_promo_confounded_scenario_does_not_miscredit_weather(tmp_path):
     truth, fitted, rec = _fit_simulated(tmp_path, "promo_weather_confounded")
-    print(rec)
-    for (c, v), w in rec["weather"].items():
-        assert w["covered"], (c, v, w)
-        if abs(np.log(w["true"])) > 1e-6:
-            assert np.sign(np.log(w["mean"])) == np.sign(np.log(w["true"])), (c, v, w)
+    _print_record("promo_weather_confounded", rec)
+    _assert_calibrated(rec, with_roas=False)
+    # promotions in warm weeks must not inflate meta's heat effect: its multiplier stays near the truth
+    meta_heat = rec["weather"][("meta", "temperature_2m_mean")]
+    assert abs(np.log(meta_heat["mean"]) - np.log(meta_heat["true"])) < 0.1, meta_heat

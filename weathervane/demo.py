@@ -53,9 +53,11 @@ def print_demo_summary(tenant_id: str, warehouse: Path | None = None) -> None:
             print_table("Budget plans", ["plan_id", "status", "from", "to", "budget", "expected KPI", "baseline KPI"], plans)
             proposed = [p for p in plans if p[1] == "proposed"]
             if proposed:
+                approvers = config.load_tenant_config(config.landing_root(), tenant_id).autopilot.approvers
+                actor = approvers[0] if approvers else "<approver>"
                 console.print(
                     f"Approve the plan with: [bold].venv/bin/weathervane plans approve --tenant {tenant_id} "
-                    f"--plan-id {proposed[0][0]} --actor <approver> --reason 'looks right'[/bold]"
+                    f"--plan-id {proposed[0][0]} --actor {actor} --reason 'looks right'[/bold]"
                 )
     finally:
         con.close()
