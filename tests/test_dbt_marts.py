@@ -306,3 +306,20 @@ def test_aggregated_input_becomes_model_input_rows(env):
     assert df["promo_active"].tolist() == [0.0, 1.0]
     assert df["temperature_2m_mean"].tolist() == [19.4, 21.0]
     assert set(df["grain_geo"]) == {"region"}
+
+
+def test_forecast_anomalies_are_measured_against_the_observed_history(env):
+    """A forecast day's anomaly uses the geo's observed climate, the scale the model was fitted on."""
+    observed = env.query(
+        "select geo_id, avg(temperature_2m_mean), stddev_samp(temperature_2m_mean) from marts.fct_weather_daily "
+        f"where tenant_id = '{SIM}' group by 1"
+    )
+    forecast = env.query(
+        "select geo_id, temperature_2m_mean, temperature_anomaly from marts.fct_weather_forecast_daily "
+        f"where tenant_id = '{SIM}'"
+    )
+    assert forecast
+    climate = {g: (m, s) for g, m, s in observed}
+    for geo, temp, anomaly in forecast:
+        mean, sd = climate[geo]
+        assert anomaly == pytest.approx((temp - mean) / sd, abs=1e-9)
