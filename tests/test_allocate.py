@@ -14,6 +14,7 @@ from weathervane.allocate import (
     Constraints,
     Objective,
     SaturatingResponse,
+    build_plan,
     evaluate,
     optimize_allocation,
     propose_plan,
@@ -83,15 +84,19 @@ def test_plan_beats_baseline_holds_every_constraint_and_is_written(sim, wv_env):
     response = SaturatingResponse.from_truth(truth, draws=150, seed=1)
     con = duckdb.connect(str(wv_env["warehouse"]))
     _load(con, sim)
-    cfg = _cfg(max_change_pct=30, channel_max={"meta": 5200.0}, geo_min={"US-NY": 3000.0})
+    # constraints set relative to the previous window, so they bind whatever spend the simulator drew
+    probe = build_plan(con, TENANT, _cfg(max_change_pct=30), response)
+    meta_cap = 0.95 * probe.previous[probe.channels.index("meta")].sum()
+    ny_floor = 1.15 * probe.previous[:, probe.geos.index("US-NY")].sum()
+    cfg = _cfg(max_change_pct=30, channel_max={"meta": meta_cap}, geo_min={"US-NY": ny_floor})
     plan = propose_plan(con, TENANT, cfg, response, reports_dir=wv_env["reports"])
     assert plan.horizon_start == date.fromisoformat(truth.forecast_start)  # day after the last spend day
     prev = plan.previous
     assert prev.sum() > 0 and plan.total_budget == pytest.approx(prev.sum())
     assert plan.spend.sum() == pytest.approx(plan.total_budget, rel=1e-6)
     assert np.all(plan.spend >= prev * 0.7 - 1e-6) and np.all(plan.spend <= prev * 1.3 + 1e-6)
-    assert plan.spend[plan.channels.index("meta")].sum() <= 5200.0 + 1e-6
-    assert plan.spend[:, plan.geos.index("US-NY")].sum() >= 3000.0 - 1e-6
+    assert plan.spend[plan.channels.index("meta")].sum() <= meta_cap + 1e-6
+    assert plan.spend[:, plan.geos.index("US-NY")].sum() >= ny_floor - 1e-6
     assert not np.allclose(plan.spend, plan.baseline_spend, rtol=0.02)  # the plan moved budget
     # expected KPI under the true response beats keeping the previous split
     assert plan.kpi_draws.mean() > plan.baseline_kpi_draws.mean()

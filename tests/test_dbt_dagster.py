@@ -12,7 +12,7 @@ from dagster import AssetKey, DagsterInstance, materialize
 from weathervane import config, quality, warehouse
 from weathervane.grain import GrainError, dbt_vars
 
-ACME = Path(__file__).resolve().parent.parent.parent / "shared" / "contracts" / "examples" / "acme"
+from tests.conftest import ACME_EXAMPLE as ACME
 
 
 def test_dbt_vars_take_tenant_yaml_grain_and_a_run_override():

@@ -19,7 +19,7 @@ from weathervane.simulate import simulate_tenant
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_DIR = REPO_ROOT / "dbt"
-ACME = REPO_ROOT.parent / "shared" / "contracts" / "examples" / "acme"
+from tests.conftest import ACME_EXAMPLE as ACME  # noqa: E402
 SIM = "sim"
 MARTS = ["fct_sales_daily", "fct_ad_spend_daily", "dim_promotion", "fct_promo_daily", "fct_weather_daily",
          "fct_weather_forecast_daily", "fct_model_input"]
