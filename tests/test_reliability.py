@@ -104,10 +104,9 @@ def ingest_job_for_backfill():
 
 
 # Three writers per run keep the test small on two cores; the pool treats every writing asset alike.
-# Each run is its own process, so the runs contend for the one DuckDB file exactly as a backfill's runs do; the
-# step executor inside a run is "in_process" here (starting a process per step costs minutes on a loaded
-# two-core machine); deployments use "multiprocess", which claims the same pool slots per step.
-BACKFILL_EXECUTOR = "in_process"
+# Each run is its own process with the multiprocess executor (a process per step), so the steps of all three
+# runs contend for the one DuckDB file exactly as a backfill's do, and only the pool keeps them apart.
+BACKFILL_EXECUTOR = "multiprocess"
 BACKFILL_ASSETS = [["raw", "shopify__orders"], ["raw", "weather__daily"], ["ops", "tenant_channel_rules"]]
 
 BACKFILL_RUN = """
