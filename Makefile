@@ -19,7 +19,7 @@ demo: env
 	$(VENV)/bin/weathervane demo
 
 test: env
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q --durations=15
 
 test-fast: env
 	$(VENV)/bin/python -m pytest -q -m "not slow"
