@@ -182,10 +182,19 @@ weekly as (
     from daily
     group by all
     having count(*) = 7
+),
+
+periods as (
+    select *, 'day' as period, isodow(date) as day_of_week,
+           case when spend_total > 0 then spend_allocated / spend_total else 0 end as spend_allocated_share
+    from daily
+    union all by name
+    select *, 'week' as period, null::integer as day_of_week
+    from weekly
 )
 
 select
-    tenant_id, grain_product, grain_geo, 'day' as period, product_key, geo_id, date,
+    tenant_id, grain_product, grain_geo, period, product_key, geo_id, date,
     cast(kpi as double) as kpi,
     {%- for ch in ad_channels %}
     cast(spend_{{ ch }} as double) as spend_{{ ch }},
@@ -196,23 +205,7 @@ select
     cast(lifecycle_sends as double) as lifecycle_sends,
     temperature_2m_mean, temperature_2m_max, precipitation_sum, temperature_anomaly, precipitation_anomaly,
     is_holiday,
-    isodow(date) as day_of_week,
-    case when spend_total > 0 then spend_allocated / spend_total else 0 end as spend_allocated_share
-from daily
-union all by name
-select
-    tenant_id, grain_product, grain_geo, 'week' as period, product_key, geo_id, date,
-    cast(kpi as double) as kpi,
-    {%- for ch in ad_channels %}
-    cast(spend_{{ ch }} as double) as spend_{{ ch }},
-    {%- endfor %}
-    cast(promo_active as double) as promo_active,
-    cast(promo_depth_pct as double) as promo_depth_pct,
-    cast(realized_discount_rate as double) as realized_discount_rate,
-    cast(lifecycle_sends as double) as lifecycle_sends,
-    temperature_2m_mean, temperature_2m_max, precipitation_sum, temperature_anomaly, precipitation_anomaly,
-    is_holiday,
-    null::integer as day_of_week,
+    day_of_week,
     spend_allocated_share
-from weekly
+from periods
 {%- endif %}
