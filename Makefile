@@ -18,11 +18,14 @@ env: $(VENV)/.synced
 demo: env
 	$(VENV)/bin/weathervane demo
 
+# Two workers on the 2-core CI machine; the slowest tests are scheduled first (tests/conftest.py).
+TEST_WORKERS ?= 2
+
 test: env
-	$(VENV)/bin/python -m pytest -q --durations=15
+	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=15
 
 test-fast: env
-	$(VENV)/bin/python -m pytest -q -m "not slow"
+	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not slow"
 
 ui: env
 	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/data/dagster_home} $(VENV)/bin/weathervane ui

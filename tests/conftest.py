@@ -18,6 +18,23 @@ ACME_EXAMPLE = REPO_ROOT / "tests" / "fixtures" / "acme"
 SHARED_ACME = REPO_ROOT.parent / "shared" / "contracts" / "examples" / "acme"
 
 
+def pytest_configure(config):
+    # Parse the dbt project once, before any worker imports the code location: workers (pytest-xdist) would
+    # otherwise race to write the same manifest, and a manifest left by an older checkout would go unnoticed.
+    if not hasattr(config, "workerinput"):
+        from dagster_project.defs.marts import prepare_dbt_manifest
+
+        prepare_dbt_manifest()
+
+
+def pytest_collection_modifyitems(config, items):
+    # Longest first, so two workers finish together: the NUTS recovery fits, then the other heavy tests.
+    def rank(item):
+        return 0 if item.get_closest_marker("slow") else 1 if item.get_closest_marker("heavy") else 2
+
+    items.sort(key=rank)
+
+
 @pytest.fixture
 def wv_env(tmp_path, monkeypatch):
     """Point every Weathervane path at a fresh temporary folder."""

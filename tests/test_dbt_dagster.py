@@ -54,6 +54,7 @@ def test_quality_suites_fail_on_bad_marts():
     assert quality.weather_suite(weather.iloc[:1], "t1").success
 
 
+@pytest.mark.heavy
 def test_materialize_the_dbt_assets_for_one_tenant_partition(wv_env):
     from dagster_project.defs.marts import asset_checks, harmonize
     from dagster_project.resources import WeathervaneResource

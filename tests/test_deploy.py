@@ -73,6 +73,7 @@ def _duckdb_targets() -> list[str]:
     return sorted(name for name, out in outputs.items() if out.get("type") == "duckdb")
 
 
+@pytest.mark.heavy
 def test_every_offline_dbt_target_parses(tmp_path):
     targets = _duckdb_targets()
     assert "local" in targets

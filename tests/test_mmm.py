@@ -99,6 +99,7 @@ def test_lift_tests_become_per_period_measurements(panel):
         lift_measurements(raw, data)
 
 
+@pytest.mark.heavy
 def test_map_fit_through_dagster_writes_contract_rows_report_and_consistent_response(wv_env, panel):
     from dagster import DagsterInstance, materialize
 
@@ -182,6 +183,7 @@ def test_map_fit_through_dagster_writes_contract_rows_report_and_consistent_resp
     assert mat.metadata["report"].value == str(report)
 
 
+@pytest.mark.heavy
 def test_failed_diagnostics_are_recorded_and_skipped(wv_env, tiny_panel):
     _load_warehouse(wv_env["warehouse"], tiny_panel)
     connect = duckdb_connect()

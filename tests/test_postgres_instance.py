@@ -35,6 +35,7 @@ def fresh_database():
         admin.close()
 
 
+@pytest.mark.heavy
 def test_ingest_and_dbt_run_on_a_postgres_instance(wv_env, tmp_path, monkeypatch, fresh_database):
     from dagster_project.defs.marts import harmonize
 

@@ -128,6 +128,7 @@ with DagsterInstance.get() as instance:
 """
 
 
+@pytest.mark.heavy
 def test_three_tenant_runs_at_once_share_one_duckdb_without_lock_failures(wv_env, tmp_path):
     tenants = ["shop-a", "shop-b", "shop-c"]
     for i, t in enumerate(tenants):
@@ -262,6 +263,7 @@ def _landing_with_extras(landing: Path, tenant: str, seed: int) -> None:
     bad.write_text('{"account_id": "1", "campaign_id": "2"\n')
 
 
+@pytest.mark.heavy
 def test_rerun_is_idempotent_and_never_touches_another_tenant(wv_env):
     from dagster_project.defs.marts import harmonize
 

@@ -23,6 +23,7 @@ WEATHER_DIM = "weather"
 WEATHER_DATA = "weather_z"
 GAMMA_NAME = "weather_gamma"
 MODULATED_CONTRIBUTION = "weather_channel_contribution"
+MULTIPLIER = "weather_channel_multiplier"  # exp(gamma . z)[date, geo, channel]; named in the graph, not stored
 
 
 def default_gamma_prior() -> Prior:
@@ -75,7 +76,10 @@ class WeatherModulation(DataVarMuEffect):
         z = model[self.data_vars[0]]
         contribution = model["channel_contribution"]
         gamma = self.gamma_prior.create_variable(GAMMA_NAME, xdist=True)
-        multiplier = ptx.math.exp((gamma * z).sum(dim=WEATHER_DIM))
+        multiplier = ptx.math.exp((gamma * z).sum(dim=WEATHER_DIM)).transpose("date", *mmm.dims, "channel")
+        # Named (not a Deterministic, so not kept per draw) for the weather-aware lift-test likelihood to index.
+        multiplier.name = MULTIPLIER
+        model.add_named_variable(multiplier, dims=multiplier.type.dims)
         modulated = pmd.Deterministic(
             MODULATED_CONTRIBUTION, (contribution * multiplier).transpose("date", *mmm.dims, "channel")
         )

@@ -52,11 +52,16 @@ def _field(row, name: str, kind):
         raise LiftTestError(f"{where}: cannot read {raw!r} as {kind.__name__}") from None
 
 
-def lift_measurements(raw: pd.DataFrame, data: ModelData) -> pd.DataFrame:
-    """Per-period lift measurements for `MMM.add_lift_test_measurements`: columns geo, channel, x, delta_x, delta_y,
-    sigma. A test over a window of n periods becomes: x = the cell's mean spend per period in the window,
-    delta_x = spend_delta / n, delta_y = kpi_delta / n, sigma = kpi_delta_sd / n. A national test (empty geo_id)
-    is split over the model's cells by their share of the channel's spend in the window."""
+def lift_measurements(raw: pd.DataFrame, data: ModelData, *, per_period: bool = False) -> pd.DataFrame:
+    """Lift measurements: columns geo, channel, x, delta_x, delta_y, sigma (+ date, test with `per_period`).
+
+    A test over a window of n periods that added `spend_delta` and measured `kpi_delta` (sd `kpi_delta_sd`).
+    Default, one row per test and cell for PyMC-Marketing's likelihood: x = the spend per period before the
+    test (window spend less the added spend), delta_x = spend_delta / n, delta_y = kpi_delta / n, sigma =
+    kpi_delta_sd / n. With `per_period`, one row per period of the window, grouped by `test`: x and delta_x
+    are that period's spend before the test and its added share (in proportion to its spend), delta_y =
+    kpi_delta / n, and sigma is the sd of the test's total (the model observes the sum over the window). A
+    national test (empty geo_id) is split over the model's cells by their share of the channel's spend."""
     out = []
     for row in raw.itertuples(index=False):
         channel = _field(row, "channel", str)
@@ -85,7 +90,19 @@ def lift_measurements(raw: pd.DataFrame, data: ModelData) -> pd.DataFrame:
             share = spend[c] / total if total > 0 else 1.0 / len(cells)
             if share <= 0:
                 continue
-            out.append(dict(geo=c, channel=channel, x=spend[c] / n,
-                            delta_x=values["spend_delta"] * share / n, delta_y=values["kpi_delta"] * share / n,
-                            sigma=values["kpi_delta_sd"] * np.sqrt(share) / n))
-    return pd.DataFrame(out, columns=["geo", "channel", "x", "delta_x", "delta_y", "sigma"])
+            added = values["spend_delta"] * share
+            if per_period:
+                # the added spend in proportion to each period's spend; the measured total belongs to the test
+                days = data.spend[in_window, data.cells.index(c), ci]
+                frac = added / spend[c] if spend[c] > 0 else 0.0
+                test = f"{row.file_path}:{row.source_line}:{c}"
+                out.extend(dict(geo=c, channel=channel, x=float(v) * (1 - frac), delta_x=float(v) * frac,
+                                delta_y=values["kpi_delta"] * share / n,
+                                sigma=values["kpi_delta_sd"] * np.sqrt(share), date=d, test=test)
+                           for v, d in zip(days, data.dates[in_window]))
+            else:
+                out.append(dict(geo=c, channel=channel, x=max(spend[c] - added, 0.0) / n, delta_x=added / n,
+                                delta_y=values["kpi_delta"] * share / n,
+                                sigma=values["kpi_delta_sd"] * np.sqrt(share) / n))
+    columns = ["geo", "channel", "x", "delta_x", "delta_y", "sigma"] + (["date", "test"] if per_period else [])
+    return pd.DataFrame(out, columns=columns)

@@ -1,6 +1,7 @@
 """Building and fitting the weather-aware PyMC-Marketing MMM (and its plain twin for benchmarks)."""
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -14,7 +15,7 @@ from pymc_extras.prior import Prior
 from pymc_marketing.mmm import MMM, GeometricAdstock, LogisticSaturation
 
 from weathervane.mmm.data import ModelData
-from weathervane.mmm.effects import WeatherModulation
+from weathervane.mmm.effects import MULTIPLIER, WeatherModulation
 
 Method = Literal["nuts", "map", "advi"]
 
@@ -29,6 +30,7 @@ class FitSettings:
     draws: int = 500
     tune: int = 500
     chains: int = 2
+    cores: int | None = None  # chains sampled in parallel; None: min(chains, CPUs)
     target_accept: float = 0.9
     seed: int = 0
     holdout_weeks: int = 8  # scored before the final fit; 0 skips the holdout
@@ -125,7 +127,8 @@ def sample_kwargs(settings: FitSettings) -> dict:
     if settings.method == "nuts":
         return dict(method="mcmc", draws=settings.draws, tune=settings.tune, chains=settings.chains,
                     target_accept=settings.target_accept, nuts_sampler=settings.nuts_sampler, random_seed=settings.seed,
-                    progressbar=False, cores=1)
+                    progressbar=False,
+                    cores=settings.cores or max(1, min(settings.chains, os.cpu_count() or 1)))
     if settings.method == "map":
         return dict(method="map", random_seed=settings.seed, progressbar=False)
     if settings.method == "advi":
@@ -151,13 +154,73 @@ def fit_mmm(data: ModelData, settings: FitSettings, *, stop: int | None = None, 
     mmm.build_model(ds)
     n_lift = 0
     if lift_tests is not None and not lift_tests.empty:
-        mmm.add_lift_test_measurements(lift_tests)
-        n_lift = len(lift_tests)
+        n_lift = add_lift_tests(mmm, lift_tests, ds)
     kwargs = sample_kwargs(settings)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", (FutureWarning, UserWarning, RuntimeWarning))
         mmm.fit(ds, **kwargs)
     return FitResult(mmm=mmm, seconds=time.perf_counter() - t0, lift_tests=n_lift)
+
+
+def add_lift_tests(mmm: MMM, lift_tests: pd.DataFrame, ds: xr.Dataset) -> int:
+    """Lift-test likelihood; returns the number of (test, cell) measurements used.
+
+    Per-period rows (from `lift_measurements(..., per_period=True)`, grouped by `test`) are weather-aware: a
+    test's model lift is the sum over its window of beta * (sat(x_t + dx_t) - sat(x_t)) * exp(gamma . z_t),
+    with each period's own spend and weather, observed against the measured total. PyMC-Marketing's lift
+    likelihood evaluates one average spend at average weather: with flighted spend the curve's concavity then
+    under-credits the channel, and a test run in a hot month credits the heat to the channel's baseline
+    effect. Without weather terms (plain model) the rows fold into PyMC-Marketing's own likelihood."""
+    import pymc as pm
+    import pytensor.tensor as pt
+    from pytensor.xtensor import as_xtensor
+
+    from pymc_marketing.mmm.lift_test import scale_lift_measurements
+
+    if "test" not in lift_tests.columns or MULTIPLIER not in mmm.model.named_vars:
+        rows = lift_tests
+        if "test" in lift_tests.columns:  # per-period rows folded back into one row per test and cell
+            g = lift_tests.groupby("test", sort=False)
+            rows = g.agg(geo=("geo", "first"), channel=("channel", "first"), x=("x", "mean"),
+                         delta_x=("delta_x", "mean"), delta_y=("delta_y", "mean"), sigma=("sigma", "first"),
+                         n=("x", "size")).reset_index(drop=True)
+            rows["sigma"] = rows["sigma"] / rows.pop("n")
+        mmm.add_lift_test_measurements(rows[["geo", "channel", "x", "delta_x", "delta_y", "sigma"]])
+        return len(rows)
+    dates = pd.DatetimeIndex(ds["date"].values)
+    rows = lift_tests[pd.to_datetime(lift_tests["date"]).isin(dates)].reset_index(drop=True)
+    whole = lift_tests.groupby("test")["date"].size()
+    rows = rows[rows.groupby("test")["date"].transform("size").to_numpy() == whole.loc[rows["test"]].to_numpy()]
+    if rows.empty:  # tests whose window the fit does not cover entirely are left out (holdout fits)
+        return 0
+    rows = rows.assign(date=pd.to_datetime(rows["date"])).reset_index(drop=True)
+    scaled = scale_lift_measurements(
+        df_lift_test=rows, channel_col="channel", channel_columns=list(mmm.channel_columns),
+        channel_transform=mmm._make_channel_transform(rows), target_transform=mmm._make_target_transform(rows),
+        dim_cols=list(mmm.dims),
+    ).reset_index(drop=True)
+    model = mmm.model
+    coords = {d: pd.Index(model.coords[d]) for d in ("date", "geo", "channel")}
+    idx = {d: as_xtensor(coords[d].get_indexer(rows[d]).astype("int64"), dims=("lift_row",)) for d in coords}
+    if any((np.asarray(coords[d].get_indexer(rows[d])) < 0).any() for d in coords):
+        raise ValueError("lift-test rows name a date, cell or channel the model does not have")
+    x_before = as_xtensor(scaled["x"].to_numpy(), dims=("lift_row",))
+    x_after = x_before + as_xtensor(scaled["delta_x"].to_numpy(), dims=("lift_row",))
+    params = {"lam": model["saturation_lam"].isel(idx, missing_dims="ignore"),
+              "beta": model["saturation_beta"].isel(idx, missing_dims="ignore")}
+    weather = model[MULTIPLIER].isel(idx, missing_dims="ignore")
+    per_row = ((mmm.saturation.function(x_after, **params) - mmm.saturation.function(x_before, **params))
+               * weather).values
+    groups = pd.Index(rows["test"].unique())
+    member = (groups.get_indexer(rows["test"])[None, :] == np.arange(len(groups))[:, None]).astype(float)
+    observed = member @ scaled["delta_y"].to_numpy()
+    sigma = scaled.groupby(rows["test"].to_numpy(), sort=False)["sigma"].first().loc[groups].to_numpy()
+    with model:
+        model.add_coord("lift_test", groups.astype(str))
+        estimated = pm.Deterministic("lift_measurements_model_estimated_lift", pt.dot(member, per_row),
+                                     dims="lift_test")
+        pm.Normal("lift_measurements", mu=estimated, sigma=sigma, observed=observed, dims="lift_test")
+    return len(groups)
 
 
 def diagnostics(mmm: MMM, settings: FitSettings) -> dict:

@@ -81,7 +81,8 @@ def fit_panel(data: ModelData, settings: FitSettings, *, lift_raw: pd.DataFrame 
     """Holdout score, final fit on all periods, diagnostics gate, NetCDF save, summaries and HTML report."""
     now = now or datetime.now(timezone.utc).replace(tzinfo=None)
     model_id = new_model_id(data, now)
-    lift = lift_measurements(lift_raw, data) if lift_raw is not None and not lift_raw.empty else None
+    lift = (lift_measurements(lift_raw, data, per_period=settings.weather)
+            if lift_raw is not None and not lift_raw.empty else None)
     holdout_mape = score_holdout(data, settings, lift)
     fit = fit_mmm(data, settings, lift_tests=lift)
     diag = diagnostics(fit.mmm, settings)

@@ -116,13 +116,17 @@ def simulate_tenant(
     start: date = date(2024, 1, 1),
     channels: tuple[str, ...] | None = None,
     grain: tuple[str, str] = ("category", "region"),
+    media_share: float = SPEND_TO_REVENUE,
+    lift_test_channels: tuple[str, ...] = ("meta",),
 ) -> Truth:
     """Write `<out_dir>/<tenant_id>/` per the landing contract and `<out_dir>/<tenant_id>.truth.json`.
 
     Same arguments give byte-identical files. An existing tenant folder is replaced only when it was simulated
     before (its truth file sits beside it); any other existing folder is left alone and an error is raised.
     `channels` picks a subset of meta, google_search, google_shopping, google_performance_max (default: all).
-    `grain` is the (product, geo) modelling grain written into tenant.yaml.
+    `grain` is the (product, geo) modelling grain written into tenant.yaml. `media_share` is the paid media
+    budget as a share of expected revenue (DTC brands spend roughly 0.05 to 0.3). `lift_test_channels`: the
+    channels that ran a four-week geo lift test (one each, staggered in time and geo; meta's comes first).
     """
     tenant_id = validate_tenant_id(tenant_id)
     if scenario not in SCENARIOS:
@@ -131,10 +135,13 @@ def simulate_tenant(
         raise ValueError(f"days must be at least 60 (promotions, a lift test and a deployment must fit), got {days}")
     if orders_per_geo_day <= 0:
         raise ValueError("orders_per_geo_day must be positive")
+    if not 0 < media_share < 0.5:
+        raise ValueError(f"media_share must be in (0, 0.5), got {media_share}")
     specs = CHANNELS if channels is None else tuple(c for c in CHANNELS if c.name in set(channels))
     if channels is not None and len(specs) != len(set(channels)):
         unknown = sorted(set(channels) - {c.name for c in CHANNELS})
         raise ValueError(f"unknown channels {unknown}: choose from {[c.name for c in CHANNELS]}")
+    lift_channels = [c for c in lift_test_channels if c in {s.name for s in specs}] or [specs[0].name]
     geos = first_geos(n_geos)
     out_dir = Path(out_dir)
     root = out_dir / tenant_id
@@ -185,7 +192,7 @@ def simulate_tenant(
     target = orders_per_geo_day * sizes * no_promo_env  # mean expected revenue per geo-day
 
     # paid media: planned spend, then the deployment and the lift test, then what the platforms report
-    planned = simulate_spend(specs, sizes, SPEND_TO_REVENUE * target, n, r_spend)
+    planned = simulate_spend(specs, sizes, media_share * target, n, r_spend)
     multiplier = np.ones_like(planned)
     ci_meta = next((i for i, c in enumerate(specs) if c.name == "meta"), 0)
     deploy_start = int(0.75 * n)
@@ -194,17 +201,22 @@ def simulate_tenant(
     order = r_misc.permutation(len(geos))
     treated = sorted(int(i) for i in order[: max(1, len(geos) // 3)])
     multiplier[ci_meta, treated, deploy_start:] *= DEPLOYMENT_MULTIPLIER
-    lift_geo = int(order[-1]) if len(geos) > 1 else 0
-    lift_start = int(0.25 * n)
-    lift_start += (7 - dates[lift_start].weekday()) % 7
-    lift_end = min(lift_start + 27, deploy_start - 1)
-    multiplier[ci_meta, lift_geo, lift_start:lift_end + 1] *= LIFT_TEST_MULTIPLIER
+    # lift tests: spend x LIFT_TEST_MULTIPLIER for four weeks in one geo, one test per listed channel, staggered
+    lift_plan = []  # (channel index, geo index, first day, last day)
+    for j, name in enumerate(lift_channels):
+        ci = next(i for i, c in enumerate(specs) if c.name == name)
+        gi = int(order[-1 - j % len(geos)]) if len(geos) > 1 else 0
+        l_start = int((0.25 + 0.1 * j) * n)
+        l_start += (7 - dates[l_start].weekday()) % 7
+        l_end = min(l_start + 27, deploy_start - 1)
+        lift_plan.append((ci, gi, l_start, l_end))
+        multiplier[ci, gi, l_start:l_end + 1] *= LIFT_TEST_MULTIPLIER
     parts = [split_and_round(planned[ci] * multiplier[ci], spec.campaigns, r_split) for ci, spec in enumerate(specs)]
     spend = np.array([p.sum(axis=0) for p in parts])  # [c, g, t], exactly what the files sum to
 
     # media effect, calibrated so each channel's overall ROAS lands near its target
     zt, zp = z["temperature_2m_mean"], z["precipitation_sum"]
-    scales, betas, contrib, contrib_cf_deploy, contrib_cf_lift = [], [], [], [], []
+    scales, betas, contrib, contrib_cf_deploy, lift_deltas = [], [], [], [], {}
     for ci, spec in enumerate(specs):
         ad = adstock(spend[ci], spec.alpha)
         scale = float(ad[ad > 0].mean()) if (ad > 0).any() else 1.0
@@ -217,10 +229,13 @@ def simulate_tenant(
         if ci == ci_meta:
             cf_d = cf.copy()
             cf_d[treated, deploy_start:] /= DEPLOYMENT_MULTIPLIER
-            cf_l = cf.copy()
-            cf_l[lift_geo, lift_start:lift_end + 1] /= LIFT_TEST_MULTIPLIER
             contrib_cf_deploy = b * sizes[:, None] * response_shape(cf_d, spec, scale, zt, zp)
-            contrib_cf_lift = b * sizes[:, None] * response_shape(cf_l, spec, scale, zt, zp)
+        for k, (lc, gi, l_start, l_end) in enumerate(lift_plan):
+            if lc == ci:  # the test's true effect: this channel's contribution with and without the added spend
+                cf_l = cf.copy()
+                cf_l[gi, l_start:l_end + 1] /= LIFT_TEST_MULTIPLIER
+                without = b * sizes[gi] * response_shape(cf_l, spec, scale, zt, zp)[gi, l_start:l_end + 1]
+                lift_deltas[k] = float((contrib[-1][gi, l_start:l_end + 1] - without).sum())
     contrib = np.array(contrib)
     media = contrib.sum(axis=0)
 
@@ -238,7 +253,7 @@ def simulate_tenant(
     )[None, :] * np.exp(BASELINE["eta_temperature_2m_mean"] * zt + BASELINE["eta_precipitation_sum"] * zp) * shock
     b0 = (target * n - media.sum(axis=1)) / (shape_base * (1 + promo_f + life_f)[None, :]).sum(axis=1)
     if (b0 <= 0).any():
-        raise ValueError("paid media would exceed expected revenue; lower SPEND_TO_REVENUE or the target ROAS")
+        raise ValueError("paid media would exceed expected revenue; lower media_share or the target ROAS")
     baseline = b0[:, None] * shape_base
     promo_lift = baseline * promo_f[None, :]
     life_lift = baseline * life_f[None, :]
@@ -285,21 +300,23 @@ def simulate_tenant(
         "channels": deployment.channels, "geo_ids": treated_ids,
         "description": f"{meta_name} budget +{round((DEPLOYMENT_MULTIPLIER - 1) * 100)}% in {', '.join(treated_ids)}",
     })])
-    window = slice(lift_start, lift_end + 1)
-    true_delta = float((contrib[ci_meta][lift_geo, window] - contrib_cf_lift[lift_geo, window]).sum())
-    l_spend = float(spend[ci_meta][lift_geo, window].sum() * (1 - 1 / LIFT_TEST_MULTIPLIER))
-    sd = round(0.15 * abs(true_delta) + 25.0)
-    reported = round(true_delta + r_tests.normal(0.0, sd))
-    lift = LiftTestTruth(
-        channel=meta_name, geo_id=geos[lift_geo].geo_id, start_date=dates[lift_start].isoformat(),
-        end_date=dates[lift_end].isoformat(), spend_multiplier=LIFT_TEST_MULTIPLIER, spend_delta=_round(l_spend),
-        true_kpi_delta=_round(true_delta), reported_kpi_delta=float(reported), kpi_delta_sd=float(sd),
-    )
-    writer.text(
-        f"experiments/lift_tests/{dates[lift_start]:%Y}-q{(dates[lift_start].month - 1) // 3 + 1}.csv",
-        "channel,geo_id,start_date,end_date,spend_delta,kpi_delta,kpi_delta_sd\n"
-        f"{lift.channel},{lift.geo_id},{lift.start_date},{lift.end_date},{l_spend:.2f},{reported},{sd}\n",
-    )
+    lifts, lift_files = [], {}
+    for k, (ci, gi, l_start, l_end) in enumerate(lift_plan):
+        true_delta = lift_deltas[k]
+        l_spend = float(spend[ci][gi, l_start:l_end + 1].sum() * (1 - 1 / LIFT_TEST_MULTIPLIER))
+        sd = round(0.15 * abs(true_delta) + 25.0)
+        reported = round(true_delta + r_tests.normal(0.0, sd))
+        lift = LiftTestTruth(
+            channel=specs[ci].name, geo_id=geos[gi].geo_id, start_date=dates[l_start].isoformat(),
+            end_date=dates[l_end].isoformat(), spend_multiplier=LIFT_TEST_MULTIPLIER, spend_delta=_round(l_spend),
+            true_kpi_delta=_round(true_delta), reported_kpi_delta=float(reported), kpi_delta_sd=float(sd),
+        )
+        lifts.append(lift)
+        path = f"experiments/lift_tests/{dates[l_start]:%Y}-q{(dates[l_start].month - 1) // 3 + 1}.csv"
+        lift_files.setdefault(path, []).append(
+            f"{lift.channel},{lift.geo_id},{lift.start_date},{lift.end_date},{l_spend:.2f},{reported},{sd}\n")
+    for path, rows in lift_files.items():
+        writer.text(path, "channel,geo_id,start_date,end_date,spend_delta,kpi_delta,kpi_delta_sd\n" + "".join(rows))
 
     bad_list: list[BadFile] = []
     if scenario == "bad_files":
@@ -307,8 +324,8 @@ def simulate_tenant(
 
     truth = _build_truth(
         tenant_id, scenario, seed, dates, orders_per_geo_day, geos, sizes, w_mean, w_sd, z, b0, specs, scales, betas,
-        spend, contrib, promos, sends, baseline, promo_lift, life_lift, mu, no_promo_env, book, deployment, lift,
-        bad_list, writer.counts,
+        spend, contrib, promos, sends, baseline, promo_lift, life_lift, mu, no_promo_env, book, deployment, lifts,
+        media_share, bad_list, writer.counts,
     )
     truth.write(truth_path)
     return truth
@@ -487,7 +504,8 @@ def _series(a: np.ndarray, nd: int = 2) -> list[float]:
 
 def _build_truth(tenant_id, scenario, seed, dates, orders_per_geo_day, geos: tuple[GeoSpec, ...], sizes, w_mean,
                  w_sd, z, b0, specs: tuple[ChannelSpec, ...], scales, betas, spend, contrib, promos, sends, baseline,
-                 promo_lift, life_lift, mu, no_promo_env, book, deployment, lift, bad_list, counts) -> Truth:
+                 promo_lift, life_lift, mu, no_promo_env, book, deployment, lifts, media_share, bad_list,
+                 counts) -> Truth:
     n = len(dates)
     gids = [g.geo_id for g in geos]
     geo_truth = [GeoTruth(
@@ -551,6 +569,7 @@ def _build_truth(tenant_id, scenario, seed, dates, orders_per_geo_day, geos: tup
     return Truth(
         tenant_id=tenant_id, scenario=scenario, seed=seed, start_date=dates[0].isoformat(),
         end_date=dates[-1].isoformat(), days=n, n_geos=len(geos), orders_per_geo_day=orders_per_geo_day,
+        media_share=media_share,
         timezone=TIMEZONE, currency="USD", forecast_start=forecast_start.isoformat(),
         forecast_end=(forecast_start + timedelta(days=FORECAST_DAYS - 1)).isoformat(),
         geos=geo_truth, channels=channel_truth,
@@ -565,6 +584,6 @@ def _build_truth(tenant_id, scenario, seed, dates, orders_per_geo_day, geos: tup
         promo_lift_total=_round(promo_lift.sum()), lifecycle_lift_total=_round(life_lift.sum()),
         baseline_total=_round(baseline.sum()), media_total=_round(contrib.sum()),
         expected_revenue_total=_round(mu.sum()), expected_net_order_value=_round(no_promo_env, 4),
-        orders=orders, deployment=deployment, lift_test=lift, bad_files=bad_list, files=dict(sorted(counts.items())),
+        orders=orders, deployment=deployment, lift_test=lifts[0], lift_tests=lifts, bad_files=bad_list, files=dict(sorted(counts.items())),
         daily=daily,
     )

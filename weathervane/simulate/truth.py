@@ -137,6 +137,7 @@ class Truth(_Model):
     days: int
     n_geos: int
     orders_per_geo_day: float
+    media_share: float = 0.11
     timezone: str
     currency: str
     forecast_start: str
@@ -154,7 +155,8 @@ class Truth(_Model):
     expected_net_order_value: float  # with no promotion running
     orders: OrderCounts
     deployment: DeploymentTruth
-    lift_test: LiftTestTruth
+    lift_test: LiftTestTruth  # the first of lift_tests
+    lift_tests: list[LiftTestTruth] = []
     bad_files: list[BadFile]
     files: dict[str, int]  # "<source>/<stream>" -> number of files written
     daily: DailyTruth
