@@ -94,6 +94,23 @@ def test_lift_tests_become_per_period_measurements(panel):
     national = m[m["channel"] == "google_search"]
     assert len(national) == len(data.cells)  # split over cells by spend share
     assert national["delta_x"].sum() == pytest.approx(75.0) and national["delta_y"].sum() == pytest.approx(150.0)
+    # x is the spend before the test: the window's spend less what the test added
+    window = (data.dates >= "2023-03-06") & (data.dates <= "2023-04-02")
+    spent = data.spend[window, 0, data.channels.index("meta")].sum()
+    assert one["x"] == pytest.approx((spent - 400.0) / window.sum())
+
+    # per period: one row per period of the window; the added spend follows each period's spend and the rows
+    # of a test add up to the test (the model observes their sum against kpi_delta with sd kpi_delta_sd)
+    rows = lift_measurements(raw, data, per_period=True)
+    meta = rows[rows["channel"] == "meta"]
+    assert len(meta) == window.sum() and meta["test"].nunique() == 1
+    assert list(pd.to_datetime(meta["date"])) == list(data.dates[window])
+    assert meta["delta_x"].sum() == pytest.approx(400.0) and meta["delta_y"].sum() == pytest.approx(900.0)
+    assert (meta["x"] + meta["delta_x"]).to_numpy() == pytest.approx(data.spend[window, 0, data.channels.index("meta")])
+    assert meta["sigma"].unique() == pytest.approx([200.0])
+    national = rows[rows["channel"] == "google_search"]
+    assert national["test"].nunique() == len(data.cells) and national["delta_x"].sum() == pytest.approx(300.0)
+
     raw["record"] = [raw["record"][0], {**raw["record"][1], "kpi_delta": "lots"}]
     with pytest.raises(LiftTestError, match="q1.csv line 3, field kpi_delta"):
         lift_measurements(raw, data)
@@ -161,7 +178,22 @@ def test_map_fit_through_dagster_writes_contract_rows_report_and_consistent_resp
     tree = xr.open_datatree(next(wv_env["model_store"].glob(f"*/{model_id}.nc")))
     modeled = (tree["posterior"]["weather_channel_contribution"] * tree["constant_data"]["target_scale"])
     modeled = modeled.stack(s=("chain", "draw")).transpose("s", "date", "channel", "geo").values
+    lift_model = tree["posterior"]["lift_measurements_model_estimated_lift"].values.ravel()
     tree.close()
+    # the lift test's model lift: each week of its window at that week's spend and weather, summed
+    data = prepare_model_data(panel.model_input, panel.weather_daily, "week")
+    rows = lift_measurements(pd.DataFrame([("experiments/lift_tests/q1.csv", 2, lift)],
+                                          columns=["file_path", "source_line", "record"]), data, per_period=True)
+    g, c = resp.geos.index("US-CA"), resp.channels.index("meta")
+    t = data.dates.get_indexer(pd.to_datetime(rows["date"]))
+    cs = resp.channel_scale[g, c]
+
+    def sat(x):
+        return (1 - np.exp(-resp.lam[0, c] * x / cs)) / (1 + np.exp(-resp.lam[0, c] * x / cs))
+
+    weather = np.exp(data.weather_z[t, g] @ resp.gamma[0, c])
+    expected = (resp.beta[0, g, c] * (sat(rows["x"] + rows["delta_x"]) - sat(rows["x"])) * weather).sum()
+    assert len(rows) == 4 and lift_model == pytest.approx([expected], rel=1e-6)
     ours = resp.incremental_kpi(resp.observed_spend, resp.observed_z)
     np.testing.assert_allclose(ours, modeled, rtol=1e-5, atol=1e-6)
     # history rows carry over into the plan and are dropped from the result

@@ -12,7 +12,9 @@ from dbt.cli.main import dbtRunner
 from weathervane import config, warehouse
 from weathervane.grain import dbt_vars
 from weathervane.landing import ingest_tenant
-from weathervane.mmm import FitSettings, duckdb_connect, fit_panel, prepare_model_data, read_model_input
+from weathervane.mmm import (
+    FitSettings, duckdb_connect, fit_panel, prepare_model_data, read_lift_tests, read_model_input,
+)
 from weathervane.simulate import simulate_tenant
 
 
@@ -84,9 +86,14 @@ def recovery_numbers(fitted, truth) -> dict:
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_DIR = REPO_ROOT / "dbt"
 TENANT = "recov"
-# A brand of 40 orders per geo-day (the Truth records it): with the default 10, Poisson noise on daily revenue
-# hides a channel that earns a few percent of it.
-ORDERS_PER_GEO_DAY = 40.0
+# A brand of 80 orders per geo-day (480 a day) that spends a fifth of its revenue on paid media and has run a
+# four-week geo lift test on each channel (the Truth records all three). With the simulator's defaults (10
+# orders, 11% media) Poisson noise on daily revenue hides a channel that earns a few percent of it: no model
+# recovers its ROAS to 15% from one such history (measured: 40 orders and 11% media left the smallest channel's
+# ROAS 44% off).
+ORDERS_PER_GEO_DAY = 80.0
+MEDIA_SHARE = 0.2
+CHANNELS = ("meta", "google_search", "google_shopping")
 
 
 def warehouse_from_simulation(root: Path, scenario: str):
@@ -94,7 +101,8 @@ def warehouse_from_simulation(root: Path, scenario: str):
     same path production data takes to marts.fct_model_input. Returns the truth and the warehouse path."""
     landing, wh = root / "landing", root / "warehouse.duckdb"
     truth = simulate_tenant(TENANT, landing, scenario=scenario, seed=0, days=730, n_geos=6,
-                            orders_per_geo_day=ORDERS_PER_GEO_DAY, channels=("meta", "google_search", "google_shopping"))
+                            orders_per_geo_day=ORDERS_PER_GEO_DAY, channels=CHANNELS, media_share=MEDIA_SHARE,
+                            lift_test_channels=CHANNELS)
     con = warehouse.connect(wh)
     try:
         warehouse.ensure_schemas(con)
@@ -118,6 +126,8 @@ def _fit_simulated(tmp_path, scenario: str, period: str = "day"):
     # read-write: dbt ran in this process and its DuckDB instance is still open read-write
     with duckdb_connect(wh)(False) as con:
         frame, weather = read_model_input(con, TENANT, "all", "region", period)
+        lift_raw = read_lift_tests(con, TENANT)
+    assert len(lift_raw) == len(CHANNELS)
     data = prepare_model_data(frame, weather, period)
     # The warehouse rows agree with what the simulator says it sold and spent.
     cross, _ = model_input_from_truth(truth, period="day")
@@ -126,20 +136,20 @@ def _fit_simulated(tmp_path, scenario: str, period: str = "day"):
         assert data.spend[..., data.channels.index(c)].sum() == pytest.approx(cross[f"spend_{c}"].sum(), rel=1e-6)
     # Daily: the simulator modulates media by each day's weather, and weekly means blur rain, which is
     # mostly day-to-day variation.
-    settings = FitSettings(method="nuts", draws=300, tune=300, chains=2, holdout_weeks=0, min_ess_bulk=50)
-    fitted = fit_panel(data, settings, store=tmp_path / "models", reports=tmp_path / "reports", report=False)
+    settings = FitSettings(method="nuts", draws=400, tune=400, chains=2, holdout_weeks=0, min_ess_bulk=100)
+    fitted = fit_panel(data, settings, lift_raw=lift_raw, store=tmp_path / "models", reports=tmp_path / "reports",
+                       report=False)
+    assert fitted.lift_tests == len(CHANNELS) and fitted.usable, fitted.diagnostics
     return truth, fitted, recovery_numbers(fitted, truth)
 
 
-# One fit yields 3 ROAS and 6 weather intervals at nominal 90%: even a perfectly calibrated model misses one or
-# more of them in about 60% of fits, so "every interval covers" is not a per-fit test. What one fit can test:
-# - no estimate is implausibly far from the truth given its own posterior (truth inside the ~99.8% band,
-#   mean +/- 3.1 sd with sd = (p95 - p05) / 3.29);
-# - the share of 90% intervals covering the truth is consistent with 90% (at most 3 misses of 9: P(>= 4) < 1%
-#   for a calibrated model);
-# - every non-zero weather effect has the right sign.
-# The per-fit numbers (ROAS errors, coverage) are printed for the record.
+# The issue's per-fit criteria, on this fixed seed: every ROAS within 15% of the truth and inside its 90% interval,
+# every weather multiplier inside its 90% interval with the right sign where the truth is not 1. A calibrated
+# model covers all 9 (or 6) intervals in only ~40% (~53%) of fits, so a failure after a model change calls for
+# a look at coverage across seeds before anything else; the printed record gives the numbers. Also: no estimate
+# implausibly far from the truth given its own posterior (mean +/- 3.1 sd, sd = (p95 - p05) / 3.29).
 WIDE_Z = 3.1
+ROAS_TOLERANCE = 0.15
 
 
 def _within_wide_band(r: dict) -> bool:
@@ -147,15 +157,17 @@ def _within_wide_band(r: dict) -> bool:
     return abs(r["mean"] - r["true"]) <= WIDE_Z * sd
 
 
-def _assert_calibrated(rec: dict, with_roas: bool) -> None:
+def _assert_recovered(rec: dict, with_roas: bool) -> None:
     items = list(rec["weather"].items()) + (list(rec["roas"].items()) if with_roas else [])
     for name, r in items:
         assert _within_wide_band(r), (name, r)
-    misses = [name for name, r in items if not r["covered"]]
-    assert len(misses) <= (3 if with_roas else 2), misses
+        assert r["covered"], (name, r)
     for (c, v), w in rec["weather"].items():
         if abs(np.log(w["true"])) > 1e-6:
             assert np.sign(np.log(w["mean"])) == np.sign(np.log(w["true"])), (c, v, w)
+    if with_roas:
+        for c, r in rec["roas"].items():
+            assert r["rel_err"] < ROAS_TOLERANCE, (c, r)
 
 
 def _print_record(scenario: str, rec: dict) -> None:
@@ -171,16 +183,14 @@ def _print_record(scenario: str, rec: dict) -> None:
 def test_standard_scenario_recovers_roas_and_weather(tmp_path):
     truth, fitted, rec = _fit_simulated(tmp_path, "standard")
     _print_record("standard", rec)
-    _assert_calibrated(rec, with_roas=True)
-    # the dominant channel's ROAS is recovered to the issue's 15%
-    assert rec["roas"]["meta"]["rel_err"] < 0.15, rec["roas"]["meta"]
+    _assert_recovered(rec, with_roas=True)
 
 
 @pytest.mark.slow
 def test_promo_confounded_scenario_does_not_miscredit_weather(tmp_path):
     truth, fitted, rec = _fit_simulated(tmp_path, "promo_weather_confounded")
     _print_record("promo_weather_confounded", rec)
-    _assert_calibrated(rec, with_roas=False)
+    _assert_recovered(rec, with_roas=False)
     # promotions in warm weeks must not inflate meta's heat effect: its multiplier stays near the truth
     meta_heat = rec["weather"][("meta", "temperature_2m_mean")]
     assert abs(np.log(meta_heat["mean"]) - np.log(meta_heat["true"])) < 0.1, meta_heat

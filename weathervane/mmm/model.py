@@ -13,6 +13,7 @@ import xarray as xr
 from pymc_extras.prior import Prior
 
 from pymc_marketing.mmm import MMM, GeometricAdstock, LogisticSaturation
+from pymc_marketing.mmm.scaling import DataDerivedScaling, Scaling
 
 from weathervane.mmm.data import ModelData
 from weathervane.mmm.effects import MULTIPLIER, WeatherModulation
@@ -54,7 +55,28 @@ def adstock_lags(period: str) -> int:
 # A paid channel's return a priori: about break-even-plus, within a factor of e either way (90%: 0.3 to 7.8).
 PRIOR_ROAS = 1.5
 PRIOR_LOG_ROAS_SD = 1.0
-PRIOR_LAM_MEAN = 3.0  # mean of the Gamma(3, 1) saturation_lam prior
+# Saturation a priori: at its mean spend a channel sits in the concave part of its curve, lam * mean = 1.5
+# (the curve at 64% of its ceiling), with a 60% coefficient of variation.
+PRIOR_LAM_AT_MEAN = 1.5
+PRIOR_LAM_CV = 0.6
+
+
+def mean_scaled_spend(data: ModelData) -> np.ndarray:
+    """Per channel, the mean spend over the per-cell max (the model's channel scaling), averaged over cells."""
+    spend_max = data.spend.max(axis=0)  # [cell, channel]
+    x = np.divide(data.spend.mean(axis=0), spend_max, out=np.zeros_like(spend_max), where=spend_max > 0)
+    with np.errstate(invalid="ignore"):
+        mean = np.nanmean(np.where(spend_max > 0, x, np.nan), axis=0)
+    return np.where(np.isfinite(mean) & (mean > 0), mean, 0.5)
+
+
+def lam_prior_mean(data: ModelData) -> np.ndarray:
+    """saturation_lam's prior mean per channel: PRIOR_LAM_AT_MEAN at the channel's mean spend.
+
+    PyMC-Marketing scales spend by its per-cell maximum, so the same curvature at typical spend needs a larger
+    lam for a flighted channel (spiky maximum) than for an always-on one; a single unit-free prior would make
+    the flighted channel look nearly linear and, given its marginal return, understate its average return."""
+    return PRIOR_LAM_AT_MEAN / mean_scaled_spend(data)
 
 
 def beta_prior_location(data: ModelData) -> np.ndarray:
@@ -69,7 +91,7 @@ def beta_prior_location(data: ModelData) -> np.ndarray:
     spend_max = spend.max(axis=0)  # [cell, channel]
     spend_mean = spend.mean(axis=0)
     x = np.divide(spend_mean, spend_max, out=np.zeros_like(spend_mean), where=spend_max > 0)
-    sat = np.tanh(PRIOR_LAM_MEAN * x / 2)  # logistic saturation (1 - e^-lx) / (1 + e^-lx)
+    sat = np.tanh(lam_prior_mean(data)[None, :] * x / 2)  # logistic saturation (1 - e^-lx) / (1 + e^-lx)
     beta = np.divide(PRIOR_ROAS * spend_mean / np.where(target_max > 0, target_max, 1.0)[:, None], sat,
                      out=np.full_like(sat, np.nan), where=sat > 0)
     loc = np.nanmean(np.log(np.where(beta > 0, beta, np.nan)), axis=0)
@@ -82,11 +104,13 @@ def model_config(data: ModelData, settings: FitSettings) -> dict:
     geos, where per-geo data cannot tell them apart. Targets and spend are scaled per geo, so a channel's beta
     is comparable across geos of different size."""
     loc = beta_prior_location(data)
+    lam_mean = lam_prior_mean(data)
     cfg = {
         "intercept": Prior("Normal", mu=0.4, sigma=0.4, dims="geo"),
         "likelihood": Prior("Normal", sigma=Prior("HalfNormal", sigma=0.2, dims="geo"), dims=("date", "geo")),
         "adstock_alpha": Prior("Beta", alpha=1, beta=3, dims="channel"),
-        "saturation_lam": Prior("Gamma", alpha=3, beta=1, dims="channel"),
+        "saturation_lam": Prior("Gamma", mu=lam_mean.tolist(), sigma=(PRIOR_LAM_CV * lam_mean).tolist(),
+                                dims="channel"),
         "saturation_beta": Prior(
             "Normal",
             mu=Prior("Normal", mu=loc.tolist(), sigma=PRIOR_LOG_ROAS_SD, dims="channel"),
@@ -116,6 +140,11 @@ def build_mmm(data: ModelData, settings: FitSettings, *, weather: bool | None = 
             control_columns=list(data.controls) or None,
             yearly_seasonality=settings.yearly_seasonality if n_years >= 1.0 and settings.yearly_seasonality else None,
             model_config=cfg,
+            # Per-geo scaling: geos of different size get comparable betas, so pooling them across geos
+            # shrinks their returns towards each other, not their absolute effects (a big state's towards a
+            # small state's).
+            scaling=Scaling(target=DataDerivedScaling(method="max", dims=()),
+                            channel=DataDerivedScaling(method="max", dims=())),
             sampler_config={"nuts_sampler": settings.nuts_sampler},
         )
     if weather:
