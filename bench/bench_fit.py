@@ -23,6 +23,8 @@ def main() -> None:
     ap.add_argument("--tune", type=int, default=300)
     ap.add_argument("--chains", type=int, default=2)
     ap.add_argument("--geos", type=int, default=4)
+    ap.add_argument("--adaptation", choices=["diag", "low_rank"], default=FitSettings.adaptation,
+                    help="nutpie mass-matrix adaptation for both models")
     args = ap.parse_args()
     if args.tenant:
         from weathervane.mmm import duckdb_connect
@@ -33,8 +35,10 @@ def main() -> None:
         p = synthetic_panel(n_geos=args.geos)
         frame, weather = p.model_input, p.weather_daily
     data = prepare_model_data(frame, weather)
-    settings = FitSettings(method="nuts", draws=args.draws, tune=args.tune, chains=args.chains, holdout_weeks=0)
-    print(f"panel: {data.n_periods} {data.period}s x {len(data.cells)} cells x {len(data.channels)} channels")
+    settings = FitSettings(method="nuts", draws=args.draws, tune=args.tune, chains=args.chains, holdout_weeks=0,
+                           adaptation=args.adaptation)
+    print(f"panel: {data.n_periods} {data.period}s x {len(data.cells)} cells x {len(data.channels)} channels, "
+          f"nutpie {args.draws}+{args.tune} x {args.chains}, {args.adaptation} mass matrix")
     rows = {}
     for name, weather_on in (("plain", False), ("weather", True)):
         t0 = time.perf_counter()

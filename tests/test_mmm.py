@@ -210,6 +210,14 @@ def test_map_fit_through_dagster_writes_contract_rows_report_and_consistent_resp
     ratio = warm[:, :, 0] / cold[:, :, 0]
     np.testing.assert_allclose(ratio, np.broadcast_to(np.exp(resp.gamma[:, 0, 0])[:, None, None], ratio.shape), rtol=1e-9)
 
+    # PyMC-Marketing's own loader rebuilds the weather-aware model from the NetCDF
+    from pymc_marketing.mmm import MMM
+
+    loaded = MMM.load(str(next(wv_env["model_store"].glob(f"*/{model_id}.nc"))))
+    assert [type(e).__name__ for e in loaded.mu_effects] == ["WeatherModulation"]
+    np.testing.assert_allclose(loaded.model["weather_z"].get_value(),
+                               loaded.idata.constant_data["weather_z"].transpose("date", "geo", "weather").values)
+
     report = wv_env["reports"] / TENANT / f"{model_id}.html"
     assert report.exists() and report.read_text().count("data:image/png;base64,") == 4
     assert mat.metadata["report"].value == str(report)

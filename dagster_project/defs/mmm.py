@@ -39,6 +39,7 @@ class MMMFitConfig(Config):
     min_ess_bulk: float = 200.0
     max_divergences: int = 0
     seed: int = 0
+    adaptation: str = "diag"  # nutpie mass matrix: diag | low_rank (faster, needs more tuning)
 
 
 @asset(
@@ -59,7 +60,8 @@ def weather_mmm(context: AssetExecutionContext, config: MMMFitConfig, weathervan
     grain = weathervane.tenant_config(tenant).grain
     settings = FitSettings(method=config.method, draws=config.draws, tune=config.tune, chains=config.chains,
                            holdout_weeks=config.holdout_weeks, max_rhat=config.max_rhat,
-                           min_ess_bulk=config.min_ess_bulk, max_divergences=config.max_divergences, seed=config.seed)
+                           min_ess_bulk=config.min_ess_bulk, max_divergences=config.max_divergences, seed=config.seed,
+                           adaptation=config.adaptation)
     fitted = fit_tenant(lambda read_only: weathervane.connect(read_only=read_only), tenant, settings,
                         grain_product=config.grain_product or grain.product, grain_geo=config.grain_geo or grain.geo,
                         period=config.period,

@@ -66,7 +66,17 @@ class WeatherModulation(DataVarMuEffect):
         return IncrementalitySpec(additional_carryover_lags=0, evaluation_mode="window")
 
     def create_data(self, mmm) -> None:
-        weather = mmm.xarray_dataset[self.data_vars[0]].coords[WEATHER_DIM].values
+        name = self.data_vars[0]
+        if name not in mmm.xarray_dataset:
+            # MMM.load rebuilds from idata.fit_data, which keeps only (date, geo) columns: take the weather z the
+            # model was fitted on from its constant_data, aligned to the rebuilt dates and geos.
+            saved = getattr(getattr(mmm, "idata", None), "constant_data", None)
+            if saved is None or name not in saved:
+                raise KeyError(f"{name}: not in the data and not saved with the model")
+            ds = mmm.xarray_dataset
+            mmm.xarray_dataset[name] = saved[name].sel(date=ds["date"].values, geo=ds["geo"].values).transpose(
+                "date", "geo", WEATHER_DIM)
+        weather = mmm.xarray_dataset[name].coords[WEATHER_DIM].values
         if WEATHER_DIM not in mmm.model.coords:
             mmm.model.add_coord(WEATHER_DIM, weather)
         super().create_data(mmm)

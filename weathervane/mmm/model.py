@@ -32,6 +32,10 @@ class FitSettings:
     tune: int = 500
     chains: int = 2
     cores: int | None = None  # chains sampled in parallel; None: min(chains, CPUs)
+    # nutpie's mass-matrix adaptation. "low_rank" also learns the strongest posterior correlations and halves the
+    # time per fit, but on the benchmark panel it left the weather model at bulk ESS 23 after 300 tuning steps
+    # (diag: 97); see bench/bench_fit.py --adaptation.
+    adaptation: Literal["diag", "low_rank"] = "diag"
     target_accept: float = 0.9
     seed: int = 0
     holdout_weeks: int = 8  # scored before the final fit; 0 skips the holdout
@@ -154,7 +158,8 @@ def build_mmm(data: ModelData, settings: FitSettings, *, weather: bool | None = 
 
 def sample_kwargs(settings: FitSettings) -> dict:
     if settings.method == "nuts":
-        return dict(method="mcmc", draws=settings.draws, tune=settings.tune, chains=settings.chains,
+        extra = {"nuts_sampler_kwargs": {"adaptation": settings.adaptation}} if settings.nuts_sampler == "nutpie" else {}
+        return dict(method="mcmc", draws=settings.draws, tune=settings.tune, chains=settings.chains, **extra,
                     target_accept=settings.target_accept, nuts_sampler=settings.nuts_sampler, random_seed=settings.seed,
                     progressbar=False,
                     cores=settings.cores or max(1, min(settings.chains, os.cpu_count() or 1)))
