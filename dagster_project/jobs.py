@@ -14,3 +14,15 @@ refresh_job = define_asset_job(
     selection=AssetSelection.all(),
     description="Everything for one tenant: ingest, marts, model fit, budget plan.",
 )
+
+
+def standalone_ingest_job():
+    """ingest_job over the ingestion assets alone, for an ingestion-only worker (and step processes that should
+    not load dbt or PyMC): `reconstructable(standalone_ingest_job)`."""
+    from dagster import Definitions
+
+    from dagster_project.defs import ingest
+    from dagster_project.resources import WeathervaneResource
+
+    return Definitions(assets=ingest.assets, jobs=[ingest_job],
+                       resources={"weathervane": WeathervaneResource()}).resolve_job_def("ingest_job")

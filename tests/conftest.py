@@ -28,11 +28,18 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    # Longest first, so two workers finish together: the NUTS recovery fits, then the other heavy tests.
+    """Long tests first, dealt alternately into two halves: pytest-xdist's worksteal scheduler hands each of two
+    workers one contiguous half, so the two NUTS recovery fits (and the other heavy tests) run on different
+    workers at the same time, and the quick tests at the ends of the halves are what an idle worker steals."""
     def rank(item):
         return 0 if item.get_closest_marker("slow") else 1 if item.get_closest_marker("heavy") else 2
 
-    items.sort(key=rank)
+    ranked = sorted(items, key=rank)
+    long_tests = [i for i in ranked if rank(i) < 2]
+    quick = [i for i in ranked if rank(i) == 2]
+    halves = [long_tests[0::2], long_tests[1::2]]
+    fill = max(0, len(items) // 2 - len(halves[0]))
+    items[:] = halves[0] + quick[:fill] + halves[1] + quick[fill:]
 
 
 @pytest.fixture
