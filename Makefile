@@ -10,7 +10,7 @@ export PYTHONUNBUFFERED := 1
 $(VENV)/.synced: pyproject.toml uv.lock
 	@$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 12), f"Python 3.12 is needed, found {sys.version.split()[0]}"'
 	@$(UV) --version >/dev/null 2>&1 || $(PY) -m pip install --quiet uv
-	$(UV) sync --frozen
+	$(UV) sync --frozen --all-extras
 	@touch $@
 
 env: $(VENV)/.synced
