@@ -4,8 +4,10 @@ Paths are functions (not import-time constants) so callers and tests can point t
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
+import stat
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -24,6 +26,10 @@ class InvalidTenantId(ValueError):
 
 class TenantConfigError(ValueError):
     """tenant.yaml is unreadable or holds a bad value."""
+
+
+# tenant.yaml is a few lines of settings; anything larger is not one.
+TENANT_YAML_MAX_BYTES = 1 << 20
 
 
 def validate_tenant_id(tenant_id: object) -> str:
@@ -80,7 +86,25 @@ class ChannelRule(_Strict):
                 re.compile(v)
             except re.error as exc:
                 raise ValueError(f"not a valid regular expression: {exc}") from exc
+            # dbt matches with DuckDB's RE2, which lacks lookarounds and backreferences.
+            problem = _duckdb_rejects("select regexp_matches('', ?)", v)
+            if problem:
+                raise ValueError(f"regular expression not supported by DuckDB (RE2 syntax): {problem}")
         return v
+
+
+def _duckdb_rejects(sql: str, value: str) -> str | None:
+    """The error DuckDB raises for `value` in `sql`, or None when it accepts it."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute(sql, [value]).fetchall()
+    except duckdb.Error as exc:
+        return str(exc).splitlines()[0]
+    finally:
+        con.close()
+    return None
 
 
 class Planning(_Strict):
@@ -99,7 +123,35 @@ class Planning(_Strict):
 class Autopilot(_Strict):
     requires_approval: bool = True
     approvers: list[str] = Field(default_factory=list)
+    # who may apply an approved plan and roll it back; empty = no one
+    appliers: list[str] = Field(default_factory=list)
     webhook_url: str | None = None
+    # hosts or networks (CIDR) the webhook may reach although private, loopback or link-local
+    webhook_allow_private: list[str] = Field(default_factory=list)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None:
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(v)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"must be an http(s) URL with a host: {v!r}")
+        return v
+
+    @field_validator("webhook_allow_private")
+    @classmethod
+    def _hosts_or_networks(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            if "/" in entry:
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError as exc:
+                    raise ValueError(f"not a network: {entry!r}") from exc
+            elif not re.fullmatch(r"[A-Za-z0-9.:_-]{1,253}", entry):
+                raise ValueError(f"not a host name or address: {entry!r}")
+        return v
 
 
 class TenantConfig(_Strict):
@@ -118,6 +170,9 @@ class TenantConfig(_Strict):
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown IANA timezone {v!r}") from exc
+        # dbt converts with DuckDB's ICU zones, which know fewer names than the host's tzdata
+        if _duckdb_rejects("select timezone(?, timestamptz '2000-01-01 00:00:00+00')", v):
+            raise ValueError(f"timezone {v!r} is not an IANA zone name DuckDB knows")
         return v
 
 
@@ -125,13 +180,56 @@ def tenant_dir(root: Path | str, tenant_id: str) -> Path:
     return Path(root) / validate_tenant_id(tenant_id)
 
 
+def refuse_links(root: Path | str, path: Path | str, *, max_bytes: int | None = None) -> None:
+    """Raise TenantConfigError unless every part of `path` below `root` is a plain folder or file.
+
+    A linked tenant folder would read another tenant's files under this id; a FIFO blocks a read forever
+    and a link to a device never ends.
+    """
+    root, path = Path(root), Path(path)
+    current, st = root, None
+    for part in path.relative_to(root).parts:
+        current = current / part
+        try:
+            st = current.lstat()
+        except FileNotFoundError:
+            return
+        if stat.S_ISLNK(st.st_mode):
+            raise TenantConfigError(f"{current}: is a symbolic link; links are refused in the landing zone")
+        if current != path and not stat.S_ISDIR(st.st_mode):
+            raise TenantConfigError(f"{current}: not a folder")
+    if st is None:
+        return
+    if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+        raise TenantConfigError(f"{current}: not a regular file")
+    if max_bytes is not None and stat.S_ISREG(st.st_mode) and st.st_size > max_bytes:
+        raise TenantConfigError(f"{current}: {st.st_size} bytes, more than the {max_bytes} allowed")
+
+
 def load_tenant_config(root: Path | str | None, tenant_id: str) -> TenantConfig:
     """Read `<root>/<tenant>/tenant.yaml`; defaults apply when it is absent."""
-    path = tenant_dir(root if root is not None else landing_root(), tenant_id) / "tenant.yaml"
+    root = Path(root if root is not None else landing_root())
+    path = tenant_dir(root, tenant_id) / "tenant.yaml"
+    refuse_links(root, path, max_bytes=TENANT_YAML_MAX_BYTES)
     if not path.exists():
         return TenantConfig()
+    if not path.is_file():
+        raise TenantConfigError(f"{path}: not a regular file")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        # O_NONBLOCK: a FIFO swapped in after the check above must not block the read
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise TenantConfigError(f"{path}: not a regular file")
+            raw = fh.read(TENANT_YAML_MAX_BYTES + 1)
+    except OSError as exc:
+        raise TenantConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
+    if len(raw) > TENANT_YAML_MAX_BYTES:
+        raise TenantConfigError(f"{path}: more than {TENANT_YAML_MAX_BYTES} bytes")
+    try:
+        data = yaml.safe_load(raw.decode("utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise TenantConfigError(f"{path}: not UTF-8 text: {exc}") from exc
     except yaml.YAMLError as exc:
         raise TenantConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
