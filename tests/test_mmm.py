@@ -59,7 +59,7 @@ def test_weekly_weather_z_is_the_mean_of_daily_z_in_daily_sd_units(panel):
     daily = panel.weather_daily[panel.weather_daily["geo_id"] == geo].copy()
     daily["date"] = pd.to_datetime(daily["date"])
     t = daily["temperature_2m_mean"]
-    z = (t - t.mean()) / t.std(ddof=0)
+    z = (t - t.mean()) / t.std(ddof=1)  # sample sd, as dbt and weathervane.transforms
     week = 5
     days = (daily["date"] >= data.dates[week]) & (daily["date"] < data.dates[week] + pd.Timedelta(days=7))
     assert data.weather_z[week, 1, 0] == pytest.approx(z[days].mean())

@@ -8,6 +8,7 @@ import pandas as pd
 import xarray as xr
 
 from weathervane.config import validate_tenant_id
+from weathervane.transforms import standardise_weather, weather_moments
 
 WEATHER_VARS = ("temperature_2m_mean", "precipitation_sum")
 MODEL_INPUT = "marts.fct_model_input"
@@ -192,8 +193,8 @@ def _weather_z(panel, dates, cells, cell_geo, weather_daily, period):
         for k, var in enumerate(WEATHER_VARS):
             if g is not None and len(g) > 30 and g[var].notna().sum() > 30:
                 values = g[var].astype(float)
-                mean, sd = float(values.mean()), float(values.std(ddof=0)) or 1.0
-                zd = pd.Series(((values - mean) / sd).to_numpy(), index=g["date"].to_numpy())
+                mean, sd = weather_moments(values.to_numpy())
+                zd = pd.Series(standardise_weather(values.to_numpy(), mean, sd), index=g["date"].to_numpy())
                 if period == "week":
                     start = zd.index - pd.to_timedelta(zd.index.day_of_week, unit="D")
                     zd = zd.groupby(start).mean()
@@ -202,10 +203,8 @@ def _weather_z(panel, dates, cells, cell_geo, weather_daily, period):
                 col = panel[var] if var in panel.columns else None
                 values = (col.xs(cell, level="cell").astype(float) if col is not None
                           else pd.Series(0.0, index=dates))
-                mean, sd = float(values.mean()), float(values.std(ddof=0)) if values.notna().any() else 0.0
-                sd = sd if sd and np.isfinite(sd) else 1.0
-                mean = mean if np.isfinite(mean) else 0.0
-                z[:, j, k] = ((values - mean) / sd).fillna(0.0).to_numpy()
+                mean, sd = weather_moments(values.to_numpy())
+                z[:, j, k] = np.nan_to_num(standardise_weather(values.to_numpy(), mean, sd))
             stats[geo][var] = [mean, sd]
     return z, stats
 

@@ -15,6 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from weathervane import config
+from weathervane.transforms import media_contribution, standardise_weather
 
 META_ATTR = "weathervane"
 
@@ -171,17 +172,10 @@ class PosteriorResponse:
         alpha, lam, beta, gamma = self.alpha[idx], self.lam[idx], self.beta[idx], self.gamma[idx]
         x = (spend / self.channel_scale.T[None])  # [T, C, G]
         x = np.where(np.isfinite(x), x, 0.0)
-        # normalised geometric adstock, per draw and channel: weights alpha^l / sum_l alpha^l
-        lags = np.arange(self.l_max)
-        w = alpha[:, :, None] ** lags[None, None, :]  # [S, C, L]
-        w = w / w.sum(axis=-1, keepdims=True)
-        ad = np.zeros((len(idx), T, len(self.channels), len(self.geos)))
-        for lag in range(min(self.l_max, T)):
-            ad[:, lag:] += w[:, None, :, lag, None] * x[None, : T - lag]
-        e = np.exp(-lam[:, None, :, None] * ad)
-        sat = beta.transpose(0, 2, 1)[:, None] * (1 - e) / (1 + e)  # [S, T, C, G]
-        mult = np.exp(np.einsum("scw,tgw->stcg", gamma, weather_z))
-        out = sat * mult * self.target_scale[None, None, None, :]
+        contribution = media_contribution(
+            x, alpha[:, None, :, None], lam[:, None, :, None], beta.transpose(0, 2, 1)[:, None], self.l_max,
+            np.einsum("scw,tgw->stcg", gamma, weather_z))  # [S, T, C, G]
+        out = contribution * self.target_scale[None, None, None, :]
         return out[:, n_history:]
 
     def _draw_index(self, draws: int | None) -> np.ndarray:
@@ -208,7 +202,8 @@ class PosteriorResponse:
                 mean, sd = self.weather_stats.get(geo, {}).get(var, [0.0, 1.0])
                 if g.empty or var not in g:
                     continue
-                zs = ((g[var].astype(float) - mean) / (sd or 1.0)).groupby(g["date"].to_numpy()).mean()
+                zs = pd.Series(standardise_weather(g[var].astype(float).to_numpy(), mean, sd)).groupby(
+                    g["date"].to_numpy()).mean()
                 z[:, j, k] = zs.reindex(pd.DatetimeIndex(dates)).fillna(0.0).to_numpy()
         return z
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from weathervane.transforms import geometric_adstock, logistic_saturation, weather_moments
+
 WEATHER_VARS = ("temperature_2m_mean", "precipitation_sum")
 CHANNELS = ("meta", "google_search", "google_shopping")
 TRUE_GAMMA = {
@@ -30,15 +32,6 @@ class SyntheticPanel:
 
     def multiplier_per_sd(self) -> dict[str, dict[str, float]]:
         return {c: {w: float(np.exp(g)) for w, g in ws.items()} for c, ws in self.gamma.items()}
-
-
-def _adstock(x: np.ndarray, alpha: float, l_max: int = 8) -> np.ndarray:
-    w = alpha ** np.arange(l_max)
-    w = w / w.sum()
-    out = np.zeros_like(x)
-    for lag in range(l_max):
-        out[lag:] += w[lag] * x[: len(x) - lag]
-    return out
 
 
 def synthetic_panel(
@@ -74,7 +67,7 @@ def synthetic_panel(
         temp = 12 + 4 * gi - 2 + 10 * season + noise
         rain = np.where(rng.random(days) < 0.3 + 0.1 * np.cos(2 * np.pi * doy / 365.25), rng.gamma(1.2, 5, days), 0.0)
         weather = {"temperature_2m_mean": temp, "precipitation_sum": rain}
-        z = {w: (v - v.mean()) / v.std() for w, v in weather.items()}
+        z = {w: (v - weather_moments(v)[0]) / weather_moments(v)[1] for w, v in weather.items()}
 
         promo = np.zeros(days)
         for s in rng.choice(days - 10, size=8, replace=False):
@@ -90,10 +83,10 @@ def synthetic_panel(
             level = base_spend[c] * size * (1 + 0.3 * np.sin(2 * np.pi * t / 180 + ci) + 0.15 * promo)
             s = level * rng.lognormal(0, 0.35, days)
             s[rng.random(days) < 0.03] = 0.0
-            ad = _adstock(s, alpha[c])
+            ad = geometric_adstock(s, alpha[c], 8)
             scale = base_spend[c] * size
-            sat = (1 - np.exp(-lam[c] * ad / scale)) / (1 + np.exp(-lam[c] * ad / scale))
-            beta = roi_beta[c] * scale / ((1 - np.exp(-lam[c])) / (1 + np.exp(-lam[c])))
+            sat = logistic_saturation(ad / scale, lam[c])
+            beta = roi_beta[c] * scale / logistic_saturation(1.0, lam[c])
             mult = np.exp(sum(TRUE_GAMMA[c][w] * z[w] for w in WEATHER_VARS))
             spend[c], contrib[c] = s, beta * sat * mult
             contrib_tot[c] += contrib[c].sum()
