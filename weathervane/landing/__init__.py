@@ -1,47 +1,31 @@
-"""Landing zone: stream registry, validation, quarantine and loading into DuckDB raw tables."""
-from weathervane.landing.ingest import (
-    LandingFile,
-    LandingPathError,
-    QuarantinedFile,
-    StreamReport,
-    TenantReport,
-    ensure_raw_tables,
-    ingest_stream,
-    ingest_tenant,
-    landing_files,
-    list_tenants,
-    pending_files,
-    quarantine_summary,
-    stream_files,
-    write_channel_rules,
-)
-from weathervane.landing.parse import ParsedFile, Problem, parse_file
-from weathervane.landing.schemas import export_json_schemas, json_schema, stale_schemas
-from weathervane.landing.streams import STREAMS, Stream, UnknownStream, get_stream
+"""Landing zone: stream registry, validation, quarantine and loading into DuckDB raw tables.
 
-__all__ = [
-    "STREAMS",
-    "LandingFile",
-    "LandingPathError",
-    "ParsedFile",
-    "Problem",
-    "QuarantinedFile",
-    "Stream",
-    "StreamReport",
-    "TenantReport",
-    "UnknownStream",
-    "ensure_raw_tables",
-    "export_json_schemas",
-    "get_stream",
-    "ingest_stream",
-    "ingest_tenant",
-    "json_schema",
-    "landing_files",
-    "list_tenants",
-    "parse_file",
-    "pending_files",
-    "quarantine_summary",
-    "stale_schemas",
-    "stream_files",
-    "write_channel_rules",
-]
+Names are imported on first use (PEP 562): the code location reads the stream registry without paying for the
+loader's pandas/DuckDB imports.
+"""
+from __future__ import annotations
+
+import importlib
+
+_WHERE = {
+    "weathervane.landing.ingest": [
+        "LandingFile", "LandingPathError", "QuarantinedFile", "StreamReport", "TenantReport", "current_records",
+        "ensure_raw_tables", "ingest_stream", "ingest_tenant", "landing_files", "list_tenants", "pending_files",
+        "quarantine_summary", "stream_files", "write_channel_rules",
+    ],
+    "weathervane.landing.parse": ["ParsedFile", "Problem", "parse_file"],
+    "weathervane.landing.schemas": ["export_json_schemas", "json_schema", "stale_schemas"],
+    "weathervane.landing.streams": ["STREAMS", "Stream", "UnknownStream", "get_stream"],
+}
+_MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'weathervane.landing' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
