@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import stat
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -26,7 +27,7 @@ import pandas as pd
 
 from weathervane import config
 from weathervane.config import TenantConfigError, validate_tenant_id
-from weathervane.landing.parse import ParsedFile, Problem, parse_file
+from weathervane.landing.parse import MAX_FILE_BYTES, ParsedFile, Problem, parse_file
 from weathervane.landing.streams import STREAMS, Stream, get_stream
 from weathervane.warehouse import ensure_schemas, transaction
 
@@ -194,26 +195,28 @@ def _tenant_folder(landing_root: Path | str, tenant_id: str) -> Path:
     root = Path(landing_root)
     folder = root / tenant_id
     if folder.is_symlink():
-        target = folder.resolve()
-        if not target.is_relative_to(root.resolve()):
-            raise LandingPathError(f"tenant folder {folder} is a link leading outside the landing root")
+        # even a link to a sibling would load another tenant's files under this id
+        raise LandingPathError(f"tenant folder {folder} is a symbolic link; links are refused")
+    if folder.exists() and not folder.is_dir():
+        raise LandingPathError(f"tenant folder {folder} is not a folder")
     return folder
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    try:
-        return path.resolve(strict=True).is_relative_to(folder.resolve())
-    except (OSError, RuntimeError):
-        return False
+def read_regular_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a plain file, never following a link, never blocking on a FIFO, never more than `limit`+1."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise LandingPathError(f"{path}: not a regular file")
+        return fh.read(limit + 1)
 
 
 def _stream_files(tenant_folder: Path, stream: Stream) -> Iterator[LandingFile]:
     base = tenant_folder / stream.source / stream.stream
     if not base.is_dir():
         return
-    if not _inside(base, tenant_folder):
-        yield LandingFile(stream, stream.folder, base, "a link leading outside the tenant folder is refused",
-                          readable=False)
+    if base.parent.is_symlink() or base.is_symlink():
+        yield LandingFile(stream, stream.folder, base, "a link to a folder is not followed", readable=False)
         return
     for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
         here = Path(dirpath)
@@ -235,11 +238,24 @@ def _stream_files(tenant_folder: Path, stream: Stream) -> Iterator[LandingFile]:
 
 
 def _classify(tenant_folder: Path, stream: Stream, path: Path, rel: str) -> LandingFile:
-    if path.is_symlink() and not _inside(path, tenant_folder):
-        return LandingFile(stream, rel, path, "a link leading outside the tenant folder is refused",
+    try:
+        st = path.lstat()
+    except OSError as exc:
+        return LandingFile(stream, rel, path, f"cannot be read: {exc.strerror}", readable=False)
+    if stat.S_ISLNK(st.st_mode):
+        # a link's target may change between check and read, or be another tenant's file
+        try:
+            inside = path.resolve(strict=True).is_relative_to(tenant_folder.resolve())
+        except (OSError, RuntimeError):
+            inside = False
+        where = "" if inside else " (this one leads outside the tenant folder)"
+        return LandingFile(stream, rel, path, f"a symbolic link is refused{where}: deliver the file itself",
                            readable=False)
-    if not path.is_file():
+    if not stat.S_ISREG(st.st_mode):
         return LandingFile(stream, rel, path, "not a regular file", readable=False)
+    if st.st_size > MAX_FILE_BYTES:
+        return LandingFile(stream, rel, path,
+                           f"file of {st.st_size} bytes is larger than the {MAX_FILE_BYTES} allowed", readable=False)
     parts = rel[len(stream.folder) + 1:].split("/")
     bad = [p for p in parts if not SAFE_NAME.fullmatch(p)]
     if bad:
@@ -281,9 +297,7 @@ def list_tenants(landing_root: Path | str) -> tuple[list[str], list[str]]:
     for entry in sorted(root.iterdir(), key=lambda p: p.name):
         if entry.name.startswith(".") or not entry.is_dir():
             continue
-        if not config.TENANT_ID_PATTERN.fullmatch(entry.name):
-            rejected.append(entry.name)
-        elif entry.is_symlink() and not entry.resolve().is_relative_to(root.resolve()):
+        if not config.TENANT_ID_PATTERN.fullmatch(entry.name) or entry.is_symlink():
             rejected.append(entry.name)
         else:
             valid.append(entry.name)
@@ -455,7 +469,14 @@ def _ingest_stream(con: duckdb.DuckDBPyConnection, landing_root: Path | str, ten
             report.files_quarantined += 1
             refusals.add((f.rel_path, f.refusal))
             continue
-        data = f.path.read_bytes()
+        try:
+            data = read_regular_file(f.path)
+        except (OSError, LandingPathError) as exc:
+            # swapped for a link or a FIFO after it was listed: refuse it this time, look again next time
+            reason = f"cannot be read as a regular file: {getattr(exc, 'strerror', None) or exc}"
+            report.quarantined.append(QuarantinedFile(f.rel_path, None, None, None, reason))
+            report.files_quarantined += 1
+            continue
         digest = hashlib.sha256(data).hexdigest()
         identity = _identity(spec, f.rel_path, digest)
         if identity in known:
@@ -525,10 +546,38 @@ def pending_files(con: duckdb.DuckDBPyConnection | None, landing_root: Path | st
                 if (f.rel_path, f.refusal) not in refusals:
                     out.append((f.rel_path, None))
                 continue
-            digest = hashlib.sha256(f.path.read_bytes()).hexdigest()
+            try:
+                digest = hashlib.sha256(read_regular_file(f.path)).hexdigest()
+            except (OSError, LandingPathError):
+                out.append((f.rel_path, None))
+                continue
             if _identity(s, f.rel_path, digest) not in known:
                 out.append((f.rel_path, digest))
     return out
+
+
+def current_records(con: duckdb.DuckDBPyConnection, tenant_id: str, source: str,
+                    stream: str) -> list[tuple[str, int, str]]:
+    """(file_path, source_line, record JSON) of the stream's records, one per primary key: the latest file wins.
+
+    A corrected file for the same key supersedes the older one (landing contract); key values are compared
+    trimmed, with empty and missing alike. Key fields are passed as parameters, never pasted into the SQL.
+    """
+    tenant_id = validate_tenant_id(tenant_id)
+    spec = get_stream(source, stream)
+    present = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'raw' AND table_name = ?", [spec.key]
+    ).fetchone()[0]
+    if not present:
+        return []
+    key = ", ".join("coalesce(trim(json_extract_string(record, ?)), '')" for _ in spec.primary_key)
+    paths = ["$." + json.dumps(k) for k in spec.primary_key]  # '$."segments.date"': dots are part of the name
+    return con.execute(
+        f"SELECT file_path, source_line, record FROM {spec.table} WHERE tenant_id = ? "
+        f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY loaded_at DESC, file_path DESC, "
+        "source_line DESC) = 1 ORDER BY loaded_at, file_path, source_line",
+        [tenant_id, *paths],
+    ).fetchall()
 
 
 def quarantine_summary(con: duckdb.DuckDBPyConnection, tenant_id: str, source: str,

@@ -6,9 +6,9 @@ only to count them (and report the first few), never to load part of the file.
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import json
+import re
 import zlib
 from dataclasses import dataclass, field
 
@@ -18,6 +18,12 @@ from weathervane import reference
 from weathervane.landing.streams import Stream
 
 MAX_PROBLEMS_KEPT = 50
+# Bounds on what one file may cost: its bytes as delivered and once decompressed, and one line (a record).
+MAX_FILE_BYTES = 256 << 20
+MAX_DECOMPRESSED_BYTES = 256 << 20
+MAX_LINE_BYTES = 8 << 20
+# CSV column names become keys the marts read by name: letters, digits and underscores only.
+COLUMN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 # Errors whose message does not show the offending value by itself.
 _SHOW_INPUT = {"money", "numeric_string", "int_like", "identifier", "int_type", "float_type", "string_type",
                "bool_type", "literal_error", "date_parsing", "datetime_parsing", "date_type", "datetime_type",
@@ -76,12 +82,38 @@ def _add_validation_errors(parsed: ParsedFile, line: int | None, exc: Validation
             parsed.add(Problem(line, _loc(err["loc"]), msg))
 
 
+def gunzip(data: bytes, limit: int = MAX_DECOMPRESSED_BYTES) -> tuple[bytes | None, str | None]:
+    """(decompressed bytes, None) or (None, why not): never more than `limit` bytes are produced."""
+    if not data:
+        return None, "empty file: a .gz file must hold a gzip stream"
+    out = bytearray()
+    rest = data
+    try:
+        while rest:
+            d = zlib.decompressobj(wbits=31)  # one gzip member; concatenated members follow each other
+            while rest and not d.eof:
+                out += d.decompress(rest, limit + 1 - len(out))
+                if len(out) > limit:
+                    return None, f"more than {limit} bytes once decompressed (refused as a decompression bomb)"
+                rest = d.unconsumed_tail
+            if not d.eof:
+                return None, "not a readable gzip file: truncated (the stream ends early)"
+            rest = d.unused_data
+            if rest and not rest.lstrip(b"\0"):
+                break  # zero padding after the last member, as some writers leave
+    except zlib.error as exc:
+        return None, f"not a readable gzip file: {exc}"
+    return bytes(out), None
+
+
 def _decode(data: bytes, parsed: ParsedFile, gzipped: bool) -> str | None:
+    if len(data) > MAX_FILE_BYTES:
+        parsed.add(Problem(None, None, f"file of {len(data)} bytes is larger than the {MAX_FILE_BYTES} allowed"))
+        return None
     if gzipped:
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            parsed.add(Problem(None, None, f"not a readable gzip file: {exc}"))
+        data, problem = gunzip(data)
+        if data is None:
+            parsed.add(Problem(None, None, problem))
             return None
     try:
         return data.decode("utf-8-sig")
@@ -101,6 +133,21 @@ def _run_check(stream: Stream, record, line: int | None, parsed: ParsedFile) -> 
     return ok
 
 
+def _non_finite_token(line: str) -> bool:
+    """True when the JSON text holds NaN or Infinity (JSON has neither; DuckDB keeps them as text)."""
+    if "NaN" not in line and "Infinity" not in line:
+        return False  # the common case costs two substring scans
+
+    def refuse(token):
+        raise ValueError(token)
+
+    try:
+        json.loads(line, parse_constant=refuse)
+    except ValueError:
+        return True
+    return False
+
+
 def parse_jsonl(stream: Stream, data: bytes, gzipped: bool) -> ParsedFile:
     parsed = ParsedFile()
     text = _decode(data, parsed, gzipped)
@@ -114,10 +161,17 @@ def parse_jsonl(stream: Stream, data: bytes, gzipped: bool) -> ParsedFile:
             line = line[:-1]
         if not line or line.isspace():
             continue
+        if len(line) > MAX_LINE_BYTES:
+            parsed.add(Problem(number, None, f"line of {len(line)} characters is longer than the "
+                                             f"{MAX_LINE_BYTES} allowed"))
+            continue
         try:
             record = validate(line)
         except ValidationError as exc:
             _add_validation_errors(parsed, number, exc)
+            continue
+        if _non_finite_token(line):
+            parsed.add(Problem(number, None, "NaN or Infinity is not a JSON number; send null for a missing value"))
             continue
         if stream.check is None or _run_check(stream, record, number, parsed):
             records.append((number, line))
@@ -146,6 +200,9 @@ def parse_weather(stream: Stream, data: bytes, gzipped: bool, geo_folder: str | 
     except ValidationError as exc:
         _add_validation_errors(parsed, 1, exc)
         return parsed
+    if _non_finite_token(body):
+        parsed.add(Problem(1, None, "NaN or Infinity is not a JSON number; send null for a missing value"))
+        return parsed
     if _run_check(stream, record, 1, parsed):
         parsed.records.append((1, body))
     return parsed
@@ -167,12 +224,21 @@ def parse_csv(stream: Stream, data: bytes) -> ParsedFile:
         return parsed
     header = [h.strip() for h in header]
     seen: set[str] = set()
+    folded: dict[str, str] = {}
     for name in header:
         if not name:
             parsed.add(Problem(1, None, "empty column name in header"))
+        elif not COLUMN_NAME.fullmatch(name):
+            shown = repr(name) if len(name) <= 60 else repr(name[:57]) + "..."
+            parsed.add(Problem(1, None, f"column name {shown} is not allowed: a letter, then letters, digits or "
+                                        "underscores (at most 63)"))
         elif name in seen:
             parsed.add(Problem(1, name, f"column {name!r} appears twice in the header"))
+        elif name.lower() in folded:
+            # the marts fold case: spend_Meta and spend_meta would be two columns for one channel
+            parsed.add(Problem(1, name, f"column {name!r} differs from {folded[name.lower()]!r} only in case"))
         seen.add(name)
+        folded.setdefault(name.lower(), name)
     for name in stream.required_columns:
         if name not in seen:
             parsed.add(Problem(1, name, f"missing required column {name!r}"))

@@ -78,6 +78,11 @@ def _mmm_input_columns(row: models.MmmInputRow) -> Iterable[tuple[str | None, st
             continue  # a missing value
         if not models._NUMBER_RE.match(value):
             yield name, f"expected a number, got {value!r}"
+            continue
+        try:
+            models._finite_amount(value)
+        except ValueError as exc:
+            yield name, str(exc)
 
 
 def _mmm_input_header(header: list[str]) -> Iterable[tuple[str | None, str]]:
@@ -97,7 +102,8 @@ STREAMS: tuple[Stream, ...] = (
     Stream("shopify", "discount_codes", "jsonl", models.ShopifyDiscountCodeRecord, ("id",),
            "Shopify discount codes of price rules", JSONL),
     Stream("meta_ads", "ads_insights_region", "jsonl", models.MetaInsightRegion,
-           ("adset_id", "date_start", "region"),
+           # campaign_id: rows without an ad set (campaign-level exports) are told apart by their campaign
+           ("campaign_id", "adset_id", "date_start", "region"),
            "Meta insights, region breakdown, one row per ad set x day x region", JSONL),
     Stream("google_ads", "campaign_geo", "jsonl", models.GoogleCampaignGeo,
            ("campaign.id", "segments.date", "segments.geo_target_region"),

@@ -18,14 +18,12 @@ class LiftTestError(ValueError):
 
 
 def read_lift_tests(con, tenant_id: str) -> pd.DataFrame:
-    """Raw lift-test records of the tenant (file_path, source_line, record as a dict); empty when none loaded."""
-    try:
-        rows = con.execute(
-            f"SELECT file_path, source_line, record FROM {RAW_TABLE} WHERE tenant_id = ? "
-            "ORDER BY loaded_at, file_path, source_line", [tenant_id]
-        ).fetchall()
-    except Exception:  # the stream is optional: no table means no lift tests
-        return pd.DataFrame(columns=["file_path", "source_line", "record"])
+    """Raw lift-test records of the tenant (file_path, source_line, record as a dict); empty when none loaded.
+
+    A corrected file for the same channel, geo and window supersedes the older one."""
+    from weathervane.landing.ingest import current_records
+
+    rows = current_records(con, tenant_id, "experiments", "lift_tests")
     return pd.DataFrame(
         [(f, int(line), rec if isinstance(rec, dict) else json.loads(rec)) for f, line, rec in rows],
         columns=["file_path", "source_line", "record"],
