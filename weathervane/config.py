@@ -118,6 +118,10 @@ class Planning(_Strict):
     channel_max: dict[str, float] = Field(default_factory=dict)
     geo_min: dict[str, float] = Field(default_factory=dict)
     geo_max: dict[str, float] = Field(default_factory=dict)
+    # a plan is proposed only when it beats keeping the current split with this posterior probability
+    min_prob_better: float = Field(0.8, ge=0.5, le=1)
+    # ... and the model's holdout error is within this (null: no holdout required)
+    max_holdout_mape: float | None = Field(0.5, gt=0)
 
 
 class Autopilot(_Strict):
