@@ -42,6 +42,11 @@ class FitSettings:
     max_rhat: float = 1.05
     min_ess_bulk: float = 200.0
     max_divergences: int = 0
+    # A NUTS fit that misses the gate is refitted this many times with tuning and draws times retry_scale
+    # (draws capped at retry_max_draws) before it is stored as failed.
+    retries: int = 1
+    retry_scale: float = 2.0
+    retry_max_draws: int = 2000
     yearly_seasonality: int = 2
     weather: bool = True
     advi_iterations: int = 20_000
@@ -49,6 +54,14 @@ class FitSettings:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def longer(self) -> "FitSettings":
+        """The retry's settings: longer tuning and more draws (bounded), another seed."""
+        from dataclasses import replace
+
+        return replace(self, tune=int(round(self.tune * self.retry_scale)),
+                       draws=min(int(round(self.draws * self.retry_scale)), max(self.retry_max_draws, self.draws)),
+                       seed=self.seed + 1)
 
 
 def adstock_lags(period: str) -> int:

@@ -42,6 +42,17 @@ class FittedModel:
     def usable(self) -> bool:
         return self.status == STATUS_OK
 
+    @property
+    def message(self) -> str:
+        """One plain sentence on the fit's outcome, for logs and run metadata."""
+        d = self.diagnostics
+        tries = d.get("attempts", 1)
+        if self.usable:
+            return f"model {self.model_id} passed its diagnostics" + (f" on try {tries}" if tries > 1 else "")
+        return (f"model {self.model_id} failed its diagnostics after {tries} tr{'ies' if tries > 1 else 'y'} "
+                f"(max r-hat {d.get('max_rhat')}, min bulk ESS {d.get('min_ess_bulk')}, divergences "
+                f"{d.get('divergences')}); it is stored but not used, and planning keeps the last usable model")
+
 
 def new_model_id(data: ModelData, now: datetime) -> str:
     return f"{data.tenant_id}-{data.grain_product}-{data.grain_geo}-{data.period}-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
@@ -86,12 +97,20 @@ def fit_panel(data: ModelData, settings: FitSettings, *, lift_raw: pd.DataFrame 
     holdout_mape = score_holdout(data, settings, lift)
     fit = fit_mmm(data, settings, lift_tests=lift)
     diag = diagnostics(fit.mmm, settings)
-    status = STATUS_OK if passes(diag, settings) else STATUS_FAILED
+    attempts = [dict(diag, tune=settings.tune, draws=settings.draws, seconds=round(fit.seconds, 1))]
+    tried = settings
+    while not passes(diag, tried) and tried.method == "nuts" and len(attempts) <= settings.retries:
+        tried = tried.longer()
+        fit = fit_mmm(data, tried, lift_tests=lift)
+        diag = diagnostics(fit.mmm, tried)
+        attempts.append(dict(diag, tune=tried.tune, draws=tried.draws, seconds=round(fit.seconds, 1)))
+    status = STATUS_OK if passes(diag, tried) else STATUS_FAILED
+    diag = {**diag, "attempts": len(attempts)}
 
     path = model_path(data.tenant_id, model_id, store)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {**data.meta(), "model_id": model_id, "l_max": adstock_lags(data.period), "status": status,
-            "settings": settings.to_dict(), "diagnostics": diag, "holdout_mape": holdout_mape,
+            "settings": tried.to_dict(), "diagnostics": diag, "attempts": attempts, "holdout_mape": holdout_mape,
             "fitted_at": now.isoformat(), "lift_tests": fit.lift_tests}
     fit.mmm.idata.attrs[META_ATTR] = json.dumps(meta, default=str)
     with warnings.catch_warnings():
@@ -99,18 +118,21 @@ def fit_panel(data: ModelData, settings: FitSettings, *, lift_raw: pd.DataFrame 
         fit.mmm.save(str(path))
 
     resp = PosteriorResponse.from_idata(fit.mmm.idata, model_id=model_id)
-    n_draws = resp.n_draws
+    prior = resp.under_prior(fit.mmm.model, seed=settings.seed)
+    kpi = data.kpi[:, [data.cells.index(g) for g in resp.geos]]
+    lift_channels = frozenset(lift["channel"]) if lift is not None else frozenset()
     frames = {
         "models": pd.DataFrame([dict(
             model_id=model_id, tenant_id=data.tenant_id, grain_product=data.grain_product,
             grain_geo=data.grain_geo, fitted_at=pd.Timestamp(now), train_start=data.dates[0].date(),
             train_end=data.dates[-1].date(), n_obs=int(data.kpi.size),
             sampler=settings.nuts_sampler if settings.method == "nuts" else settings.method,
-            draws=int(settings.draws if settings.method != "map" else 1),
+            draws=int(tried.draws if settings.method != "map" else 1),
             chains=int(settings.chains if settings.method == "nuts" else 1),
             max_rhat=diag["max_rhat"], min_ess_bulk=diag["min_ess_bulk"], divergences=int(diag["divergences"]),
             holdout_mape=holdout_mape, status=status)]),
-        "channel_summary": summaries.channel_summary(resp, model_id, data.tenant_id),
+        "channel_summary": summaries.channel_summary(resp, model_id, data.tenant_id, prior=prior, kpi=kpi,
+                                                     lift_test_channels=lift_channels),
         "weather_effects": summaries.weather_effects(resp, model_id, data.tenant_id),
         "response_curves": summaries.response_curves(resp, model_id, data.tenant_id),
     }

@@ -178,6 +178,35 @@ class PosteriorResponse:
         out = contribution * self.target_scale[None, None, None, :]
         return out[:, n_history:]
 
+    def under_prior(self, model, draws: int = 300, seed: int = 0) -> "PosteriorResponse":
+        """The same response with the media parameters drawn from the fitted PyMC model's priors (same spend,
+        weather and scales): what the model would say before seeing the data."""
+        import warnings
+
+        import pymc as pm
+
+        names = ["adstock_alpha", "saturation_lam", "saturation_beta"]
+        if "weather_gamma" in model.named_vars:
+            names.append("weather_gamma")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            prior = pm.sample_prior_predictive(draws=draws, model=model, var_names=names, random_seed=seed)["prior"]
+
+        beta = prior["saturation_beta"].stack(sample=("chain", "draw")).sel(
+            geo=self.geos, channel=self.channels).transpose("sample", "geo", "channel").values
+        sel = {"channel": self.channels}
+        out = dict(alpha=prior["adstock_alpha"].stack(sample=("chain", "draw")).sel(**sel).transpose("sample", "channel").values,
+                   lam=prior["saturation_lam"].stack(sample=("chain", "draw")).sel(**sel).transpose("sample", "channel").values,
+                   beta=np.asarray(beta, dtype=float))
+        if "weather_gamma" in prior:
+            out["gamma"] = prior["weather_gamma"].stack(sample=("chain", "draw")).sel(
+                channel=self.channels, weather=self.weather_vars).transpose("sample", "channel", "weather").values
+        else:
+            out["gamma"] = np.zeros((beta.shape[0], len(self.channels), len(self.weather_vars)))
+        from dataclasses import replace
+
+        return replace(self, **{k: np.asarray(v, dtype=float) for k, v in out.items()})
+
     def _draw_index(self, draws: int | None) -> np.ndarray:
         if draws is None or draws >= self.n_draws:
             return np.arange(self.n_draws)

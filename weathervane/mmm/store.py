@@ -22,6 +22,10 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("spend", "DOUBLE"), ("contribution_mean", "DOUBLE"), ("contribution_p05", "DOUBLE"),
         ("contribution_p95", "DOUBLE"), ("roas_mean", "DOUBLE"), ("roas_p05", "DOUBLE"), ("roas_p95", "DOUBLE"),
         ("mroas_mean", "DOUBLE"),
+        # identifiability (see summaries.identifiability): is the channel's ROAS learnt from the data?
+        ("roas_prior_sd", "DOUBLE"), ("roas_posterior_sd", "DOUBLE"), ("roas_contraction", "DOUBLE"),
+        ("spend_cv", "DOUBLE"), ("spend_baseline_corr", "DOUBLE"), ("has_lift_test", "BOOLEAN"),
+        ("needs_experiment", "BOOLEAN"),
     ],
     "weather_effects": [
         ("model_id", "VARCHAR"), ("tenant_id", "VARCHAR"), ("channel", "VARCHAR"), ("weather_variable", "VARCHAR"),
@@ -39,6 +43,9 @@ def ensure_mmm_tables(con) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS mmm")
     for table, cols in TABLES.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS mmm.{table} ({', '.join(f'{c} {t}' for c, t in cols)})")
+        # the contract only grows: a warehouse created before a column was added gets it (null for old models)
+        for c, t in cols:
+            con.execute(f"ALTER TABLE mmm.{table} ADD COLUMN IF NOT EXISTS {c} {t}")
 
 
 def write_model_outputs(con, model_id: str, frames: dict[str, pd.DataFrame]) -> None:
