@@ -19,6 +19,7 @@ from weathervane.allocate import (
     optimize_allocation,
     propose_plan,
 )
+from weathervane.allocate.safety import ModelEvidence
 from weathervane.config import Autopilot, Planning, TenantConfig
 from weathervane.simulate import simulate_tenant
 from weathervane.simulate.truth import load_truth
@@ -27,6 +28,8 @@ TENANT = "simco"
 CONTRACT_PLAN_COLUMNS = ["plan_id", "tenant_id", "model_id", "created_at", "horizon_start", "horizon_end",
                          "total_budget", "expected_kpi_mean", "expected_kpi_p05", "expected_kpi_p95",
                          "baseline_kpi_mean", "status"]
+# the simulator's truth stands in for a model that passed its gate (decision safety is tests/test_plan_safety.py)
+TRUSTED = ModelEvidence.assumed("simulator-truth")
 CONTRACT_LINE_COLUMNS = ["plan_id", "channel", "geo_id", "recommended_spend", "previous_spend", "weather_multiplier",
                          "expected_contribution_mean", "expected_contribution_p05", "expected_contribution_p95"]
 
@@ -85,11 +88,11 @@ def test_plan_beats_baseline_holds_every_constraint_and_is_written(sim, wv_env):
     con = duckdb.connect(str(wv_env["warehouse"]))
     _load(con, sim)
     # constraints set relative to the previous window, so they bind whatever spend the simulator drew
-    probe = build_plan(con, TENANT, _cfg(max_change_pct=30), response)
+    probe = build_plan(con, TENANT, _cfg(max_change_pct=30), response, evidence=TRUSTED)
     meta_cap = 0.95 * probe.previous[probe.channels.index("meta")].sum()
     ny_floor = 1.15 * probe.previous[:, probe.geos.index("US-NY")].sum()
     cfg = _cfg(max_change_pct=30, channel_max={"meta": meta_cap}, geo_min={"US-NY": ny_floor})
-    plan = propose_plan(con, TENANT, cfg, response, reports_dir=wv_env["reports"])
+    plan = propose_plan(con, TENANT, cfg, response, reports_dir=wv_env["reports"], evidence=TRUSTED)
     assert plan.horizon_start == date.fromisoformat(truth.forecast_start)  # day after the last spend day
     prev = plan.previous
     assert prev.sum() > 0 and plan.total_budget == pytest.approx(prev.sum())
@@ -144,7 +147,7 @@ def test_swapping_the_forecast_moves_budget_with_the_weather(sim, wv_env):
     for hot in ("US-CA", "US-NY"):
         con = duckdb.connect(str(wv_env["warehouse"]))
         _load(con, sim, forecast_edit=heat(hot))
-        plan = propose_plan(con, TENANT, _cfg(max_change_pct=50), response)
+        plan = propose_plan(con, TENANT, _cfg(max_change_pct=50), response, evidence=TRUSTED)
         shares[hot] = (_meta_share(plan, "US-CA"), _meta_share(plan, "US-NY"))
         ci = plan.channels.index("meta")
         cold = "US-NY" if hot == "US-CA" else "US-CA"

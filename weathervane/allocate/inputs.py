@@ -142,10 +142,11 @@ def _climatology(con, tenant_id, dates, geos, wvars) -> pd.DataFrame | None:
 
 
 def history_stats(con, tenant_id: str, geos: list[str], wvars: list[str]) -> dict[str, dict[str, list[float]]]:
-    """Each geo's mean and sd of each weather variable over its observed history (the z-score basis)."""
+    """Each geo's mean and sample sd of each weather variable over its observed history (the z-score basis, as
+    weathervane.transforms.weather_moments)."""
     if not table_exists(con, "marts", "fct_weather_daily"):
         return {}
-    parts = ", ".join(f"avg({v}), stddev_pop({v})" for v in wvars)
+    parts = ", ".join(f"avg({v}), stddev_samp({v})" for v in wvars)
     rows = con.execute(
         f"select geo_id, {parts} from marts.fct_weather_daily where tenant_id = ? and list_contains(?, geo_id) "
         "group by geo_id", [tenant_id, list(geos)]

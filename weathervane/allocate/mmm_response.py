@@ -6,9 +6,11 @@ cells' contributions are summed back to the geo. A plain geo model passes throug
 """
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from weathervane.config import validate_tenant_id
 
@@ -18,7 +20,9 @@ class NoUsableModel(LookupError):
 
 
 class MMMResponse:
-    def __init__(self, posterior, draws: int | None = 200):
+    def __init__(self, posterior, draws: int | None = 200, nonmedia: np.ndarray | None = None):
+        """`nonmedia` [draw, period]: the model's fitted KPI less all media, summed over cells, per posterior draw
+        (the same thinned draws), over the training periods; it gives the plan its baseline forecast."""
         self.posterior = posterior
         self.model_id = posterior.model_id
         self.channels = list(posterior.channels)
@@ -40,6 +44,8 @@ class MMMResponse:
                                1.0 / n_cells_in_geo[self._geo_of_cell][None, :])  # [channel, cell]
         self._sum = np.zeros((len(cells), len(self.geos)))
         self._sum[np.arange(len(cells)), self._geo_of_cell] = 1.0
+        self.nonmedia = nonmedia
+        self.dates = pd.DatetimeIndex(posterior.dates)
 
     def sample_contribution(self, spend: np.ndarray, weather_z: np.ndarray, history: np.ndarray) -> np.ndarray:
         full = np.concatenate([history, spend], axis=0) if len(history) else spend
@@ -47,6 +53,28 @@ class MMMResponse:
         z = np.concatenate([np.zeros((len(history), *weather_z.shape[1:])), weather_z], axis=0)[:, self._geo_of_cell]
         out = self.posterior.incremental_kpi(cell_spend, z, n_history=len(history), draws=self.draws)
         return out @ self._sum  # [draw, time, channel, geo]
+
+    def sample_base(self, start: date, periods: int, draws: int) -> tuple[np.ndarray | None, str]:
+        """Draws of the KPI without paid media over `periods` periods from `start`: the same periods a year
+        earlier scaled by how the recent level compares with the level a year before it (seasonal naive with
+        drift), else the recent level; (None, why) when the model did not store its fitted baseline."""
+        nm = self.nonmedia
+        if nm is None or nm.shape[0] != draws:
+            return None, "expected KPI covers paid media only: the model stores no fitted baseline"
+        step = 7 if self.period_days == 7 else 1
+        per_year = 52 if step == 7 else 365
+        n = nm.shape[1]
+        gap = max(0, int(round((pd.Timestamp(start) - self.dates[-1]).days / step)) - 1)
+        h = periods
+        if n >= per_year + h and gap + h <= per_year:
+            last_year = nm[:, n + gap - per_year: n + gap - per_year + h].sum(axis=1)
+            recent, before = nm[:, n - h:].mean(axis=1), nm[:, n - per_year - h: n - per_year].mean(axis=1)
+            ratio = np.divide(recent, before, out=np.ones_like(recent), where=before > 0)
+            return last_year * ratio, ("baseline KPI (without paid media): the same weeks a year earlier, scaled "
+                                       "by the change in level over the last year (no promotion calendar assumed)")
+        return nm[:, max(0, n - h):].mean(axis=1) * h, (
+            f"baseline KPI (without paid media): its level over the last {h} periods held flat (under a year of "
+            "history: no seasonality assumed)")
 
 
 def load_latest_response(con, tenant_id: str, store: Path | str | None = None, draws: int | None = 200) -> MMMResponse:
@@ -58,4 +86,51 @@ def load_latest_response(con, tenant_id: str, store: Path | str | None = None, d
     record = latest_usable_model(con, tenant_id)
     if record is None:
         raise NoUsableModel(f"tenant {tenant_id}: no model in mmm.models with status ok; fit one before planning")
-    return MMMResponse(load_response(record.model_id, tenant_id, store), draws=draws)
+    return load_model_response(record.model_id, tenant_id, store, draws)
+
+
+def load_model_response(model_id: str, tenant_id: str, store: Path | str | None = None,
+                        draws: int | None = 200) -> MMMResponse:
+    """A saved model (any status) as a response model, with its fitted baseline when the file holds it."""
+    from weathervane.mmm.response import PosteriorResponse, find_model_file
+
+    path = find_model_file(model_id, validate_tenant_id(tenant_id), store)
+    tree = _open(path)
+    posterior = PosteriorResponse.from_idata(tree, model_id=model_id)
+    idx = np.arange(posterior.n_draws) if draws is None else posterior._draw_index(draws)
+    return MMMResponse(posterior, draws=draws, nonmedia=_nonmedia(tree, idx))
+
+
+def _open(path: Path):
+    import xarray as xr
+
+    tree = xr.open_datatree(path)
+    try:
+        return tree.load()
+    finally:
+        tree.close()
+
+
+def _nonmedia(tree, idx: np.ndarray) -> np.ndarray | None:
+    """[draw, period] fitted KPI less media (currency, summed over cells), or None when the file lacks the
+    additive mean it needs or the result does not reproduce the observed KPI level (a model on another scale)."""
+    post, const = tree["posterior"], tree["constant_data"]
+    media_name = next((n for n in ("weather_channel_contribution", "channel_contribution") if n in post), None)
+    if "mu" not in post or media_name is None or "target_scale" not in const or "target_data" not in const:
+        return None
+
+    def flat(name):
+        da = post[name].stack(sample=("chain", "draw")).isel(sample=idx)
+        return da
+
+    mu = flat("mu").transpose("sample", "date", "geo")
+    media = flat(media_name).sum("channel").transpose("sample", "date", "geo")
+    scale = const["target_scale"]
+    scale = (scale.broadcast_like(mu.isel(sample=0, date=0, drop=True)) if "geo" in scale.dims
+             else scale * (mu.isel(sample=0, date=0, drop=True) * 0 + 1))
+    nonmedia = ((mu - media) * scale).sum("geo").values.astype(float)  # [sample, date]
+    fitted = (mu * scale).sum("geo").mean("sample").values
+    observed = np.nansum(const["target_data"].transpose("date", "geo").values, axis=1)
+    if not np.isfinite(nonmedia).all() or abs(fitted.sum() / max(observed.sum(), 1e-9) - 1) > 0.2:
+        return None
+    return nonmedia

@@ -48,6 +48,9 @@ class Constraints:
     geo_min: dict[str, float] = field(default_factory=dict)
     geo_max: dict[str, float] = field(default_factory=dict)
     min_roas: float | None = None
+    # cells kept at `hold_at` (their share of keep-the-split) because the model cannot tell their return
+    hold: np.ndarray | None = None  # bool [channel, geo]
+    hold_at: np.ndarray | None = None  # [channel, geo]
 
 
 @dataclass
@@ -72,6 +75,8 @@ class Allocation:
     converged: bool
     message: str
     evaluations: int
+    binding: np.ndarray | None = None  # [channel, geo] the constraint each cell sits on ("" when interior)
+    binding_totals: list[str] = field(default_factory=list)  # channel / geo / total constraints that bind
 
 
 def _periods(response: ResponseModel, horizon_days: int) -> int:
@@ -85,13 +90,18 @@ def evaluate(response: ResponseModel, spend_total: np.ndarray, weather_z: np.nda
     return response.sample_contribution(np.ascontiguousarray(spend), weather_z, history).sum(axis=1)
 
 
-def _bounds(c: Constraints, channels, geos) -> tuple[np.ndarray, np.ndarray]:
+def _bounds(c: Constraints, channels, geos) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-cell bounds and, for each, the setting that set it (what the report calls the binding constraint)."""
     prev = np.asarray(c.previous, dtype=float)
     if c.max_change_pct is not None:
         p = c.max_change_pct / 100.0
         lo, hi = prev * max(0.0, 1 - p), prev * (1 + p)
+        lo_why = np.full(prev.shape, f"max_change_pct -{c.max_change_pct:g}%" if p < 1 else "zero spend", dtype=object)
+        hi_why = np.full(prev.shape, f"max_change_pct +{c.max_change_pct:g}%", dtype=object)
     else:
         lo, hi = np.zeros_like(prev), np.full_like(prev, c.total_budget)
+        lo_why = np.full(prev.shape, "zero spend", dtype=object)
+        hi_why = np.full(prev.shape, "total budget", dtype=object)
     for name, limits, axis, bound in (("channel_min", c.channel_min, channels, "min"),
                                       ("channel_max", c.channel_max, channels, "max"),
                                       ("geo_min", c.geo_min, geos, "min"), ("geo_max", c.geo_max, geos, "max")):
@@ -100,12 +110,21 @@ def _bounds(c: Constraints, channels, geos) -> tuple[np.ndarray, np.ndarray]:
             raise AllocationInfeasible(f"planning.{name} names {sorted(unknown)}, not in the model ({sorted(axis)})")
     for ci, ch in enumerate(channels):
         if ch in c.channel_max:
+            hi_why[ci][c.channel_max[ch] < hi[ci]] = f"channel_max {ch}"
             hi[ci] = np.minimum(hi[ci], c.channel_max[ch])
     for gi, g in enumerate(geos):
         if g in c.geo_max:
+            hi_why[:, gi][c.geo_max[g] < hi[:, gi]] = f"geo_max {g}"
             hi[:, gi] = np.minimum(hi[:, gi], c.geo_max[g])
+    hi_why[c.total_budget < hi] = "total budget"
     hi = np.minimum(hi, c.total_budget)
-    return lo, np.maximum(hi, lo)
+    hi = np.maximum(hi, lo)
+    if c.hold is not None:
+        hold = np.asarray(c.hold, dtype=bool)
+        at = np.clip(np.asarray(c.hold_at if c.hold_at is not None else prev, dtype=float), lo, hi)
+        lo, hi = np.where(hold, at, lo), np.where(hold, at, hi)
+        lo_why[hold] = hi_why[hold] = "held: needs an experiment"
+    return lo, hi, lo_why, hi_why
 
 
 def _linear_constraints(c: Constraints, channels, geos, n_c, n_g, lo, hi, exact_total: bool):
@@ -147,7 +166,7 @@ def optimize_allocation(
     budget = float(constraints.total_budget)
     if budget <= 0:
         raise AllocationInfeasible(f"total budget is {budget}: nothing to allocate")
-    lo, hi = _bounds(constraints, channels, geos)
+    lo, hi, lo_why, hi_why = _bounds(constraints, channels, geos)
 
     # 1. per-cell curves on a grid from 0 to each cell's upper bound
     u = np.linspace(0.0, 1.0, grid_points)
@@ -177,6 +196,7 @@ def optimize_allocation(
         # concave curve: the cap is the last grid point still at or above the minimum
         last_ok = np.where(ok.any(axis=0), fine[np.where(ok, np.arange(201)[:, None], 0).max(axis=0)], 0.0)
         cap = (last_ok * flat_width).reshape(n_c, n_g)
+        hi_why[cap < hi] = f"min_roas {constraints.min_roas:g}"
         hi = np.maximum(lo, np.minimum(hi, cap))
 
     exact_total = objective.margin is None and constraints.min_roas is None
@@ -236,7 +256,30 @@ def optimize_allocation(
             raise AllocationInfeasible(f"optimiser ended outside the {label} constraint ({s:,.2f} not in "
                                        f"[{b_lo:,.2f}, {b_hi:,.2f}]): {res.message}")
     spend = x.reshape(n_c, n_g)
+    binding, binding_totals = _binding(spend, lo, hi, lo_why, hi_why, rows)
     return Allocation(
         spend=spend, lower=lo, upper=hi, marginal_roas=mean_grad(x).reshape(n_c, n_g), grid=grid, curves=curves,
         converged=bool(res.success), message=str(res.message), evaluations=evaluations,
+        binding=binding, binding_totals=binding_totals,
     )
+
+
+def _binding(spend, lo, hi, lo_why, hi_why, rows) -> tuple[np.ndarray, list[str]]:
+    """Which bound each cell sits on, and which sum constraints are met with equality (what stops the plan
+    from moving further)."""
+    tol = 1e-4 * np.maximum(1.0, np.abs(spend))
+    out = np.full(spend.shape, "", dtype=object)
+    fixed = np.isclose(lo, hi, rtol=1e-9, atol=1e-9)
+    out[spend >= hi - tol] = hi_why[spend >= hi - tol] + " (upper)"
+    out[spend <= lo + tol] = lo_why[spend <= lo + tol] + " (lower)"
+    out[fixed] = lo_why[fixed]
+    totals = []
+    flat = spend.ravel()
+    for a, b_lo, b_hi, label in rows:
+        s = float(a.ravel() @ flat)
+        t = 1e-5 * max(1.0, abs(s))
+        if np.isfinite(b_hi) and s >= b_hi - t:
+            totals.append(label if np.isclose(b_lo, b_hi) else f"{label} (upper)")
+        elif np.isfinite(b_lo) and b_lo > 0 and s <= b_lo + t:
+            totals.append(f"{label} (lower)")
+    return out, totals

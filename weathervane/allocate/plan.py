@@ -19,6 +19,7 @@ from weathervane.allocate.inputs import (
 )
 from weathervane.allocate.optimize import Allocation, Constraints, Objective, optimize_allocation
 from weathervane.allocate.response import ResponseModel
+from weathervane.allocate.safety import MOVE_STEPS, ModelEvidence, choose_step, gate, read_evidence
 from weathervane.config import TenantConfig, validate_tenant_id
 from weathervane.governance.events import record_proposal
 from weathervane.governance.outbox import deliver_pending
@@ -52,6 +53,68 @@ class Plan:
     objective: Objective
     notes: list[str] = field(default_factory=list)
     report_path: str | None = None
+    # decision safety (weathervane.allocate.safety)
+    candidate_spend: np.ndarray | None = None  # what the optimiser proposed before the evidence scaled it back
+    move_fraction: float = 1.0  # share of the optimiser's move the plan takes (0 = keep-the-split)
+    prob_better: float = 0.0  # P(move_fraction of the candidate beats keep-the-split)
+    min_prob_better: float = 0.8
+    fallback_reasons: list[str] = field(default_factory=list)
+    held: np.ndarray | None = None  # [channel, geo] cells held at keep-the-split (need an experiment)
+    evidence: ModelEvidence | None = None
+    weather_blind: bool = False
+    base_note: str | None = None
+
+    @property
+    def decision(self) -> str:
+        return "keep_split" if self.fallback_reasons else "plan"
+
+    @property
+    def fallback_reason(self) -> str | None:
+        return "; ".join(self.fallback_reasons) or None
+
+    @property
+    def media_draws(self) -> np.ndarray:
+        return self.contribution.sum(axis=(1, 2))
+
+    def line_binding(self) -> np.ndarray:
+        """[channel, geo] what holds each line where it is: a planning limit it sits on, the hold of a cell that
+        needs an experiment, the evidence that scaled the move back, or keep-the-split."""
+        out = np.full(self.spend.shape, "", dtype=object)
+        cand = self.allocation.binding if self.allocation.binding is not None else out
+        for idx in np.ndindex(self.spend.shape):
+            if self.held is not None and self.held[idx]:
+                out[idx] = "held: needs an experiment"
+            elif self.fallback_reasons:
+                out[idx] = "keep-the-split (see fallback_reason)"
+            elif self.move_fraction < 1:
+                out[idx] = f"evidence: {self.move_fraction:.0%} of the optimiser's move" + (
+                    f" (candidate at {cand[idx]})" if cand[idx] else "")
+            else:
+                out[idx] = cand[idx]
+        return out
+
+    def binding_summary(self) -> list[str]:
+        """The constraints that stop the plan, one line each (for the plans table and the report)."""
+        if self.fallback_reasons:
+            return ["keep-the-split: " + r for r in self.fallback_reasons]
+        lines = self.line_binding()
+        counts: dict[str, int] = {}
+        for v in lines.ravel():
+            if v:
+                counts[v] = counts.get(v, 0) + 1
+        out = [f"{k} ({n} of {lines.size} lines)" for k, n in sorted(counts.items(), key=lambda kv: -kv[1])]
+        if self.move_fraction == 1:
+            out += list(self.allocation.binding_totals)
+        return out
+
+    def weather_assumed(self) -> dict[str, dict[str, float]]:
+        """Per geo, the mean z of each weather variable over the horizon (0 = that geo's average weather)."""
+        z = self.weather.z
+        wvars = [c for c in self.weather.values.columns if c not in ("date", "geo_id", "source")]
+        if self.weather_blind:
+            return {g: {v: 0.0 for v in wvars} for g in self.geos}
+        return {g: {v: round(float(z[:, gi, k].mean()), 3) for k, v in enumerate(wvars)}
+                for gi, g in enumerate(self.geos)}
 
     @property
     def kpi_draws(self) -> np.ndarray:
@@ -74,9 +137,13 @@ class Plan:
 
 def build_plan(
     con, tenant_id: str, cfg: TenantConfig, response: ResponseModel, *, start: date | None = None,
-    total_budget: float | None = None, objective: Objective | None = None,
+    total_budget: float | None = None, objective: Objective | None = None, evidence: ModelEvidence | None = None,
+    weather_blind: bool = False,
 ) -> Plan:
-    """Plan the horizon after `start` (default planning.start, else the day after the last sales day)."""
+    """Plan the horizon after `start` (default planning.start, else the day after the last sales day).
+
+    `evidence` is what the warehouse records about the model (read from mmm.* when None); `weather_blind` plans
+    as if the horizon had average weather (the comparison a weather-aware plan has to beat)."""
     tenant_id = validate_tenant_id(tenant_id)
     p = cfg.planning
     channels, geos, wvars = list(response.channels), list(response.geos), list(response.weather_vars)
@@ -91,6 +158,9 @@ def build_plan(
     stats = getattr(response, "weather_stats", None) or None
     weather = horizon_weather(con, tenant_id, start, periods * pdays, geos, wvars, stats)
     z = weather.z.reshape(periods, pdays, len(geos), len(wvars)).mean(axis=1)
+    if weather_blind:
+        z = np.zeros_like(z)
+    evidence = evidence or read_evidence(con, tenant_id, response.model_id)
 
     budget = total_budget if total_budget is not None else p.total_budget
     notes = []
@@ -103,55 +173,125 @@ def build_plan(
     objective = objective or Objective()
     if objective.margin is None and p.margin is not None:
         objective = replace(objective, margin=p.margin)
+    baseline_spend = previous * (budget / previous.sum()) if previous.sum() > 0 else np.full_like(previous, budget / previous.size)
+    held = evidence.held(channels, geos)
     constraints = Constraints(
         total_budget=float(budget), previous=previous, max_change_pct=p.max_change_pct,
         channel_min=p.channel_min, channel_max=p.channel_max, geo_min=p.geo_min, geo_max=p.geo_max, min_roas=p.min_roas,
+        hold=held if held.any() else None, hold_at=baseline_spend,
     )
     if previous.sum() <= 0 and p.max_change_pct is not None:
         raise PlanningInputError(f"tenant {tenant_id}: no spend in the previous {days} days, so max_change_pct "
                                  f"{p.max_change_pct} allows none; set planning.max_change_pct: null to plan from zero")
     alloc = optimize_allocation(response, z, history, constraints, objective)
-    baseline_spend = previous * (budget / previous.sum()) if previous.sum() > 0 else np.full_like(previous, budget / previous.size)
 
     def run(spend, wz):
         s = np.broadcast_to(spend[None] / periods, (periods, *spend.shape))
         return response.sample_contribution(np.ascontiguousarray(s), wz, history).sum(axis=1)
 
-    contribution = run(alloc.spend, z)
     baseline_contribution = run(baseline_spend, z)
-    neutral = run(alloc.spend, np.zeros_like(z)).mean(axis=0)
+    keep_total = baseline_contribution.sum(axis=(1, 2))
+    value = (lambda spend: objective.margin * run(spend, z).sum(axis=(1, 2)) - spend.sum()) if objective.margin \
+        else (lambda spend: run(spend, z).sum(axis=(1, 2)))
+    keep_value = objective.margin * keep_total - baseline_spend.sum() if objective.margin else keep_total
+    # keep-the-split itself may sit outside the user's channel / geo limits: then the plan must move regardless
+    keep_feasible = bool(np.all(baseline_spend >= alloc.lower - 1e-6) and np.all(baseline_spend <= alloc.upper + 1e-6))
+    moved = not np.allclose(alloc.spend, baseline_spend, rtol=1e-6, atol=1e-6 * max(budget, 1.0))
+    if keep_feasible and moved:
+        lift_by_step = {t: value(baseline_spend + t * (alloc.spend - baseline_spend)) - keep_value for t in MOVE_STEPS}
+        step, lift = choose_step(lift_by_step)
+    else:
+        step, lift = (1.0, value(alloc.spend) - keep_value) if moved else (0.0, np.zeros_like(keep_total))
+    prob, reasons = gate(evidence, lift, moved, p.min_prob_better, p.max_holdout_mape)
+    if reasons and not keep_feasible:
+        notes.append("keep-the-split breaks the planning limits, so the optimiser's plan is proposed although: "
+                     + "; ".join(reasons))
+        reasons = []
+    spend = baseline_spend.copy() if reasons else baseline_spend + step * (alloc.spend - baseline_spend)
+    if not keep_feasible:
+        spend = alloc.spend
+    contribution = run(spend, z)
+    neutral = run(spend, np.zeros_like(z)).mean(axis=0)
     multiplier = np.divide(contribution.mean(axis=0), neutral, out=np.ones_like(neutral), where=neutral > 0)
-    base = None
+    base, base_note = None, None
     if hasattr(response, "sample_base"):
-        base = np.asarray(response.sample_base(z)).reshape(contribution.shape[0], -1).sum(axis=1)
+        draws = contribution.shape[0]
+        base, base_note = response.sample_base(start, periods, draws)
     if not alloc.converged:
         notes.append(f"optimiser stopped early: {alloc.message} (constraints hold)")
-    notes.append("weather: " + "; ".join(weather.notes))
+    if held.any():
+        notes.append("held at keep-the-split until an experiment measures them: "
+                     + ", ".join(sorted({channels[c] for c, _ in zip(*np.nonzero(held))})))
+    if reasons:
+        notes.append("proposal is keep-the-split: " + "; ".join(reasons))
+    elif 0 < step < 1:
+        notes.append(f"the plan takes {step:.0%} of the optimiser's move: the larger moves risk more in the "
+                     "posterior's worst draws")
+    notes.append("weather: " + ("average weather assumed (weather-blind plan)" if weather_blind
+                                else "; ".join(weather.notes)))
+    if base_note:
+        notes.append(base_note)
     now = datetime.now(UTC).replace(tzinfo=None)
     return Plan(
         plan_id=f"{start:%Y%m%d}-{uuid.uuid4().hex[:10]}", tenant_id=tenant_id, model_id=response.model_id,
         created_at=now, horizon_start=start, horizon_end=start + timedelta(days=days - 1), channels=channels,
-        geos=geos, total_budget=float(budget), spend=alloc.spend, previous=previous, baseline_spend=baseline_spend,
+        geos=geos, total_budget=float(budget), spend=spend, previous=previous, baseline_spend=baseline_spend,
         contribution=contribution, baseline_contribution=baseline_contribution, base_kpi=base,
         weather_multiplier=multiplier, allocation=alloc, weather=weather, objective=objective, notes=notes,
+        candidate_spend=alloc.spend, move_fraction=0.0 if reasons else float(step), prob_better=prob,
+        min_prob_better=p.min_prob_better, fallback_reasons=reasons, held=held, evidence=evidence,
+        weather_blind=weather_blind, base_note=base_note,
     )
+
+
+# Columns added to the contract's decisions tables (the contract only grows): what a plan's claim rests on.
+PLAN_COLUMNS = [
+    ("decision", "varchar"), ("fallback_reason", "varchar"), ("prob_better", "double"), ("min_prob_better", "double"),
+    ("move_fraction", "double"), ("media_kpi_mean", "double"), ("media_kpi_p05", "double"),
+    ("media_kpi_p95", "double"), ("baseline_media_kpi_mean", "double"), ("held_channels", "varchar"),
+    ("binding_constraints", "varchar"), ("weather_assumed", "varchar"), ("identifiability_source", "varchar"),
+]
+LINE_COLUMNS = [
+    ("binding_constraint", "varchar"), ("candidate_spend", "double"), ("needs_experiment", "boolean"),
+    ("weather_assumed", "varchar"),
+]
+
+
+def ensure_plan_columns(con) -> None:
+    ensure_decision_tables(con)
+    for table, cols in (("plans", PLAN_COLUMNS), ("plan_lines", LINE_COLUMNS)):
+        for name, kind in cols:
+            con.execute(f"alter table decisions.{table} add column if not exists {name} {kind}")
 
 
 def write_plan(con, plan: Plan, cfg: TenantConfig) -> None:
     """decisions.plans + plan_lines (delete-then-insert by plan_id) and the `proposed` event, in one transaction;
     notifications are posted after commit."""
-    ensure_decision_tables(con)
+    ensure_plan_columns(con)
     kpi, lift, base = _q(plan.kpi_draws), _q(plan.lift_draws), _q(plan.baseline_kpi_draws)
+    media = _q(plan.media_draws)
     contrib = _q(plan.contribution)
     base_contrib = plan.baseline_contribution.mean(axis=0)
+    binding = plan.line_binding()
+    weather = plan.weather_assumed()
+    held = plan.held if plan.held is not None else np.zeros(plan.spend.shape, dtype=bool)
+    candidate = plan.candidate_spend if plan.candidate_spend is not None else plan.spend
     lines = [
         (plan.plan_id, plan.tenant_id, ch, g, float(plan.spend[ci, gi]), float(plan.previous[ci, gi]),
          float(plan.weather_multiplier[ci, gi]), float(contrib[0][ci, gi]), float(contrib[1][ci, gi]),
          float(contrib[2][ci, gi]), float(plan.baseline_spend[ci, gi]), float(base_contrib[ci, gi]),
          float(plan.allocation.marginal_roas[ci, gi]), float(plan.allocation.lower[ci, gi]),
-         float(plan.allocation.upper[ci, gi]))
+         float(plan.allocation.upper[ci, gi]), binding[ci, gi] or None, float(candidate[ci, gi]),
+         bool(held[ci, gi]), json.dumps(weather.get(g, {})))
         for ci, ch in enumerate(plan.channels) for gi, g in enumerate(plan.geos)
     ]
+    extra = [plan.decision, plan.fallback_reason, float(plan.prob_better), float(plan.min_prob_better),
+             float(plan.move_fraction), *map(float, media), float(plan.baseline_contribution.sum(axis=(1, 2)).mean()),
+             json.dumps(sorted({plan.channels[c] for c, _ in zip(*np.nonzero(held))})),
+             json.dumps(plan.binding_summary()),
+             json.dumps({"source": "average (weather-blind)" if plan.weather_blind else plan.weather.source,
+                         "mean_z": weather}),
+             plan.evidence.flag_source if plan.evidence is not None else None]
     con.execute("begin transaction")
     try:
         con.execute("delete from decisions.plan_lines where plan_id = ?", [plan.plan_id])
@@ -160,18 +300,21 @@ def write_plan(con, plan: Plan, cfg: TenantConfig) -> None:
             "insert into decisions.plans (plan_id, tenant_id, model_id, created_at, horizon_start, horizon_end, "
             "total_budget, expected_kpi_mean, expected_kpi_p05, expected_kpi_p95, baseline_kpi_mean, status, "
             "baseline_kpi_p05, baseline_kpi_p95, expected_lift_mean, expected_lift_p05, expected_lift_p95, "
-            "prob_lift_positive, objective, kpi_scope, weather_source, notes, report_path) "
-            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, null, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "prob_lift_positive, objective, kpi_scope, weather_source, notes, report_path, "
+            + ", ".join(c for c, _ in PLAN_COLUMNS) + ") "
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, null, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
+            + ", ?" * len(PLAN_COLUMNS) + ")",
             [plan.plan_id, plan.tenant_id, plan.model_id, plan.created_at, plan.horizon_start, plan.horizon_end,
              plan.total_budget, *map(float, kpi), float(base[0]), float(base[1]), float(base[2]), *map(float, lift),
              float((plan.lift_draws > 0).mean()), plan.objective.describe(), plan.kpi_scope, plan.weather.source,
-             json.dumps(plan.notes), plan.report_path],
+             json.dumps(plan.notes), plan.report_path, *extra],
         )
         con.executemany(
             "insert into decisions.plan_lines (plan_id, tenant_id, channel, geo_id, recommended_spend, previous_spend, "
             "weather_multiplier, expected_contribution_mean, expected_contribution_p05, expected_contribution_p95, "
-            "baseline_spend, baseline_contribution_mean, marginal_roas, min_spend, max_spend) "
-            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", lines,
+            "baseline_spend, baseline_contribution_mean, marginal_roas, min_spend, max_spend, "
+            + ", ".join(c for c, _ in LINE_COLUMNS) + ") "
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?" + ", ?" * len(LINE_COLUMNS) + ")", lines,
         )
         record_proposal(con, plan.tenant_id, plan.plan_id, cfg)
         con.execute("commit")

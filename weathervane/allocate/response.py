@@ -13,6 +13,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from weathervane.transforms import media_contribution
+
 
 @runtime_checkable
 class ResponseModel(Protocol):
@@ -31,20 +33,6 @@ class ResponseModel(Protocol):
         Returns [draw, period, channel, geo]. A cell's contribution may depend only on its own spend.
         """
         ...
-
-
-def geometric_adstock(x: np.ndarray, alpha: np.ndarray, l_max: int) -> np.ndarray:
-    """Normalized geometric adstock along axis 0 of x [time, channel, geo]; alpha [channel]."""
-    lags = np.arange(l_max)
-    w = alpha[None, :] ** lags[:, None]  # [lag, channel]
-    w = w / w.sum(axis=0, keepdims=True)
-    out = np.zeros_like(x, dtype=float)
-    for lag in range(l_max):
-        if lag == 0:
-            out += w[0][None, :, None] * x
-        else:
-            out[lag:] += w[lag][None, :, None] * x[:-lag]
-    return out
 
 
 @dataclass
@@ -74,12 +62,11 @@ class SaturatingResponse:
 
     def sample_contribution(self, spend: np.ndarray, weather_z: np.ndarray, history: np.ndarray) -> np.ndarray:
         full = np.concatenate([history, spend], axis=0) if len(history) else spend
-        ad = geometric_adstock(full, self.alpha, self.l_max)[len(history):]  # [t, c, g]
-        x = ad / self.scale[None, :, None]
-        e = np.exp(-self.lam[None, :, None] * x)
-        sat = (1 - e) / (1 + e)
+        # normalised adstock is linear, so scaling spend first is the same as scaling the adstock
+        shape = media_contribution(full / self.scale[None, :, None], self.alpha[:, None], self.lam[:, None], 1.0,
+                                   self.l_max)[len(history):]  # [t, c, g]
         mult = np.exp(np.einsum("dcw,tgw->dtcg", self.gamma, weather_z))
-        return self.beta[:, None, :, :] * sat[None] * mult
+        return self.beta[:, None, :, :] * shape[None] * mult
 
     @classmethod
     def from_truth(cls, truth, draws: int = 200, spread: float = 0.1, seed: int = 0) -> "SaturatingResponse":

@@ -1,0 +1,149 @@
+"""Decision safety: a plan is proposed only when the evidence says it beats keeping the current split.
+
+Three guards, in the order a plan meets them:
+
+1. Cells whose return the model does not identify (`mmm.channel_summary.needs_experiment`, per channel and per
+   channel × geo) are held at their keep-the-split spend: the optimiser moves only the rest.
+2. The optimiser's move from keep-the-split is scaled back by the evidence: of the steps
+   keep + t (candidate - keep), t in MOVE_STEPS, the plan takes the one whose lift over keep-the-split has the
+   highest LIFT_QUANTILE-quantile across posterior draws (concave curves: a smaller step risks less where the
+   draws disagree about direction).
+3. The plan is proposed only when P(plan beats keep-the-split) >= planning.min_prob_better, the model is a sampled
+   posterior that passed its diagnostics gate, and its holdout error is within planning.max_holdout_mape;
+   otherwise the proposal is keep-the-split and the reason is recorded with it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from weathervane.governance.tables import table_exists
+
+MOVE_STEPS = (1.0, 0.75, 0.5, 0.25)
+LIFT_QUANTILE = 0.1
+MIN_POSTERIOR_DRAWS = 20  # fewer draws (a MAP point is one) cannot say how likely the plan is to do better
+SAMPLED = ("nuts",)  # samplers whose fits carry r-hat / ESS / divergence diagnostics
+
+
+@dataclass
+class ModelEvidence:
+    """What the warehouse records about the model behind a plan."""
+
+    model_id: str
+    registered: bool  # the model has a row in mmm.models
+    status: str | None = None
+    sampler: str | None = None
+    holdout_mape: float | None = None
+    max_rhat: float | None = None
+    min_ess_bulk: float | None = None
+    needs_experiment: dict[tuple[str, str | None], bool] = field(default_factory=dict)  # (channel, geo|None)
+    flag_source: str = "none"
+
+    def held(self, channels: list[str], geos: list[str]) -> np.ndarray:
+        """[channel, geo] True where the channel, or the channel in that geo, needs an experiment."""
+        out = np.zeros((len(channels), len(geos)), dtype=bool)
+        for ci, ch in enumerate(channels):
+            for gi, g in enumerate(geos):
+                out[ci, gi] = bool(self.needs_experiment.get((ch, None)) or self.needs_experiment.get((ch, g)))
+        return out
+
+    def flagged_channels(self) -> list[str]:
+        return sorted({ch for (ch, _g), v in self.needs_experiment.items() if v})
+
+    @classmethod
+    def assumed(cls, model_id: str, flagged: dict[tuple[str, str | None], bool] | None = None,
+                sampler: str = "nuts", holdout_mape: float | None = 0.1) -> "ModelEvidence":
+        """Evidence stated by the caller, for a response that is not a fitted model (the simulator's truth in
+        tests and benchmarks)."""
+        return cls(model_id=model_id, registered=True, status="ok", sampler=sampler, holdout_mape=holdout_mape,
+                   needs_experiment=dict(flagged or {}), flag_source="stated by the caller")
+
+
+def read_evidence(con, tenant_id: str, model_id: str) -> ModelEvidence:
+    """The model's row in mmm.models and its identifiability flags in mmm.channel_summary."""
+    if not table_exists(con, "mmm", "models"):
+        return ModelEvidence(model_id=model_id, registered=False)
+    row = con.execute(
+        "select status, sampler, holdout_mape, max_rhat, min_ess_bulk from mmm.models "
+        "where tenant_id = ? and model_id = ?", [tenant_id, model_id]).fetchone()
+    if row is None:
+        return ModelEvidence(model_id=model_id, registered=False)
+    ev = ModelEvidence(model_id=model_id, registered=True, status=row[0], sampler=row[1], holdout_mape=row[2],
+                       max_rhat=row[3], min_ess_bulk=row[4])
+    if not table_exists(con, "mmm", "channel_summary"):
+        return ev
+    cols = {r[0] for r in con.execute("describe mmm.channel_summary").fetchall()}
+    if "needs_experiment" in cols:
+        rows = con.execute("select channel, geo_id, needs_experiment from mmm.channel_summary "
+                           "where tenant_id = ? and model_id = ?", [tenant_id, model_id]).fetchall()
+        flags = {(ch, g): bool(v) for ch, g, v in rows if v is not None}
+        if flags:
+            ev.needs_experiment, ev.flag_source = flags, "mmm.channel_summary.needs_experiment"
+            return ev
+    ev.needs_experiment, ev.flag_source = _interval_flags(con, tenant_id, model_id), "ROAS interval width"
+    return ev
+
+
+def _interval_flags(con, tenant_id: str, model_id: str) -> dict[tuple[str, str | None], bool]:
+    """For models stored before the identifiability columns: a channel whose 90% ROAS interval is so wide that
+    the posterior sd of log ROAS exceeds sqrt(1/2) of the prior's (less than half the prior variance learnt)."""
+    from weathervane.mmm.model import PRIOR_LOG_ROAS_SD
+
+    rows = con.execute("select channel, roas_p05, roas_p95 from mmm.channel_summary "
+                       "where tenant_id = ? and model_id = ? and geo_id is null", [tenant_id, model_id]).fetchall()
+    out = {}
+    for ch, p05, p95 in rows:
+        if p05 is None or p95 is None or p05 <= 0 or p95 <= p05:
+            continue  # a point estimate: no spread to judge (such models never pass the sampler gate)
+        post_sd = (np.log(p95) - np.log(p05)) / (2 * 1.6449)
+        out[(ch, None)] = bool(post_sd > PRIOR_LOG_ROAS_SD * np.sqrt(0.5))
+    return out
+
+
+@dataclass
+class SafetyDecision:
+    step: float  # share of the optimiser's move taken (0 = keep-the-split)
+    prob_better: float  # P(candidate at `step` beats keep-the-split) over posterior draws
+    lift_quantile: float  # LIFT_QUANTILE-quantile of its lift
+    reasons: list[str]  # why the proposal falls back to keep-the-split; empty when the plan is proposed
+
+    @property
+    def proposed(self) -> bool:
+        return not self.reasons
+
+
+def choose_step(lift_by_step: dict[float, np.ndarray]) -> tuple[float, np.ndarray]:
+    """The step whose lift draws have the highest LIFT_QUANTILE-quantile (the larger step on a tie)."""
+    best = max(lift_by_step, key=lambda t: (round(float(np.quantile(lift_by_step[t], LIFT_QUANTILE)), 9), t))
+    return best, lift_by_step[best]
+
+
+def gate(evidence: ModelEvidence, lift: np.ndarray, moved: bool, min_prob_better: float,
+         max_holdout_mape: float | None) -> tuple[float, list[str]]:
+    """P(better) and the reasons (if any) the proposal must be keep-the-split."""
+    lift = np.asarray(lift, dtype=float)
+    prob = float((lift > 0).mean()) if lift.size else 0.0
+    reasons = []
+    if not evidence.registered:
+        reasons.append(f"model {evidence.model_id} has no row in mmm.models: no diagnostics or holdout on record")
+    else:
+        if evidence.status != "ok":
+            reasons.append(f"model {evidence.model_id} failed its diagnostics gate (status {evidence.status})")
+        if evidence.sampler not in SAMPLED:
+            reasons.append(f"model {evidence.model_id} is a {evidence.sampler} preview without sampler diagnostics; "
+                           "plans need a NUTS fit that passed its gate")
+        if max_holdout_mape is not None:
+            if evidence.holdout_mape is None:
+                reasons.append("the model was not scored on a holdout (history too short or holdout_weeks 0)")
+            elif evidence.holdout_mape > max_holdout_mape:
+                reasons.append(f"holdout MAPE {evidence.holdout_mape:.1%} above planning.max_holdout_mape "
+                               f"{max_holdout_mape:.0%}")
+    if lift.size < MIN_POSTERIOR_DRAWS:
+        reasons.append(f"{lift.size} posterior draw(s): too few to judge P(plan beats keep-the-split)")
+    elif not moved:
+        reasons.append("no move from keep-the-split is expected to do better under the constraints")
+    elif prob < min_prob_better:
+        reasons.append(f"P(plan beats keep-the-split) {prob:.0%} below planning.min_prob_better "
+                       f"{min_prob_better:.0%}")
+    return prob, reasons
