@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -70,13 +71,38 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0 if result.success else 1
 
 
+def ui_environment() -> dict[str, str]:
+    """The environment of the UI's processes: this Python's bin folder (dbt, dagster) first on PATH, so nothing
+    has to be activated, and the local instance."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["DAGSTER_HOME"] = str(dagster_home())
+    return env
+
+
 def _cmd_ui(args: argparse.Namespace) -> int:
     from dagster_project.defs.marts import prepare_dbt_manifest
+    from weathervane.report_server import make_report_server
 
-    dagster_home()
+    env = ui_environment()
     prepare_dbt_manifest()
+    reports = make_report_server(port=args.reports_port)
+    threading.Thread(target=reports.serve_forever, daemon=True).start()
+    helpers = []
+    if args.approvals_port:
+        helpers.append(subprocess.Popen([sys.executable, "-m", "dagster_project.cli", "serve", "--port",
+                                         str(args.approvals_port)], cwd=REPO_ROOT, env=env))
+    con = domain_cli.console
+    con.print(f"Dagster UI: http://localhost:{args.port}   reports: http://localhost:{args.reports_port}"
+              + (f"   approvals: http://localhost:{args.approvals_port}" if args.approvals_port else ""))
+    con.print("The landing sensor is on; the weekly refresh schedule is off until you turn it on (Automation).")
     cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-p", str(args.port)]
-    return subprocess.call(cmd, cwd=REPO_ROOT)
+    try:
+        return subprocess.call(cmd, cwd=REPO_ROOT, env=env)
+    finally:
+        reports.shutdown()
+        for p in helpers:
+            p.terminate()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,8 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--period", choices=["day", "week"], default="week", help="model period (default week: quick)")
     demo.add_argument("--draws", type=int, default=500, help="NUTS draws (and tuning steps) per chain")
     demo.set_defaults(func=_cmd_demo)
-    ui = sub.add_parser("ui", help="start the Dagster UI on the local instance")
+    ui = sub.add_parser("ui", help="start the Dagster UI on the local instance, the reports server and the approvals page")
     ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--reports-port", type=int, default=3002)
+    ui.add_argument("--approvals-port", type=int, default=3001, help="0: do not start the approvals page")
     ui.set_defaults(func=_cmd_ui)
     return parser
 

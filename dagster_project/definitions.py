@@ -4,6 +4,7 @@ from __future__ import annotations
 from dagster import Definitions, load_asset_checks_from_modules
 
 from dagster_project import jobs, schedules, sensors
+from dagster_project.executor import weathervane_executor
 from dagster_project.defs import decisions, ingest, marts, mmm
 from dagster_project.resources import WeathervaneResource
 
@@ -19,9 +20,10 @@ def build_definitions(weathervane: WeathervaneResource | None = None, extra_reso
         assets=[a for f in _families for a in getattr(f, "assets", [])],
         asset_checks=[c for f in _families for c in getattr(f, "asset_checks", [])],
         jobs=[jobs.ingest_job, jobs.refresh_job, *[j for f in _families for j in getattr(f, "jobs", [])]],
-        sensors=[sensors.landing_sensor, *[s for f in _families for s in getattr(f, "sensors", [])]],
+        sensors=[sensors.landing_sensor, sensors.tenant_partition_guard, *[s for f in _families for s in getattr(f, "sensors", [])]],
         schedules=[schedules.weekly_refresh],
         resources=resources,
+        executor=weathervane_executor,
     )
 
 

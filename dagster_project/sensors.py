@@ -1,4 +1,9 @@
-"""Landing sensor: new tenant folders become partitions; new files in a tenant request one ingest run."""
+"""Landing sensor: new tenant folders become partitions; new files in a tenant request one ingest run.
+
+The cursor stays small: per tenant, one fingerprint of its file listing (paths, sizes, mtimes). When a listing
+changes, the files are compared by content hash with what the warehouse already loaded or quarantined
+(ops.loaded_files / ops.quarantined_files), so starting the UI over an ingested landing zone launches nothing.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -16,43 +21,69 @@ from dagster import (
 )
 
 from dagster_project.jobs import ingest_job
+from dagster_project.partitions import tenant_partitions
 
 TENANT_SETTINGS_KEY = AssetKey(["ops", "tenant_channel_rules"])
-from dagster_project.partitions import tenant_partitions
-from weathervane import config
-from weathervane.landing import landing_files, list_tenants
 
 
-def scan_landing(root, cursor: dict) -> tuple[dict, list[str], dict[str, list[str]], list[str]]:
-    """Compare the landing zone with the cursor.
+class WarehouseBusy(RuntimeError):
+    """Another process holds the DuckDB write lock; the tenant is looked at again on the next tick."""
 
-    Returns (new cursor, new tenants, {tenant: {relative path: hash} of new or changed files}, rejected folder
-    names). The cursor keeps, per
-    tenant, each file's size, mtime and hash so unchanged files are not re-hashed on every tick. The sensor never
-    opens the warehouse: DuckDB's single writer may be busy with a run.
+
+def listing_fingerprint(root, tenant: str) -> str:
+    from weathervane.landing.ingest import landing_files
+
+    digest = hashlib.sha256()
+    for rel, path in landing_files(root, tenant):
+        stat = path.stat()
+        digest.update(f"{rel}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:20]
+
+
+def unloaded_files(root, tenant: str, warehouse) -> dict[str, str]:
+    """{relative path: sha256 (or 'refused')} of the tenant's files the warehouse has not loaded or quarantined."""
+    import duckdb
+
+    from weathervane.landing.ingest import pending_files
+
+    if not warehouse.exists():
+        return {rel: digest or "refused" for rel, digest in pending_files(None, root, tenant)}
+    try:
+        con = duckdb.connect(str(warehouse), read_only=True)
+    except duckdb.IOException as exc:  # a writer holds the file
+        raise WarehouseBusy(str(exc)) from exc
+    try:
+        return {rel: digest or "refused" for rel, digest in pending_files(con, root, tenant)}
+    finally:
+        con.close()
+
+
+def scan_landing(root, warehouse, cursor: dict) -> tuple[dict, list[str], dict[str, dict[str, str]], list[str]]:
+    """Compare the landing zone with the cursor and the warehouse.
+
+    Returns (new cursor, new tenants, {tenant: {relative path: hash} of files not yet loaded}, rejected folder
+    names). A tenant whose listing is unchanged is not read at all; one whose files cannot be compared because
+    the warehouse is busy keeps its old fingerprint, so the next tick looks again.
     """
+    from weathervane.landing.ingest import list_tenants
+
     tenants, rejected = list_tenants(root)
     new_cursor: dict = {}
     new_tenants, new_files = [], {}
     for tenant in tenants:
-        known = cursor.get(tenant)
-        if known is None:
+        if tenant not in cursor:
             new_tenants.append(tenant)
-            known = {}
-        seen = {}
-        fresh = {}
-        for rel, path in landing_files(root, tenant):
-            stat = path.stat()
-            stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
-            old = known.get(rel)
-            if old and old[0] == stamp:
-                seen[rel] = old
-                continue
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            seen[rel] = [stamp, digest]
-            if not old or old[1] != digest:
-                fresh[rel] = digest
-        new_cursor[tenant] = seen
+        fingerprint = listing_fingerprint(root, tenant)
+        if cursor.get(tenant) == fingerprint:
+            new_cursor[tenant] = fingerprint
+            continue
+        try:
+            fresh = unloaded_files(root, tenant, warehouse)
+        except WarehouseBusy:
+            if tenant in cursor:
+                new_cursor[tenant] = cursor[tenant]
+            continue
+        new_cursor[tenant] = fingerprint
         if fresh:
             new_files[tenant] = fresh
     return new_cursor, new_tenants, new_files, rejected
@@ -67,35 +98,63 @@ def affected_assets(relative_paths) -> list[AssetKey]:
     for rel in relative_paths:
         parts = rel.split("/")
         roots.add(AssetKey(["raw", f"{parts[0]}__{parts[1]}"]) if len(parts) >= 3 else TENANT_SETTINGS_KEY)
+    graph = defs.resolve_asset_graph()
+    roots &= set(graph.get_all_asset_keys())
     selection = AssetSelection.assets(*roots).downstream() - AssetSelection.key_prefixes("mmm", "decisions")
-    return sorted(selection.resolve(defs.resolve_asset_graph()), key=lambda k: k.to_user_string())
+    return sorted(selection.resolve(graph), key=lambda k: k.to_user_string())
 
 
 @sensor(
     job=ingest_job,
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.RUNNING,
-    description="Registers new tenant folders as partitions and ingests new landing files.",
+    description="Registers new tenant folders as partitions and ingests landing files the warehouse has not "
+                "loaded yet (compared by content hash), only the streams that received them.",
 )
 def landing_sensor(context: SensorEvaluationContext):
+    from weathervane import config
+
     cursor = json.loads(context.cursor) if context.cursor else {}
-    new_cursor, new_tenants, new_files, rejected = scan_landing(config.landing_root(), cursor)
+    if any(not isinstance(v, str) for v in cursor.values()):
+        cursor = {}  # a cursor from an older version: compare everything with the warehouse once
+    new_cursor, new_tenants, new_files, rejected = scan_landing(config.landing_root(), config.warehouse_path(), cursor)
     for name in rejected:
         context.log.warning(f"landing folder {name!r} is not a valid tenant id; ignored")
+    to_register = sorted(new_tenants)
     runs = [
         RunRequest(
             partition_key=tenant,
-            run_key=f"{tenant}:{hashlib.sha256(''.join(sorted(files.values())).encode()).hexdigest()[:16]}",
+            run_key=f"{tenant}:{hashlib.sha256(''.join(sorted(f'{k}={v}' for k, v in files.items())).encode()).hexdigest()[:16]}",
             # a tenant seen for the first time loads everything; later, only what the new files touch
             asset_selection=None if tenant in new_tenants else affected_assets(files),
             tags={"weathervane/trigger": "landing_sensor", "weathervane/new_files": str(len(files))},
         )
         for tenant, files in sorted(new_files.items())
     ]
-    if not runs and not new_tenants:
-        return SensorResult(skip_reason=SkipReason("no new tenants or files"), cursor=json.dumps(new_cursor))
-    return SensorResult(
-        run_requests=runs,
-        dynamic_partitions_requests=[tenant_partitions.build_add_request(new_tenants)] if new_tenants else [],
-        cursor=json.dumps(new_cursor, sort_keys=True),
-    )
+    requests = [tenant_partitions.build_add_request(to_register)] if to_register else []
+    if not runs and not requests:
+        return SensorResult(skip_reason=SkipReason("no new tenants or files"), cursor=json.dumps(new_cursor, sort_keys=True))
+    return SensorResult(run_requests=runs, dynamic_partitions_requests=requests,
+                        cursor=json.dumps(new_cursor, sort_keys=True))
+
+
+@sensor(
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Removes tenant partitions whose key is not a valid tenant id (e.g. added by hand in the UI), "
+                "so no run or backfill can target them.",
+)
+def tenant_partition_guard(context: SensorEvaluationContext):
+    from weathervane.config import InvalidTenantId, validate_tenant_id
+
+    bad = []
+    for key in tenant_partitions.get_partition_keys(dynamic_partitions_store=context.instance):
+        try:
+            validate_tenant_id(key)
+        except InvalidTenantId:
+            bad.append(key)
+    if not bad:
+        return SkipReason("every tenant partition key is valid")
+    for key in bad:
+        context.log.warning(f"tenant partition {key!r} is not a valid tenant id; removed")
+    return SensorResult(dynamic_partitions_requests=[tenant_partitions.build_delete_request(bad)])

@@ -1,6 +1,7 @@
 """The code location on a real Dagster instance: ingest assets, the landing sensor and the weekly schedule."""
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import datetime, timezone
 
@@ -20,7 +21,8 @@ from dagster_project.resources import WeathervaneResource
 from dagster_project.schedules import weekly_refresh
 from dagster_project.sensors import landing_sensor
 from tests.conftest import ACME_EXAMPLE
-from weathervane.landing import STREAMS, landing_files
+from weathervane.landing import STREAMS, ingest_tenant, landing_files
+from weathervane.warehouse import ensure_schemas
 from weathervane.simulate import simulate_tenant
 
 
@@ -108,11 +110,19 @@ def test_bad_file_fails_its_check_and_the_rest_loads(tmp_path):
 def test_sensor_new_tenant_and_new_file_each_trigger_exactly_one_run(tmp_path, monkeypatch):
     landing = tmp_path / "landing"
     landing.mkdir()
+    warehouse = tmp_path / "wh.duckdb"
     monkeypatch.setenv("WEATHERVANE_LANDING", str(landing))
+    monkeypatch.setenv("WEATHERVANE_WAREHOUSE", str(warehouse))
     instance = DagsterInstance.ephemeral()
 
     def tick(cursor):
         return landing_sensor(build_sensor_context(instance=instance, cursor=cursor))
+
+    def ingest(tenant):
+        con = duckdb.connect(str(warehouse))
+        ensure_schemas(con)
+        ingest_tenant(con, landing, tenant)
+        con.close()
 
     empty = tick(None)
     assert not empty.run_requests and not empty.dynamic_partitions_requests
@@ -122,6 +132,8 @@ def test_sensor_new_tenant_and_new_file_each_trigger_exactly_one_run(tmp_path, m
     first = tick(empty.cursor)
     assert [r.partition_keys for r in first.dynamic_partitions_requests] == [["acme"]]
     assert [r.partition_key for r in first.run_requests] == ["acme"]
+    assert len(json.dumps(first.cursor)) < 200  # one fingerprint per tenant, not a row per file
+    ingest("acme")  # what the requested run does
 
     quiet = tick(first.cursor)
     assert not quiet.run_requests and not quiet.dynamic_partitions_requests
@@ -144,6 +156,28 @@ def test_sensor_new_tenant_and_new_file_each_trigger_exactly_one_run(tmp_path, m
     assert [r.partition_keys for r in second_tenant.dynamic_partitions_requests] == [["beta"]]
     assert [r.partition_key for r in second_tenant.run_requests] == ["beta"]
     assert len(list(landing_files(landing, "beta"))) == len(list(landing_files(landing, "acme"))) - 1
+
+    # A new instance (or a reset cursor) over a loaded landing zone launches nothing for files already loaded.
+    ingest("acme")
+    ingest("beta")
+    fresh = tick(None)
+    assert not fresh.run_requests
+    assert sorted(k for r in fresh.dynamic_partitions_requests for k in r.partition_keys) == ["acme", "beta"]
+    # ...but a tenant whose files are not all loaded is still requested.
+    (landing / "acme" / "shopify" / "orders" / "2024-06-11.jsonl").write_text(
+        (ACME_EXAMPLE / "shopify" / "orders" / "2024-06-03.jsonl").read_text().replace("5712340001", "5712347777"))
+    assert [r.partition_key for r in tick(None).run_requests] == ["acme"]
+
+
+def test_partition_guard_removes_invalid_tenant_keys():
+    from dagster_project.sensors import tenant_partition_guard
+
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("tenants", ["good-shop", "../x"])
+    result = tenant_partition_guard(build_sensor_context(instance=instance))
+    assert [r.partition_keys for r in result.dynamic_partitions_requests] == [["../x"]]
+    instance.delete_dynamic_partition("tenants", "../x")
+    assert isinstance(tenant_partition_guard(build_sensor_context(instance=instance)), SkipReason)
 
 
 def test_weekly_schedule_requests_one_run_per_tenant():

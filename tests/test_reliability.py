@@ -318,7 +318,7 @@ def test_hostile_names_are_refused_by_the_sensor_scan_and_the_assets(tmp_path):
     sql_name.write_text((orders / "2024-06-03.jsonl").read_text().replace("5712340001", "5712348888"))
     (orders / "secret.jsonl").symlink_to(tmp_path / "outside" / "shopify" / "orders" / "2024-06-03.jsonl")
 
-    cursor, new_tenants, _, rejected = scan_landing(landing, {})
+    cursor, new_tenants, _, rejected = scan_landing(landing, tmp_path / "none.duckdb", {})
     assert new_tenants == ["acme"]
     assert sorted(rejected) == sorted(["bad;drop", "Upper", "a'b", "x y", "escape"])
     assert set(cursor) == {"acme"}

@@ -29,7 +29,8 @@ ADOPTION_CHECK = "plans_executed_as_approved"
     key=PLANS,
     partitions_def=tenant_partitions,
     pool=WAREHOUSE_POOL,
-    group_name="decisions",
+    group_name="decide",
+    owners=["team:analytics"],
     kinds={"duckdb", "scipy"},
     deps=[AssetKey(["mmm", "weather_mmm"]), AssetKey(["marts", "fct_ad_spend_daily"]),
           AssetKey(["marts", "fct_weather_daily"]), AssetKey(["marts", "fct_weather_forecast_daily"])],
@@ -39,13 +40,14 @@ ADOPTION_CHECK = "plans_executed_as_approved"
 def budget_plan(context: AssetExecutionContext, weathervane: WeathervaneResource) -> MaterializeResult:
     from weathervane.allocate import propose_plan
     from weathervane.allocate.mmm_response import load_latest_response
+    from weathervane.report_server import report_url
 
     tenant = context.partition_key
     cfg = weathervane.tenant_config(tenant)
     with weathervane.connect() as con:
         response = load_latest_response(con, tenant, weathervane.models())
         plan = propose_plan(con, tenant, cfg, response, reports_dir=weathervane.reports())
-    return MaterializeResult(metadata={
+    return MaterializeResult(metadata={k: v for k, v in {
         "plan_id": plan.plan_id,
         "model_id": plan.model_id,
         "horizon": f"{plan.horizon_start} .. {plan.horizon_end}",
@@ -54,19 +56,20 @@ def budget_plan(context: AssetExecutionContext, weathervane: WeathervaneResource
         "baseline_kpi_mean": float(plan.baseline_kpi_draws.mean()),
         "prob_lift_positive": float((plan.lift_draws > 0).mean()),
         "weather_source": plan.weather.source,
-        "report": MetadataValue.path(plan.report_path or ""),
-    })
+        "report": MetadataValue.url(report_url(plan.report_path, weathervane.reports())) if plan.report_path else None,
+    }.items() if v is not None})
 
 
 @asset(
     key=ADOPTION,
     partitions_def=tenant_partitions,
     pool=WAREHOUSE_POOL,
-    group_name="decisions",
+    group_name="decide",
+    owners=["team:analytics"],
     kinds={"duckdb"},
     deps=[PLANS, AssetKey(["marts", "fct_ad_spend_daily"])],
     description="Executed vs planned spend per applied plan × channel × geo × week (decisions.plan_adoption).",
-    check_specs=[AssetCheckSpec(ADOPTION_CHECK, asset=ADOPTION,
+    check_specs=[AssetCheckSpec(ADOPTION_CHECK, asset=ADOPTION, partitions_def=tenant_partitions,
                                 description="Applied plans were executed within 25% of what was approved.")],
 )
 def plan_adoption(context: AssetExecutionContext, weathervane: WeathervaneResource) -> MaterializeResult:

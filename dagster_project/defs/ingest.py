@@ -1,4 +1,8 @@
-"""Raw ingestion assets: one per landing stream, partitioned by tenant."""
+"""Landing: every stream's files validated and appended to raw.* in one tenant-partitioned step.
+
+One multi-asset rather than an asset per stream: a step costs a process start, and a stream's load is often a
+fraction of a second. It can subset, so the landing sensor reruns only the streams that received files.
+"""
 
 from dagster import (
     AssetCheckResult,
@@ -6,71 +10,78 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
+    AssetSpec,
     MaterializeResult,
     MetadataValue,
-    asset,
+    multi_asset,
 )
 
+from dagster_project.metadata import rounded
 from dagster_project.partitions import WAREHOUSE_POOL, tenant_partitions
 from dagster_project.resources import WeathervaneResource
-from weathervane.landing import STREAMS, ingest_stream, write_channel_rules
+from weathervane.landing.streams import STREAMS
 
 QUARANTINE_CHECK = "no_quarantined_files"
+SETTINGS_KEY = AssetKey(["ops", "tenant_channel_rules"])
+OWNERS = ["team:data-engineering"]
 
 
 def raw_asset_key(source: str, stream: str) -> AssetKey:
     return AssetKey(["raw", f"{source}__{stream}"])
 
 
-def _raw_asset(source: str, stream: str):
-    key = raw_asset_key(source, stream)
+_STREAM_BY_KEY = {raw_asset_key(s.source, s.stream): s for s in STREAMS}
 
-    @asset(
-        key=key,
-        partitions_def=tenant_partitions,
-        pool=WAREHOUSE_POOL,
-        group_name="landing",
-        kinds={"duckdb"},
-        description=f"{source}/{stream} landing files, validated and appended to raw.{source}__{stream}.",
-        check_specs=[AssetCheckSpec(QUARANTINE_CHECK, asset=key, description="No landing file was quarantined.")],
-    )
-    def _ingest(context: AssetExecutionContext, weathervane: WeathervaneResource) -> MaterializeResult:
-        with weathervane.connect() as con:
-            report = ingest_stream(con, weathervane.landing(), context.partition_key, source, stream)
-        reasons = [q.describe() for q in report.quarantined]
-        return MaterializeResult(
-            metadata=report.metadata(),
-            check_results=[
-                AssetCheckResult(
-                    check_name=QUARANTINE_CHECK,
-                    passed=not reasons,
-                    severity=AssetCheckSeverity.ERROR,
-                    metadata={"quarantined": MetadataValue.json(reasons)},
-                    description="; ".join(reasons)[:2000] or None,
-                )
-            ],
-        )
+_specs = [
+    AssetSpec(key, group_name="landing", kinds={"duckdb"}, owners=OWNERS, skippable=True,
+              description=f"{s.description} Landing files under {s.source}/{s.stream}/, validated against the "
+                          f"landing-zone contract and appended to raw.{s.source}__{s.stream}; a bad file is "
+                          "quarantined whole, with its reason.")
+    for key, s in _STREAM_BY_KEY.items()
+] + [AssetSpec(SETTINGS_KEY, group_name="landing", kinds={"duckdb"}, owners=OWNERS, skippable=True,
+               description="tenant.yaml's channel regrouping rules, where dbt can apply them.")]
 
-    return _ingest
+_checks = [
+    AssetCheckSpec(QUARANTINE_CHECK, asset=key, partitions_def=tenant_partitions,
+                   description=f"Every {s.source}/{s.stream} landing file of this tenant passed validation; a "
+                               "failure names each quarantined file with its line, field and reason.")
+    for key, s in _STREAM_BY_KEY.items()
+]
 
 
-assets = [_raw_asset(s.source, s.stream) for s in STREAMS]
-
-
-@asset(
-    key=["ops", "tenant_channel_rules"],
+@multi_asset(
+    name="landing_files",
+    specs=_specs,
+    check_specs=_checks,
     partitions_def=tenant_partitions,
     pool=WAREHOUSE_POOL,
-    group_name="landing",
-    kinds={"duckdb"},
-    description="tenant.yaml's channel regrouping rules, where dbt can apply them.",
+    can_subset=True,
+    description="Validate and load a tenant's landing files, stream by stream, each file in one transaction.",
 )
-def tenant_channel_rules(context: AssetExecutionContext, weathervane: WeathervaneResource) -> MaterializeResult:
+def landing_files(context: AssetExecutionContext, weathervane: WeathervaneResource):
+    from weathervane.landing.ingest import ingest_stream, write_channel_rules
+
     tenant = context.partition_key
-    cfg = weathervane.tenant_config(tenant)
+    selected = context.selected_asset_keys
     with weathervane.connect() as con:
-        n = write_channel_rules(con, tenant, cfg)
-    return MaterializeResult(metadata={"rules": n, "timezone": cfg.timezone, "grain": cfg.grain.model_dump()})
+        for key, s in _STREAM_BY_KEY.items():
+            if key not in selected:
+                continue
+            report = ingest_stream(con, weathervane.landing(), tenant, s.source, s.stream)
+            reasons = [q.describe() for q in report.quarantined]
+            meta = report.metadata()
+            meta["quarantined"] = MetadataValue.json(reasons)
+            yield MaterializeResult(asset_key=key, metadata=rounded(meta))
+            yield AssetCheckResult(
+                asset_key=key, check_name=QUARANTINE_CHECK, passed=not reasons,
+                severity=AssetCheckSeverity.ERROR, metadata={"quarantined": MetadataValue.json(reasons)},
+                description="; ".join(reasons)[:2000] or None,
+            )
+        if SETTINGS_KEY in selected:
+            cfg = weathervane.tenant_config(tenant)
+            n = write_channel_rules(con, tenant, cfg)
+            yield MaterializeResult(asset_key=SETTINGS_KEY, metadata={
+                "rules": n, "timezone": cfg.timezone, "grain": MetadataValue.json(cfg.grain.model_dump())})
 
 
-assets.append(tenant_channel_rules)
+assets = [landing_files]

@@ -32,10 +32,10 @@ from dagster_dbt import (
 
 from dagster_project.partitions import WAREHOUSE_POOL, tenant_partitions
 from dagster_project.resources import WeathervaneResource
-from weathervane import quality
 from weathervane.grain import dbt_vars
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt"
+OWNERS = ["team:data-engineering"]
 
 
 def dbt_executable() -> str:
@@ -47,7 +47,7 @@ dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_D
 
 
 def prepare_dbt_manifest() -> Path:
-    """`dbt parse` into dbt/target so the asset graph can be built outside `dagster dev` (demo, tests, CI)."""
+    """`dbt parse` into dbt/target, in this process: no dbt executable on PATH needed (demo, tests, CI, UI)."""
     from dbt.cli.main import dbtRunner
 
     result = dbtRunner().invoke([
@@ -59,14 +59,42 @@ def prepare_dbt_manifest() -> Path:
     return dbt_project.manifest_path
 
 
-# Under `dagster dev` the manifest is rebuilt on load; elsewhere it is built once when missing.
-dbt_project.prepare_if_dev()
-if not dbt_project.manifest_path.exists():
+def _manifest_stale() -> bool:
+    manifest = dbt_project.manifest_path
+    if not manifest.exists():
+        return True
+    built = manifest.stat().st_mtime
+    sources = [p for d in ("models", "macros", "seeds", "tests") for p in (DBT_PROJECT_DIR / d).rglob("*") if p.is_file()]
+    sources.append(DBT_PROJECT_DIR / "dbt_project.yml")
+    return any(p.stat().st_mtime > built for p in sources)
+
+
+# The asset graph is read from dbt's manifest; it is rebuilt only when a dbt file changed since it was written
+# (`weathervane ui` and the test session also build it before the code location loads).
+if _manifest_stale():
     prepare_dbt_manifest()
 
 
+def _describe_test(props: Mapping[str, Any]) -> str:
+    """What a dbt data test means, in words (the checks in the UI carry it)."""
+    meta = props.get("test_metadata") or {}
+    name, kw = meta.get("name", ""), meta.get("kwargs", {})
+    col = kw.get("column_name") or props.get("column_name")
+    words = {
+        "not_null": f"`{col}` is never null.",
+        "non_negative": f"`{col}` is never negative.",
+        "unique": f"`{col}` is unique.",
+        "unique_combination": f"One row per ({', '.join(kw.get('columns', []))}): no duplicates.",
+        "accepted_values": f"`{col}` is one of {', '.join(map(str, kw.get('values', [])))}.",
+        "between": f"`{col}` lies in [{kw.get('min_value')}, {kw.get('max_value')}].",
+        "relationships": f"Every `{col}` exists in {str(kw.get('to', '')).replace('ref(', '').rstrip(')')}.{kw.get('field')}.",
+        "no_date_gaps": f"No missing `{col}` within each ({', '.join(kw.get('partition_by', []))}).",
+    }
+    return props.get("description") or words.get(name, f"dbt test {name or props.get('name')}.")
+
+
 class WeathervaneDbtTranslator(DagsterDbtTranslator):
-    """Models are [schema, model]; sources keep [source, table], so raw.<stream> joins the ingestion assets."""
+    """Models are [schema, model]; sources keep [source, table], so raw.<stream> joins the landing assets."""
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
@@ -76,9 +104,18 @@ class WeathervaneDbtTranslator(DagsterDbtTranslator):
             return spec.replace_attributes(key=AssetKey([props["source_name"], props["name"]]))
         if kind in ("model", "seed", "snapshot"):
             schema = props.get("config", {}).get("schema") or props.get("schema") or "main"
-            group = "reference" if kind == "seed" else "harmonized"
-            return spec.replace_attributes(key=AssetKey([schema, props["name"]]), group_name=group)
+            description = props.get("description") or (
+                f"Reference table {props['name']} (dbt seed)." if kind == "seed" else f"dbt model {schema}.{props['name']}.")
+            return spec.replace_attributes(key=AssetKey([schema, props["name"]]), group_name="harmonize",
+                                           owners=OWNERS, description=description)
         return spec
+
+    def get_asset_check_spec(self, asset_spec, manifest, unique_id, project):
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if spec is None:
+            return None
+        props = manifest["nodes"].get(unique_id) or {}
+        return spec._replace(description=spec.description or _describe_test(props))
 
 
 translator = WeathervaneDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
@@ -129,7 +166,8 @@ def harmonize(context: AssetExecutionContext, weathervane: WeathervaneResource, 
     with _warehouse_env(weathervane.warehouse()):
         invocation = dbt.cli(["build", "--vars", json.dumps(variables)], context=context,
                              target_path=_run_target(context.run_id))
-    yield from invocation.stream()
+        # Row counts and column schemas per model, shown on each asset in the UI.
+        yield from invocation.stream().fetch_row_counts().fetch_column_metadata()
 
 
 MODEL_INPUT = AssetKey(["marts", "fct_model_input"])
@@ -137,7 +175,7 @@ PROMO_DAILY = AssetKey(["marts", "fct_promo_daily"])
 WEATHER_DAILY = AssetKey(["marts", "fct_weather_daily"])
 
 
-def _check_result(result: quality.QualityResult) -> AssetCheckResult:
+def _check_result(result) -> AssetCheckResult:
     return AssetCheckResult(
         passed=result.success,
         severity=AssetCheckSeverity.ERROR,
@@ -150,6 +188,8 @@ def _check_result(result: quality.QualityResult) -> AssetCheckResult:
 @asset_check(asset=MODEL_INPUT, name="gx_model_input", blocking=True, partitions_def=tenant_partitions,
              description="GX: revenue and spend not collapsed to zero; every cell covers the tenant's days.")
 def gx_model_input(context: AssetCheckExecutionContext, weathervane: WeathervaneResource) -> AssetCheckResult:
+    from weathervane import quality
+
     tenant = context.partition_key
     with weathervane.connect(read_only=True) as con:
         df = quality.read_mart(con, "fct_model_input", tenant, "period = 'day'")
@@ -159,6 +199,8 @@ def gx_model_input(context: AssetCheckExecutionContext, weathervane: Weathervane
 @asset_check(asset=PROMO_DAILY, name="gx_promotions", blocking=True, partitions_def=tenant_partitions,
              description="GX: promotion depth in [0, 100], realized discount rate in [0, 1].")
 def gx_promotions(context: AssetCheckExecutionContext, weathervane: WeathervaneResource) -> AssetCheckResult:
+    from weathervane import quality
+
     tenant = context.partition_key
     with weathervane.connect(read_only=True) as con:
         df = quality.read_mart(con, "fct_promo_daily", tenant)
@@ -168,6 +210,8 @@ def gx_promotions(context: AssetCheckExecutionContext, weathervane: WeathervaneR
 @asset_check(asset=WEATHER_DAILY, name="gx_weather", blocking=True, partitions_def=tenant_partitions,
              description="GX: daily weather within physical ranges.")
 def gx_weather(context: AssetCheckExecutionContext, weathervane: WeathervaneResource) -> AssetCheckResult:
+    from weathervane import quality
+
     tenant = context.partition_key
     with weathervane.connect(read_only=True) as con:
         df = quality.read_mart(con, "fct_weather_daily", tenant)

@@ -14,9 +14,9 @@ from dagster import (
     asset,
 )
 
-from dagster_project.partitions import WAREHOUSE_POOL, tenant_partitions
+from dagster_project.metadata import rounded
+from dagster_project.partitions import tenant_partitions
 from dagster_project.resources import WeathervaneResource
-from weathervane.mmm import FitSettings, fit_tenant
 
 MODEL_INPUT_KEY = AssetKey(["marts", "fct_model_input"])
 FIT_KEY = AssetKey(["mmm", "weather_mmm"])
@@ -48,14 +48,18 @@ class MMMFitConfig(Config):
     partitions_def=tenant_partitions,
     # Not in the writers' pool: the fit reads its inputs, releases the warehouse while it samples, then waits
     # for the file lock only for its short summary write (WeathervaneResource.lock_wait_s).
-    group_name="mmm",
+    group_name="model",
+    owners=["team:analytics"],
     kinds={"pymc", "duckdb"},
     description="Weather-aware Bayesian MMM per tenant × grain: NetCDF in the model store, summaries in mmm.*.",
-    check_specs=[AssetCheckSpec(DIAGNOSTICS_CHECK, asset=FIT_KEY, blocking=True,
+    check_specs=[AssetCheckSpec(DIAGNOSTICS_CHECK, asset=FIT_KEY, blocking=True, partitions_def=tenant_partitions,
                                 description="r-hat, bulk ESS and divergences within thresholds; a failed model "
                                             "is kept as failed_diagnostics and never reaches the allocator.")],
 )
 def weather_mmm(context: AssetExecutionContext, config: MMMFitConfig, weathervane: WeathervaneResource):
+    from weathervane.mmm import FitSettings, fit_tenant
+    from weathervane.report_server import report_url
+
     tenant = context.partition_key
     grain = weathervane.tenant_config(tenant).grain
     settings = FitSettings(method=config.method, draws=config.draws, tune=config.tune, chains=config.chains,
@@ -79,15 +83,15 @@ def weather_mmm(context: AssetExecutionContext, config: MMMFitConfig, weathervan
         "lift_tests": fitted.lift_tests,
     }
     if fitted.report_path is not None:
-        metadata["report"] = MetadataValue.path(str(fitted.report_path))
-        metadata["report_url"] = MetadataValue.url(fitted.report_path.resolve().as_uri())
+        metadata["report"] = MetadataValue.url(report_url(fitted.report_path, weathervane.reports()))
     return MaterializeResult(
-        metadata={k: v for k, v in metadata.items() if v is not None},
+        metadata=rounded({k: v for k, v in metadata.items() if v is not None}),
         check_results=[AssetCheckResult(
             check_name=DIAGNOSTICS_CHECK, passed=fitted.usable, severity=AssetCheckSeverity.ERROR,
-            metadata={"status": fitted.status, "max_rhat": d["max_rhat"] if d["max_rhat"] is not None else -1.0,
-                      "min_ess_bulk": d["min_ess_bulk"] if d["min_ess_bulk"] is not None else -1.0,
-                      "divergences": d["divergences"]},
+            metadata=rounded({"status": fitted.status,
+                              "max_rhat": d["max_rhat"] if d["max_rhat"] is not None else -1.0,
+                              "min_ess_bulk": d["min_ess_bulk"] if d["min_ess_bulk"] is not None else -1.0,
+                              "divergences": d["divergences"]}),
         )],
     )
 

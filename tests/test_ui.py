@@ -1,0 +1,152 @@
+"""The Dagster UI as a user gets it: `weathervane ui` from an environment with nothing activated, the code location
+loaded in a real webserver (checked through its GraphQL API), and a report link opening in a real browser."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+WORKSPACE_QUERY = """
+{ workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
+    locationOrLoadError { __typename
+      ... on PythonError { message }
+      ... on RepositoryLocation { repositories { name
+          jobs { name } sensors { name } schedules { name scheduleState { status } }
+          assetNodes { assetKey { path } groupName description } } } } } } } }
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def graphql(port: int, query: str) -> dict:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())["data"]
+
+
+def wait_for_location(port: int, proc: subprocess.Popen, timeout: float = 400) -> dict:
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        assert proc.poll() is None, "the UI process exited"
+        try:
+            data = graphql(port, WORKSPACE_QUERY)["workspaceOrError"]
+            entries = data.get("locationEntries") or []
+            if entries and entries[0]["loadStatus"] == "LOADED":
+                return entries[0]
+            last = data
+        except OSError as exc:
+            last = exc
+        time.sleep(2)
+    raise AssertionError(f"code location did not load in {timeout}s: {last}")
+
+
+@pytest.mark.heavy
+def test_ui_loads_the_code_location_with_nothing_activated(tmp_path):
+    ui_port, reports_port = free_port(), free_port()
+    # A user's shell: no virtual environment on PATH (dbt and dagster live only in .venv/bin).
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "DAGSTER_HOME")}
+    env["PATH"] = "/usr/bin:/bin"
+    env.update(DAGSTER_HOME=str(tmp_path / "home"), WEATHERVANE_LANDING=str(tmp_path / "landing"),
+               WEATHERVANE_WAREHOUSE=str(tmp_path / "wh.duckdb"), WEATHERVANE_REPORTS=str(tmp_path / "reports"))
+    assert shutil.which("dbt", path=env["PATH"]) is None
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dagster_project.cli", "ui", "--port", str(ui_port), "--reports-port",
+         str(reports_port), "--approvals-port", "0"],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        entry = wait_for_location(ui_port, proc)
+    finally:
+        os.killpg(proc.pid, 15)
+        out = proc.communicate(timeout=60)[0].decode(errors="replace")
+    location = entry["locationOrLoadError"]
+    assert location["__typename"] == "RepositoryLocation", (location, out[-3000:])
+    repo = location["repositories"][0]
+    assets = {"/".join(a["assetKey"]["path"]): a for a in repo["assetNodes"]}
+    for key in ["raw/shopify__orders", "raw/weather__daily", "marts/fct_model_input", "mmm/weather_mmm",
+                "decisions/plans"]:
+        assert key in assets, key
+    assert {"ingest_job", "refresh_job"} <= {j["name"] for j in repo["jobs"]}
+    assert {"landing_sensor", "tenant_partition_guard"} <= {s["name"] for s in repo["sensors"]}
+    schedules = {s["name"]: s["scheduleState"]["status"] for s in repo["schedules"]}
+    assert schedules == {"weekly_refresh": "STOPPED"}  # off by default, as the README says
+    groups = {a["groupName"] for a in assets.values()}
+    assert groups <= {"landing", "harmonize", "model", "decide", "audit", "report"}, groups
+    assert all(a["description"] for a in assets.values()), [
+        k for k, a in assets.items() if not a["description"]]
+
+
+def _chromium_page_errors(url: str, screenshot: Path) -> tuple[str, list[str]]:
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        page = browser.new_page()
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        response = page.goto(url)
+        assert response is not None and response.status == 200, url
+        page.screenshot(path=str(screenshot), full_page=True)
+        title = page.title()
+        browser.close()
+    return title, errors
+
+
+@pytest.mark.heavy
+def test_report_link_in_asset_metadata_opens_over_http(wv_env, monkeypatch, tmp_path):
+    """A fit's report link is an http:// address that the reports server answers and a browser renders."""
+    from dagster import DagsterInstance, materialize
+
+    from dagster_project.defs.mmm import weather_mmm
+    from dagster_project.resources import WeathervaneResource
+    from tests.test_mmm import _load_warehouse
+    from weathervane.mmm.synthetic import synthetic_panel
+    from weathervane.report_server import make_report_server
+
+    port = free_port()
+    monkeypatch.setenv("WEATHERVANE_REPORTS_URL", f"http://127.0.0.1:{port}")
+    tenant = "mmmtest"
+    _load_warehouse(wv_env["warehouse"], synthetic_panel(tenant, days=240, n_geos=1, seed=4))
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("tenants", [tenant])
+    result = materialize(
+        [weather_mmm], partition_key=tenant, instance=instance, resources={"weathervane": WeathervaneResource()},
+        run_config={"ops": {"mmm__weather_mmm": {"config": {"method": "map", "holdout_weeks": 0, "period": "week"}}}},
+    )
+    assert result.success
+    metadata = result.asset_materializations_for_node("mmm__weather_mmm")[0].metadata
+    url = metadata["report"].value
+    assert url.startswith(f"http://127.0.0.1:{port}/{tenant}/") and url.endswith(".html")
+    assert isinstance(metadata["max_rhat"].value, float) or metadata["max_rhat"].value is None
+
+    server = make_report_server("127.0.0.1", port, wv_env["reports"])
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        title, errors = _chromium_page_errors(url, tmp_path / "report.png")
+        # the reports folder is not browsable and nothing outside it is served
+        for bad in ["/", f"/{tenant}/", "/../../etc/hostname"]:
+            with pytest.raises(urllib.error.HTTPError):
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{bad}", timeout=10)
+    finally:
+        server.shutdown()
+    assert title and not errors, errors
+    assert (tmp_path / "report.png").stat().st_size > 10_000
