@@ -26,13 +26,14 @@ from weathervane.simulate.commerce import (
 )
 from weathervane.simulate.geos import GeoSpec, first_geos
 from weathervane.simulate.media import (
-    CHANNELS, L_MAX, ChannelSpec, adstock, adstock_weights, response_shape, simulate_spend, split_and_round,
+    CHANNELS, L_MAX, ChannelSpec, adstock, channel_weights, response_shape, simulate_spend, split_and_round,
 )
 from weathervane.simulate.truth import (
-    WEATHER_VARIABLES, BadFile, ChannelTruth, DailyTruth, DeploymentTruth, GeoTruth, LiftTestTruth, OrderCounts,
-    PromotionTruth, Truth,
+    WEATHER_VARIABLES, BadFile, ChannelTruth, DailyTruth, DeploymentTruth, GeoTruth, HorizonTruth, LiftTestTruth,
+    OrderCounts, PromotionTruth, Truth, WorldTruth,
 )
 from weathervane.simulate.weather import date_range, month_slices, open_meteo_response, simulate_weather
+from weathervane.simulate.worlds import World
 
 SCENARIOS = ("standard", "promo_weather_confounded", "bad_files")
 TIMEZONE = "America/New_York"
@@ -82,6 +83,27 @@ def _holidays(dates: list[date]) -> np.ndarray:
     return flags
 
 
+def _holiday_season(dates: list[date]) -> np.ndarray:
+    """1.0 from a week before Black Friday to Christmas Eve: the peak season retail budgets and demand share."""
+    flags = np.zeros(len(dates))
+    for i, d in enumerate(dates):
+        first = date(d.year, 11, 1)
+        black_friday = first + timedelta(days=(3 - first.weekday()) % 7 + 22)
+        if black_friday - timedelta(days=7) <= d <= date(d.year, 12, 24):
+            flags[i] = 1.0
+    return flags
+
+
+def _demand_shape(dates: list[date], world: World) -> np.ndarray:
+    """The organic baseline's smooth shape (trend, yearly cycle, peak season), mean 1: what paced budgets follow."""
+    doy = np.array([d.timetuple().tm_yday for d in dates], dtype=float)
+    tt = (np.array([d.toordinal() for d in dates]) - dates[0].toordinal()) / 365.25
+    shape = (np.exp(BASELINE["trend_per_year"] * tt)
+             * (1 + BASELINE["yearly_amplitude"] * np.cos(2 * np.pi * (doy - BASELINE["yearly_peak_doy"]) / 365.25))
+             * (1 + world.holiday_demand * _holiday_season(dates)))
+    return shape / shape.mean()
+
+
 class _Writer:
     """Writes files under the tenant folder and counts them per stream."""
 
@@ -118,6 +140,7 @@ def simulate_tenant(
     grain: tuple[str, str] = ("category", "region"),
     media_share: float = SPEND_TO_REVENUE,
     lift_test_channels: tuple[str, ...] = ("meta",),
+    world: World | None = None,
 ) -> Truth:
     """Write `<out_dir>/<tenant_id>/` per the landing contract and `<out_dir>/<tenant_id>.truth.json`.
 
@@ -126,7 +149,9 @@ def simulate_tenant(
     `channels` picks a subset of meta, google_search, google_shopping, google_performance_max (default: all).
     `grain` is the (product, geo) modelling grain written into tenant.yaml. `media_share` is the paid media
     budget as a share of expected revenue (DTC brands spend roughly 0.05 to 0.3). `lift_test_channels`: the
-    channels that ran a four-week geo lift test (one each, staggered in time and geo; meta's comes first).
+    channels that ran a four-week geo lift test (one each, staggered in time and geo; meta's comes first); an
+    empty tuple: none. `world` turns on data-generating switches the model is not told about (see worlds.py);
+    None is the standard world.
     """
     tenant_id = validate_tenant_id(tenant_id)
     if scenario not in SCENARIOS:
@@ -141,7 +166,10 @@ def simulate_tenant(
     if channels is not None and len(specs) != len(set(channels)):
         unknown = sorted(set(channels) - {c.name for c in CHANNELS})
         raise ValueError(f"unknown channels {unknown}: choose from {[c.name for c in CHANNELS]}")
-    lift_channels = [c for c in lift_test_channels if c in {s.name for s in specs}] or [specs[0].name]
+    world = world or World()
+    specs = tuple(world.channel(s) for s in specs)
+    lift_channels = ([c for c in lift_test_channels if c in {s.name for s in specs}] or [specs[0].name]
+                     if lift_test_channels else [])
     geos = first_geos(n_geos)
     out_dir = Path(out_dir)
     root = out_dir / tenant_id
@@ -192,7 +220,12 @@ def simulate_tenant(
     target = orders_per_geo_day * sizes * no_promo_env  # mean expected revenue per geo-day
 
     # paid media: planned spend, then the deployment and the lift test, then what the platforms report
-    planned = simulate_spend(specs, sizes, media_share * target, n, r_spend)
+    season = _holiday_season(dates)
+    pacing = {}
+    if world.paced_channels or world.q4_budget_bump:
+        pacing = dict(paced=frozenset(world.paced_channels), pacing_exponent=world.pacing_exponent,
+                      demand=_demand_shape(dates, world), budget_bump=1 + world.q4_budget_bump * season)
+    planned = simulate_spend(specs, sizes, media_share * target, n, r_spend, **pacing)
     multiplier = np.ones_like(planned)
     ci_meta = next((i for i, c in enumerate(specs) if c.name == "meta"), 0)
     deploy_start = int(0.75 * n)
@@ -218,7 +251,7 @@ def simulate_tenant(
     zt, zp = z["temperature_2m_mean"], z["precipitation_sum"]
     scales, betas, contrib, contrib_cf_deploy, lift_deltas = [], [], [], [], {}
     for ci, spec in enumerate(specs):
-        ad = adstock(spend[ci], spec.alpha)
+        ad = adstock(spend[ci], channel_weights(spec))
         scale = float(ad[ad > 0].mean()) if (ad > 0).any() else 1.0
         shape = response_shape(spend[ci], spec, scale, zt, zp)
         b = spec.target_roas * spend[ci].sum() / max((sizes[:, None] * shape).sum(), 1e-9)
@@ -245,12 +278,15 @@ def simulate_tenant(
     dow = np.array([d.weekday() for d in dates])
     weekday = np.array(BASELINE["weekday"]) / np.mean(BASELINE["weekday"])
     shock = r_baseline.lognormal(-0.5 * BASELINE["demand_shock_sd"] ** 2, BASELINE["demand_shock_sd"], (len(geos), n))
+    eta_t, eta_p = (BASELINE["eta_temperature_2m_mean"], BASELINE["eta_precipitation_sum"]) if world.baseline_weather \
+        else (0.0, 0.0)
     shape_base = (
         np.exp(BASELINE["trend_per_year"] * tt)
         * (1 + BASELINE["yearly_amplitude"] * np.cos(2 * np.pi * (doy - BASELINE["yearly_peak_doy"]) / 365.25))
         * weekday[dow]
         * (1 + BASELINE["holiday_lift"] * _holidays(dates))
-    )[None, :] * np.exp(BASELINE["eta_temperature_2m_mean"] * zt + BASELINE["eta_precipitation_sum"] * zp) * shock
+        * (1 + world.holiday_demand * season)
+    )[None, :] * np.exp(eta_t * zt + eta_p * zp) * shock
     b0 = (target * n - media.sum(axis=1)) / (shape_base * (1 + promo_f + life_f)[None, :]).sum(axis=1)
     if (b0 <= 0).any():
         raise ValueError("paid media would exceed expected revenue; lower media_share or the target ROAS")
@@ -322,11 +358,33 @@ def simulate_tenant(
     if scenario == "bad_files":
         bad_list = bad.write_bad_files(writer, geos, dates, all_dates, weather, _dumps)
 
+    # the horizon the plans are made for: its actual weather (what the forecast files say) and expected baseline
+    h_dates = all_dates[n:]
+    hz = {k: np.array([(getattr(w, k)[n:] - w_mean[k][gi]) / w_sd[k][gi] for gi, w in enumerate(weather)])
+          for k in WEATHER_VARIABLES}
+    h_doy = np.array([d.timetuple().tm_yday for d in h_dates], dtype=float)
+    h_tt = np.arange(n, n + FORECAST_DAYS) / 365.25
+    h_shape = (
+        np.exp(BASELINE["trend_per_year"] * h_tt)
+        * (1 + BASELINE["yearly_amplitude"] * np.cos(2 * np.pi * (h_doy - BASELINE["yearly_peak_doy"]) / 365.25))
+        * weekday[np.array([d.weekday() for d in h_dates])]
+        * (1 + BASELINE["holiday_lift"] * _holidays(h_dates))
+        * (1 + world.holiday_demand * _holiday_season(h_dates))
+    )[None, :] * np.exp(eta_t * hz["temperature_2m_mean"] + eta_p * hz["precipitation_sum"])
+    gids = [g.geo_id for g in geos]
+    horizon = HorizonTruth(
+        dates=[d.isoformat() for d in h_dates],
+        weather={k: {gid: _series(getattr(w, k)[n:], 1) for gid, w in zip(gids, weather)} for k in WEATHER_VARIABLES},
+        z={k: {gid: _series(hz[k][gi], 4) for gi, gid in enumerate(gids)} for k in WEATHER_VARIABLES},
+        baseline={gid: _series(b0[gi] * h_shape[gi]) for gi, gid in enumerate(gids)},
+    )
+
     truth = _build_truth(
         tenant_id, scenario, seed, dates, orders_per_geo_day, geos, sizes, w_mean, w_sd, z, b0, specs, scales, betas,
         spend, contrib, promos, sends, baseline, promo_lift, life_lift, mu, no_promo_env, book, deployment, lifts,
         media_share, bad_list, writer.counts,
     )
+    truth = truth.model_copy(update={"horizon": horizon, "world": WorldTruth.from_world(world)})
     truth.write(truth_path)
     return truth
 
@@ -530,7 +588,9 @@ def _build_truth(tenant_id, scenario, seed, dates, orders_per_geo_day, geos: tup
                                           ("adset_id", c.adset_id), ("adset_name", c.adset_name),
                                           ("advertising_channel_type", c.channel_type)) if v is not None}
                        for c in spec.campaigns],
-            alpha=spec.alpha, l_max=L_MAX, adstock_weights=_series(adstock_weights(spec.alpha), 8), lam=spec.lam,
+            alpha=spec.alpha, l_max=L_MAX, adstock_weights=_series(channel_weights(spec), 8), lam=spec.lam,
+            saturation=spec.saturation, hill_slope=spec.hill_slope, hill_half=spec.hill_half,
+            adstock_kind=spec.adstock_kind, delay_peak=spec.delay_peak,
             scale=_round(scales[ci], 6), beta={gid: _round(betas[ci][gi], 6) for gi, gid in enumerate(gids)},
             gamma=gamma, multiplier_per_sd={k: _round(np.exp(v), 6) for k, v in gamma.items()},
             spend=_round(sp_g.sum()), contribution=_round(co_g.sum()),
@@ -584,6 +644,6 @@ def _build_truth(tenant_id, scenario, seed, dates, orders_per_geo_day, geos: tup
         promo_lift_total=_round(promo_lift.sum()), lifecycle_lift_total=_round(life_lift.sum()),
         baseline_total=_round(baseline.sum()), media_total=_round(contrib.sum()),
         expected_revenue_total=_round(mu.sum()), expected_net_order_value=_round(no_promo_env, 4),
-        orders=orders, deployment=deployment, lift_test=lifts[0], lift_tests=lifts, bad_files=bad_list, files=dict(sorted(counts.items())),
+        orders=orders, deployment=deployment, lift_test=lifts[0] if lifts else None, lift_tests=lifts, bad_files=bad_list, files=dict(sorted(counts.items())),
         daily=daily,
     )

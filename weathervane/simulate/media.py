@@ -34,6 +34,12 @@ class ChannelSpec:
     campaigns: tuple[Campaign, ...]
     cpm: float  # for impressions
     ctr: float
+    # response form (world switches; the defaults are the standard simulator's)
+    saturation: str = "logistic"  # logistic: (1 - e^-lam x) / (1 + e^-lam x); hill: x^k / (x^k + h^k)
+    hill_slope: float = 1.0  # k
+    hill_half: float = 1.0  # h, the adstocked spend / scale at which the curve is at half its ceiling
+    adstock_kind: str = "geometric"  # geometric: alpha^l; delayed: alpha^((l - delay_peak)^2), both normalised
+    delay_peak: float = 0.0
 
 
 CHANNELS: tuple[ChannelSpec, ...] = (
@@ -90,8 +96,14 @@ def flights(n: int, spec: ChannelSpec, rng: np.random.Generator) -> np.ndarray:
 
 
 def simulate_spend(channels: tuple[ChannelSpec, ...], sizes: np.ndarray, daily_budget: np.ndarray, n: int,
-                   rng: np.random.Generator) -> np.ndarray:
-    """Planned spend[c, g, t]: per-geo budget level x flights x slow drift x daily noise."""
+                   rng: np.random.Generator, *, paced: frozenset[str] = frozenset(),
+                   demand: np.ndarray | None = None, pacing_exponent: float = 0.7,
+                   budget_bump: np.ndarray | None = None) -> np.ndarray:
+    """Planned spend[c, g, t]: per-geo budget level x flights x slow drift x daily noise.
+
+    A channel in `paced` has no flights: its budget follows `demand` (the organic baseline's smooth shape, mean 1)
+    to the power `pacing_exponent`, as search and shopping budgets paced by demand do. `budget_bump` [t]
+    multiplies every channel's budget (Q4 pushes)."""
     spend = np.zeros((len(channels), len(sizes), n))
     for ci, spec in enumerate(channels):
         for gi in range(len(sizes)):
@@ -103,18 +115,34 @@ def simulate_spend(channels: tuple[ChannelSpec, ...], sizes: np.ndarray, daily_b
                 prev = 0.985 * prev + shocks[t]
                 drift[t] = prev
             noise = rng.lognormal(-0.5 * 0.2**2, 0.2, n)
-            spend[ci, gi] = level * flights(n, spec, rng) * np.exp(drift) * noise
+            if spec.name in paced and demand is not None:
+                pattern = demand ** pacing_exponent
+                pattern = pattern / pattern.mean()
+            else:
+                pattern = flights(n, spec, rng)
+            spend[ci, gi] = level * pattern * np.exp(drift) * noise
+            if budget_bump is not None:
+                spend[ci, gi] *= budget_bump
     return spend
 
 
-def adstock_weights(alpha: float, l_max: int = L_MAX) -> np.ndarray:
-    w = alpha ** np.arange(l_max)
+# The simulator's own copy of the media maths, independent of weathervane.transforms on purpose: the model and
+# allocator share that one, and a ground truth written with it could not catch a bug in it.
+def adstock_weights(alpha: float, l_max: int = L_MAX, kind: str = "geometric", peak: float = 0.0) -> np.ndarray:
+    lags = np.arange(l_max)
+    w = alpha ** ((lags - peak) ** 2) if kind == "delayed" else alpha ** lags
     return w / w.sum()
 
 
-def adstock(x: np.ndarray, alpha: float, l_max: int = L_MAX) -> np.ndarray:
-    """Normalized geometric adstock along the last axis (no spend before the first day)."""
-    w = adstock_weights(alpha, l_max)
+def channel_weights(spec: ChannelSpec, l_max: int = L_MAX) -> np.ndarray:
+    return adstock_weights(spec.alpha, l_max, spec.adstock_kind, spec.delay_peak)
+
+
+def adstock(x: np.ndarray, alpha: float | np.ndarray, l_max: int = L_MAX) -> np.ndarray:
+    """Normalized adstock along the last axis (no spend before the first day); `alpha` a geometric decay or the
+    weights themselves (lag 0 first)."""
+    w = np.asarray(alpha, dtype=float) if np.ndim(alpha) else adstock_weights(float(alpha), l_max)
+    l_max = len(w)
     out = np.zeros_like(x, dtype=float)
     for lag in range(l_max):
         if lag == 0:
@@ -129,10 +157,22 @@ def logistic_saturation(x: np.ndarray, lam: float) -> np.ndarray:
     return (1 - e) / (1 + e)
 
 
+def hill_saturation(x: np.ndarray, slope: float, half: float) -> np.ndarray:
+    xk = np.power(np.maximum(x, 0.0), slope)
+    return xk / (xk + half ** slope)
+
+
+def saturate(x: np.ndarray, spec: ChannelSpec) -> np.ndarray:
+    if spec.saturation == "hill":
+        return hill_saturation(x, spec.hill_slope, spec.hill_half)
+    return logistic_saturation(x, spec.lam)
+
+
 def response_shape(spend: np.ndarray, spec: ChannelSpec, scale: float, z_temp: np.ndarray,
                    z_precip: np.ndarray) -> np.ndarray:
     """Contribution per unit of beta: sat(adstock(spend) / scale) x exp(gamma . z); arrays are [g, t]."""
-    sat = logistic_saturation(adstock(spend, spec.alpha) / scale, spec.lam)
+    weights = channel_weights(spec) if spec.adstock_kind != "geometric" else spec.alpha
+    sat = saturate(adstock(spend, weights) / scale, spec)
     return sat * np.exp(spec.gamma_temp * z_temp + spec.gamma_precip * z_precip)
 
 

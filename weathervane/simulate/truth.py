@@ -2,6 +2,20 @@
 
 Money is net revenue in the tenant currency. Dates are the tenant's local dates (ISO strings).
 Daily series are lists aligned with `Truth.daily.dates` (the sales window).
+
+Valuing an allocation under the true response (for regret against an oracle): per channel c and geo g, daily,
+
+    x(g,t)      = sum_l w_c[l] * spend_c(g, t - l) / scale_c          w_c = channels[c].adstock_weights (lag 0 first,
+                                                                       l_max days; spend before the array is 0)
+    sat(x)      = (1 - e^(-lam_c x)) / (1 + e^(-lam_c x))               channels[c].saturation == "logistic"
+                = x^k / (x^k + h^k), k = hill_slope, h = hill_half      channels[c].saturation == "hill"
+    media(g,t)  = beta_c[g] * sat(x) * exp(gamma_c[temp] z_temp(g,t) + gamma_c[precip] z_precip(g,t))
+
+with z standardised by the geo's `weather_mean` / `weather_sd` (sample sd) over the sales window. The horizon the
+plans are for (`Truth.horizon`, the FORECAST_DAYS days after `end_date`) holds the weather that actually
+happened there (which the forecast files also carry), its z, and the expected baseline (no promotions). Prepend
+the last l_max - 1 days of `daily.spend` to a plan so carry-over from recent spend counts. `true_media` below
+computes media(g,t) with the simulator's own maths.
 """
 from __future__ import annotations
 
@@ -39,10 +53,15 @@ class ChannelTruth(_Model):
     name: str
     platform: str  # meta_ads | google_ads
     campaigns: list[dict[str, str]]
-    alpha: float  # geometric adstock decay
+    alpha: float  # adstock decay (geometric: alpha^l; delayed: alpha^((l - delay_peak)^2))
     l_max: int
-    adstock_weights: list[float]  # normalized, lag 0 first
+    adstock_weights: list[float]  # normalized, lag 0 first: the carry-over to use whatever adstock_kind says
     lam: float  # logistic saturation steepness on adstocked spend / scale
+    saturation: str = "logistic"  # logistic | hill
+    hill_slope: float = 1.0  # hill only: k
+    hill_half: float = 1.0  # hill only: h, adstocked spend / scale at half the ceiling
+    adstock_kind: str = "geometric"  # geometric | delayed
+    delay_peak: float = 0.0
     scale: float  # spend units the saturation input is divided by
     beta: dict[str, float]  # per geo: maximum daily contribution at the weather mean (includes geo size)
     gamma: dict[str, float]  # per weather variable: log-multiplier per within-geo sd
@@ -128,6 +147,35 @@ class DailyTruth(_Model):
     orders: dict[str, list[int]]  # geo -> count of valid orders
 
 
+class HorizonTruth(_Model):
+    """The planning horizon after the sales window: what actually happened to the weather there."""
+    dates: list[str]
+    weather: dict[str, dict[str, list[float]]]  # weather variable -> geo -> daily value (as in the forecast files)
+    z: dict[str, dict[str, list[float]]]  # weather variable -> geo -> z with the sales window's mean / sd
+    baseline: dict[str, list[float]]  # geo -> expected daily baseline revenue (no promotions, no demand shock)
+
+
+class WorldTruth(_Model):
+    """The world switches the data were generated under (worlds.World)."""
+    name: str = "standard"
+    saturation: str = "logistic"
+    hill_slope: float = 1.0
+    hill_half: float = 1.0
+    adstock: str = "default"
+    paced_channels: list[str] = []
+    pacing_exponent: float = 0.7
+    holiday_demand: float = 0.0
+    q4_budget_bump: float = 0.0
+    baseline_weather: bool = True
+
+    @classmethod
+    def from_world(cls, world) -> "WorldTruth":
+        return cls(name=world.name, saturation=world.saturation, hill_slope=world.hill_slope,
+                   hill_half=world.hill_half, adstock=world.adstock, paced_channels=list(world.paced_channels),
+                   pacing_exponent=world.pacing_exponent, holiday_demand=world.holiday_demand,
+                   q4_budget_bump=world.q4_budget_bump, baseline_weather=world.baseline_weather)
+
+
 class Truth(_Model):
     tenant_id: str
     scenario: str
@@ -155,11 +203,13 @@ class Truth(_Model):
     expected_net_order_value: float  # with no promotion running
     orders: OrderCounts
     deployment: DeploymentTruth
-    lift_test: LiftTestTruth  # the first of lift_tests
+    lift_test: LiftTestTruth | None  # the first of lift_tests (None when no lift test ran)
     lift_tests: list[LiftTestTruth] = []
     bad_files: list[BadFile]
     files: dict[str, int]  # "<source>/<stream>" -> number of files written
     daily: DailyTruth
+    horizon: HorizonTruth | None = None
+    world: WorldTruth = WorldTruth()
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(self.model_dump(mode="json"), indent=1) + "\n", encoding="utf-8")
@@ -168,3 +218,24 @@ class Truth(_Model):
 def load_truth(path: Path | str) -> Truth:
     """Read a `<tenant>.truth.json` written by `simulate_tenant`."""
     return Truth.model_validate_json(Path(path).read_text(encoding="utf-8"))
+
+
+def true_media(truth: Truth, spend, z_temp, z_precip, n_history: int = 0):
+    """True expected media contribution [channel, geo, day] of `spend` [channel, geo, day] (channels in
+    `truth.channels` order, geos in `truth.geos` order, daily currency), with weather z [geo, day]. The first
+    `n_history` days are history for carry-over and are dropped from the result."""
+    import numpy as np
+
+    from weathervane.simulate.media import adstock, hill_saturation, logistic_saturation
+
+    spend = np.asarray(spend, dtype=float)
+    gids = [g.geo_id for g in truth.geos]
+    out = np.zeros_like(spend)
+    for ci, ch in enumerate(truth.channels.values()):
+        x = adstock(spend[ci], np.asarray(ch.adstock_weights)) / ch.scale
+        sat = hill_saturation(x, ch.hill_slope, ch.hill_half) if ch.saturation == "hill" \
+            else logistic_saturation(x, ch.lam)
+        beta = np.array([ch.beta[g] for g in gids])[:, None]
+        out[ci] = beta * sat * np.exp(ch.gamma["temperature_2m_mean"] * np.asarray(z_temp)
+                                      + ch.gamma["precipitation_sum"] * np.asarray(z_precip))
+    return out[:, :, n_history:]
