@@ -1,7 +1,6 @@
 """Deployment configuration: every instance yaml validates, run configs name real executor fields, dbt targets parse."""
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -54,18 +53,43 @@ def test_k8s_instance_names_the_run_launcher_and_limits_one_run_per_tenant():
     assert {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
 
 
-def test_executor_run_configs_use_only_the_executors_fields():
-    celery = yaml.safe_load((DEPLOY / "run_config.celery.yaml").read_text())["execution"]["config"]
-    # fields of dagster_celery.celery_executor (0.29.x)
-    assert set(celery) <= {"broker", "backend", "include", "config_source", "retries"}
-    assert all(importlib.util.find_spec(m) is not None for m in celery["include"])
-    k8s = yaml.safe_load((DEPLOY / "run_config.k8s_job_executor.yaml").read_text())["execution"]["config"]
-    # fields of dagster_k8s.k8s_job_executor (0.29.x)
-    assert set(k8s) <= {"job_namespace", "max_concurrent", "step_k8s_config", "per_step_k8s_config",
-                        "tag_concurrency_limits", "retries", "load_incluster_config", "kubeconfig_file",
-                        "job_image", "image_pull_policy", "service_account_name", "env_config_maps",
-                        "env_secrets", "env_vars", "labels", "resources", "volumes", "volume_mounts"}
-    assert k8s["max_concurrent"] >= 1
+@pytest.mark.parametrize("name", sorted(p.name for p in DEPLOY.glob("run_config.*.yaml")))
+def test_every_shipped_run_config_validates_against_every_job(name, monkeypatch):
+    """The run configs are checked by Dagster against each job, and the executor part against the real
+    dagster-celery / dagster-k8s schema."""
+    from dagster._core.system_config.objects import ResolvedRunConfig
+
+    from dagster_project.definitions import defs
+    from dagster_project.executor import resolve_remote_config
+
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://broker:6379/0")
+    monkeypatch.setenv("CELERY_RESULT_BACKEND", "redis://broker:6379/1")
+    run_config = yaml.safe_load((DEPLOY / name).read_text())
+    for job_name in ["ingest_job", "refresh_job"]:
+        job = defs.resolve_job_def(job_name)
+        ResolvedRunConfig.build(job, run_config)  # raises on a field the job's executor does not know
+    kind, raw = next(iter(run_config["execution"]["config"].items()))
+    definition, values = resolve_remote_config(kind, raw)
+    assert definition.name == {"celery": "celery", "k8s": "k8s"}[kind]
+    assert set(raw) <= set(values)  # every shipped field is one of the executor's own
+
+
+def test_remote_executor_config_is_checked_against_the_real_schema():
+    from dagster_project.executor import ExecutorConfigError, resolve_remote_config
+
+    with pytest.raises(ExecutorConfigError, match="execution.config.k8s"):
+        resolve_remote_config("k8s", {"max_concurrent": "four"})
+    with pytest.raises(ExecutorConfigError, match="execution.config.celery"):
+        resolve_remote_config("celery", {"no_such_field": 1})
+
+
+def test_jobs_accept_in_process_and_multiprocess_config():
+    from dagster._core.system_config.objects import ResolvedRunConfig
+
+    from dagster_project.definitions import defs
+
+    for config in ({"in_process": {}}, {"multiprocess": {"max_concurrent": 2}}):
+        ResolvedRunConfig.build(defs.resolve_job_def("refresh_job"), {"execution": {"config": config}})
 
 
 def _duckdb_targets() -> list[str]:
