@@ -11,14 +11,16 @@
   * aggregated (no orders, raw.aggregated__mmm_input present): the delivered rows as they are, daily or
     weekly as detected from the spacing of their dates; columns other than date, geo_id, revenue and
     spend_* fill the control of the same name (`promo` -> promo_active) or become control_<name>.
+    Column names come from senders' files: only names that pass the landing rule (letters, digits,
+    underscores) are read, through record_number(), and case variants of one name are one column.
 -#}
 -- depends_on: {{ ref('stg_shopify__orders') }}
 -- depends_on: {{ ref('stg_aggregated__mmm_input') }}
 -- depends_on: {{ ref('int_ad_spend_daily') }}
 {%- set tenant = tenant_id() -%}
 {%- set use_aggregated = false -%}
-{%- set agg_channels = [] -%}
-{%- set agg_controls = [] -%}
+{%- set agg_channels = {} -%}  {#- channel -> raw keys -#}
+{%- set agg_controls = {} -%}  {#- control column -> raw keys -#}
 {%- set known_controls = ['promo_active', 'promo_depth_pct', 'realized_discount_rate', 'lifecycle_sends',
                           'temperature_2m_mean', 'temperature_2m_max', 'precipitation_sum', 'is_holiday'] -%}
 {%- if execute -%}
@@ -28,11 +30,14 @@
     {%- set keys = run_query("select distinct k from (select unnest(json_keys(record)) as k from " ~ ref('stg_aggregated__mmm_input') ~ " where tenant_id = " ~ tenant ~ ") order by 1").columns[0].values() -%}
     {%- for k in keys -%}
       {%- set slug = modules.re.sub('[^a-z0-9]+', '_', k | lower).strip('_') -%}
-      {%- if k in ['date', 'geo_id', 'revenue'] -%}
+      {%- if not is_column_name(k) -%}
+        {#- quarantined at ingest since the rule exists; a record loaded before it is not read by this name -#}
+        {%- do log("fct_model_input: key " ~ (k | tojson) ~ " of raw.aggregated__mmm_input is not a column name; ignored", info=true) -%}
+      {%- elif slug in ['date', 'geo_id', 'revenue'] -%}
       {%- elif slug.startswith('spend_') and slug | length > 6 -%}
-        {%- do agg_channels.append((k, slug[6:])) -%}
+        {%- do agg_channels.setdefault(slug[6:], []).append(k) -%}
       {%- elif slug -%}
-        {%- do agg_controls.append((k, 'promo_active' if slug == 'promo' else (slug if slug in known_controls else 'control_' ~ slug))) -%}
+        {%- do agg_controls.setdefault('promo_active' if slug == 'promo' else (slug if slug in known_controls else 'control_' ~ slug), []).append(k) -%}
       {%- endif -%}
     {%- endfor -%}
   {%- endif -%}
@@ -40,7 +45,7 @@
 {%- set ad_channels = distinct_values(ref('int_ad_spend_daily'), 'channel') -%}
 
 {%- if use_aggregated %}
-{%- set controls = agg_controls | map(attribute=1) | list %}
+{%- set controls = agg_controls.keys() | list %}
 with delivered as (
     select tenant_id, date, geo_id, revenue, record,
            case when min(gap) over () >= 7 then 'week' else 'day' end as period,
@@ -58,36 +63,35 @@ select
     geo_id,
     date,
     coalesce(revenue, 0) as kpi,
-    {%- for key, channel in agg_channels %}
-    coalesce(try_cast(record->>'{{ key }}' as double), 0) as spend_{{ channel }},
+    {%- for channel, keys in agg_channels.items() %}
+    coalesce({{ record_number(keys) }}, 0) as spend_{{ channel_column(channel) }},
     {%- endfor %}
     {%- for c in ['promo_active', 'promo_depth_pct', 'realized_discount_rate', 'lifecycle_sends',
                   'temperature_2m_mean', 'temperature_2m_max', 'precipitation_sum'] %}
     {%- if c in controls %}
-    try_cast(record->>'{{ (agg_controls | selectattr(1, 'equalto', c) | first)[0] }}' as double) as {{ c }},
+    {{ record_number(agg_controls[c]) }} as {{ c }},
     {%- else %}
     null::double as {{ c }},
     {%- endif %}
     {%- endfor %}
     {%- for v, a in [('temperature_2m_mean', 'temperature_anomaly'), ('precipitation_sum', 'precipitation_anomaly')] %}
     {%- if v in controls %}
-    (try_cast(record->>'{{ (agg_controls | selectattr(1, 'equalto', v) | first)[0] }}' as double)
-       - avg(try_cast(record->>'{{ (agg_controls | selectattr(1, 'equalto', v) | first)[0] }}' as double)) over (partition by geo_id))
-      / nullif(stddev_samp(try_cast(record->>'{{ (agg_controls | selectattr(1, 'equalto', v) | first)[0] }}' as double)) over (partition by geo_id), 0) as {{ a }},
+    ({{ record_number(agg_controls[v]) }} - avg({{ record_number(agg_controls[v]) }}) over (partition by geo_id))
+      / nullif(stddev_samp({{ record_number(agg_controls[v]) }}) over (partition by geo_id), 0) as {{ a }},
     {%- else %}
     null::double as {{ a }},
     {%- endif %}
     {%- endfor %}
     {%- if 'is_holiday' in controls %}
-    cast(try_cast(record->>'{{ (agg_controls | selectattr(1, 'equalto', 'is_holiday') | first)[0] }}' as double) > 0 as integer) as is_holiday,
+    cast({{ record_number(agg_controls['is_holiday']) }} > 0 as integer) as is_holiday,
     {%- else %}
     case when period = 'day' then cast(date in (select holiday_date from {{ ref('us_holidays') }}) as integer)
          else cast(exists (select 1 from {{ ref('us_holidays') }} as h where h.holiday_date between date and date + 6) as integer)
     end as is_holiday,
     {%- endif %}
     case when period = 'day' then isodow(date) end as day_of_week,
-    {%- for key, control in agg_controls if control.startswith('control_') %}
-    try_cast(record->>'{{ key }}' as double) as {{ control }},
+    {%- for control, keys in agg_controls.items() if control.startswith('control_') %}
+    {{ record_number(keys) }} as {{ control }},
     {%- endfor %}
     0.0 as spend_allocated_share
 from delivered
@@ -123,7 +127,7 @@ cell_spend as (
 cell_spend_wide as (
     select date, product_key, geo_id,
            {%- for ch in ad_channels %}
-           sum(case when channel = '{{ ch }}' then spend else 0 end) as spend_{{ ch }},
+           sum(case when channel = {{ channel_literal(ch) }} then spend else 0 end) as spend_{{ channel_column(ch) }},
            {%- endfor %}
            sum(spend) as spend_total,
            sum(allocated) as spend_allocated

@@ -26,5 +26,5 @@ select
     v.action_value
 from counts as c
 full outer join amounts as v
-    on c.date = v.date and c.adset_id = v.adset_id
+    on c.date = v.date and c.campaign_id = v.campaign_id and c.adset_id is not distinct from v.adset_id
    and c.geo_id is not distinct from v.geo_id and c.action_type = v.action_type

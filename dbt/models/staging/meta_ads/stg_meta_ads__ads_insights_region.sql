@@ -1,8 +1,10 @@
 -- One row per ad set x day x region (latest file wins); Meta's region names resolved to ISO 3166-2.
+-- The key is the contract's whole key: campaign-level rows (no adset_id) of different campaigns on the same
+-- day and region are different rows, not versions of one.
 with versions as (
     select *,
         row_number() over (
-            partition by record->>'adset_id', record->>'date_start', record->>'region'
+            partition by record->>'campaign_id', record->>'adset_id', record->>'date_start', record->>'region'
             order by {{ latest_first() }}
         ) as version_rank
     from {{ raw_records('meta_ads__ads_insights_region') }}
