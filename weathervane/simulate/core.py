@@ -50,6 +50,7 @@ BASELINE = {
     "demand_shock_sd": 0.06,
 }
 DEPLOYMENT_MULTIPLIER = 1.4
+DEPLOYMENT_DAYS = 56  # the deployment ends after eight weeks when the data runs that long (then it can be audited)
 LIFT_TEST_MULTIPLIER = 1.5
 
 
@@ -231,9 +232,10 @@ def simulate_tenant(
     deploy_start = int(0.75 * n)
     deploy_start += (7 - dates[deploy_start].weekday()) % 7  # go live on a Monday
     deploy_start = min(deploy_start, n - 7)
+    deploy_end = deploy_start + DEPLOYMENT_DAYS if deploy_start + DEPLOYMENT_DAYS < n else n  # exclusive
     order = r_misc.permutation(len(geos))
     treated = sorted(int(i) for i in order[: max(1, len(geos) // 3)])
-    multiplier[ci_meta, treated, deploy_start:] *= DEPLOYMENT_MULTIPLIER
+    multiplier[ci_meta, treated, deploy_start:deploy_end] *= DEPLOYMENT_MULTIPLIER
     # lift tests: spend x LIFT_TEST_MULTIPLIER for four weeks in one geo, one test per listed channel, staggered
     lift_plan = []  # (channel index, geo index, first day, last day)
     for j, name in enumerate(lift_channels):
@@ -261,7 +263,7 @@ def simulate_tenant(
         cf = spend[ci].copy()
         if ci == ci_meta:
             cf_d = cf.copy()
-            cf_d[treated, deploy_start:] /= DEPLOYMENT_MULTIPLIER
+            cf_d[treated, deploy_start:deploy_end] /= DEPLOYMENT_MULTIPLIER
             contrib_cf_deploy = b * sizes[:, None] * response_shape(cf_d, spec, scale, zt, zp)
         for k, (lc, gi, l_start, l_end) in enumerate(lift_plan):
             if lc == ci:  # the test's true effect: this channel's contribution with and without the added spend
@@ -321,18 +323,21 @@ def simulate_tenant(
     # deployment and lift test truths
     treated_ids = [geos[i].geo_id for i in treated]
     meta_name = specs[ci_meta].name
-    d_effect = float((contrib[ci_meta][treated, deploy_start:] - contrib_cf_deploy[treated, deploy_start:]).sum())
-    d_spend = float(spend[ci_meta][treated, deploy_start:].sum() * (1 - 1 / DEPLOYMENT_MULTIPLIER))
-    mu_cf_post = float(mu[treated, deploy_start:].sum()) - d_effect
+    win = slice(deploy_start, deploy_end)  # what an audit of the window measures (adstock carry-over after it aside)
+    d_effect = float((contrib[ci_meta][treated, win] - contrib_cf_deploy[treated, win]).sum())
+    d_spend = float(spend[ci_meta][treated, deploy_start:deploy_end].sum() * (1 - 1 / DEPLOYMENT_MULTIPLIER))
+    mu_cf_post = float(mu[treated, win].sum()) - d_effect
     deployment = DeploymentTruth(
         deployment_id=f"dep-{dates[deploy_start]:%Y-%m}-{meta_name}-{'-'.join(g.lower() for g in treated_ids)}",
-        channels=[meta_name], geo_ids=treated_ids, start_date=dates[deploy_start].isoformat(), end_date=None,
+        channels=[meta_name], geo_ids=treated_ids, start_date=dates[deploy_start].isoformat(),
+        end_date=dates[deploy_end - 1].isoformat() if deploy_end < n else None,
         spend_multiplier=DEPLOYMENT_MULTIPLIER, spend_delta=_round(d_spend), effect=_round(d_effect),
         relative_effect=_round(d_effect / mu_cf_post, 6),
     )
     writer.lines(f"autopilot/deployments/{dates[deploy_start]:%Y-%m}.jsonl", [_dumps({
         "deployment_id": deployment.deployment_id, "plan_id": None,
-        "started_at": _local_ts(dates[deploy_start]), "ended_at": None,
+        "started_at": _local_ts(dates[deploy_start]),
+        "ended_at": _local_ts(dates[deploy_end]) if deploy_end < n else None,
         "channels": deployment.channels, "geo_ids": treated_ids,
         "description": f"{meta_name} budget +{round((DEPLOYMENT_MULTIPLIER - 1) * 100)}% in {', '.join(treated_ids)}",
     })])
