@@ -1,0 +1,89 @@
+"""The robustness matrix: worlds the model was not written for, through simulate -> ingest -> dbt -> fit.
+
+    nice -n 10 .venv/bin/python bench/bench_robustness.py --label after          # every world, seeds 0 and 1
+    .venv/bin/python bench/bench_robustness.py --worlds reference paced_search --seeds 0
+    .venv/bin/python bench/bench_robustness.py --render data/robustness/after.jsonl   # table from saved results
+
+One fit at a time (it runs for an hour or more on two cores: start it in the background). Each world × seed is
+appended to <workdir>/<label>.jsonl as it finishes, so a long run can be read while it goes on and a rerun
+skips what is done; the simulated warehouses are kept under <workdir>/inputs and reused by later runs (a
+model change refits on the same inputs). Fit settings are production's defaults (FitSettings()), bar the holdout
+score, which the gate does not use. The table (markdown) goes to stdout and to --table.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from weathervane.simulate.robustness import (  # noqa: E402
+    load_results, markdown_table, pooled_summary, run_world, tenant_for,
+)
+from weathervane.simulate.worlds import MATRIX, WORLDS  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--worlds", nargs="*", default=[w.name for w in MATRIX], choices=sorted(WORLDS))
+    ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1])
+    ap.add_argument("--days", type=int, default=420)
+    ap.add_argument("--geos", type=int, default=3)
+    ap.add_argument("--workdir", type=Path, default=REPO / "data" / "robustness")
+    ap.add_argument("--label", default="run")
+    ap.add_argument("--draws", type=int)
+    ap.add_argument("--tune", type=int)
+    ap.add_argument("--table", type=Path)
+    ap.add_argument("--no-regret", action="store_true")
+    ap.add_argument("--render", type=Path, help="print the table of a saved .jsonl and exit")
+    args = ap.parse_args()
+    if args.render:
+        results = load_results(args.render)
+        print(markdown_table(results) + "\n" + pooled_summary(results))
+        return
+
+    os.environ.setdefault("PYTENSOR_FLAGS", f"compiledir={tempfile.mkdtemp(prefix='wv-pytensor-')}")
+    from weathervane.mmm import FitSettings
+
+    settings = FitSettings(holdout_weeks=0)
+    if args.draws:
+        settings.draws = args.draws
+    if args.tune:
+        settings.tune = args.tune
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    out = args.workdir / f"{args.label}.jsonl"
+    done = {(r.world, r.seed) for r in load_results(out)}
+    print(f"matrix {args.label}: {len(args.worlds)} worlds x seeds {args.seeds}, {args.days} days, {args.geos} geos; "
+          f"nutpie {settings.draws}+{settings.tune} x {settings.chains}, gate r-hat <= {settings.max_rhat}, "
+          f"bulk ESS >= {settings.min_ess_bulk}, retries {settings.retries}", flush=True)
+    t_all = time.perf_counter()
+    for seed in args.seeds:
+        for name in args.worlds:
+            if (name, seed) in done:
+                continue
+            world = WORLDS[name]
+            t0 = time.perf_counter()
+            r = run_world(world, seed, args.workdir / "inputs" / tenant_for(world, seed), settings,
+                          days=args.days, n_geos=args.geos, regret=not args.no_regret)
+            with out.open("a") as f:
+                f.write(r.to_json() + "\n")
+            cov, n = r.coverage()
+            reg = "n/a" if r.regret is None else r.regret.get("regret_plan_pct", r.regret.get("error"))
+            print(f"{name} seed {seed}: {r.status} in {time.perf_counter() - t0:.0f} s; median ROAS error "
+                  f"{r.median_roas_error:.1%}, coverage {cov}/{n}, gate first try {r.passed_first_try}; "
+                  f"regret: {reg}" + (f"; ERROR {r.error}" if r.error else ""), flush=True)
+    results = load_results(out)
+    text = markdown_table(results) + "\n" + pooled_summary(results)
+    print(text)
+    print(f"total {time.perf_counter() - t_all:.0f} s")
+    if args.table:
+        args.table.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Worlds the model is not told about: the simulator's switches do what they say, and a slice of the robustness
+matrix runs through simulate -> ingest -> dbt -> fit and is scored against the truth."""
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from weathervane.simulate import simulate_tenant
+from weathervane.simulate.media import CHANNEL_BY_NAME, adstock_weights
+from weathervane.simulate.truth import true_media
+from weathervane.simulate.worlds import WORLDS, World
+
+SMALL = dict(days=120, n_geos=2, start=date(2023, 9, 1))
+
+
+def _hashes(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _arrays(truth, field: str) -> np.ndarray:
+    """[channel, geo, day] of a daily per-channel series of the truth."""
+    series = getattr(truth.daily, field)
+    return np.array([[series[c][g.geo_id] for g in truth.geos] for c in truth.channels])
+
+
+def _z(truth) -> tuple[np.ndarray, np.ndarray]:
+    return tuple(np.array([truth.daily.z[v][g.geo_id] for g in truth.geos])
+                 for v in ("temperature_2m_mean", "precipitation_sum"))
+
+
+def test_standard_world_writes_the_standard_simulator_files(wv_env):
+    landing = wv_env["landing"]
+    simulate_tenant("std", landing / "plain", seed=1, **SMALL)
+    simulate_tenant("std", landing / "world", seed=1, world=World(), **SMALL)
+    assert _hashes(landing / "plain" / "std") == _hashes(landing / "world" / "std")
+
+
+def test_world_switches_change_the_response_and_the_truth_values_any_allocation(wv_env):
+    landing = wv_env["landing"]
+    for name in ("hill_s_curve", "delayed_peak", "weather_swapped"):
+        world = WORLDS[name]
+        truth = simulate_tenant(name.replace("_", "-"), landing, seed=0, world=world, **SMALL,
+                                **{**world.simulate_kwargs(), "lift_test_channels": ()})
+        assert truth.world.name == name and truth.lift_tests == [] and truth.lift_test is None
+        # the truth's own valuation reproduces the contributions it reports, whatever the response form
+        zt, zp = _z(truth)
+        media = true_media(truth, _arrays(truth, "spend"), zt, zp)
+        assert media == pytest.approx(_arrays(truth, "contribution"), rel=1e-3, abs=0.02)
+        ch = truth.channels
+        if name == "hill_s_curve":
+            assert {c.saturation for c in ch.values()} == {"hill"} and ch["meta"].hill_slope == 2.0
+        if name == "delayed_peak":
+            w = np.array(ch["meta"].adstock_weights)
+            assert int(np.argmax(w)) == 2 and ch["meta"].adstock_kind == "delayed"
+            assert not np.allclose(w, adstock_weights(CHANNEL_BY_NAME["meta"].alpha))
+        if name == "weather_swapped":
+            assert ch["google_search"].gamma["temperature_2m_mean"] == 0.2
+            assert ch["meta"].gamma == {"temperature_2m_mean": 0.0, "precipitation_sum": -0.2}
+            assert ch["google_shopping"].multiplier_per_sd == {"temperature_2m_mean": 1.0, "precipitation_sum": 1.0}
+    # the horizon's true weather is what the forecast files carry, standardised with the history's moments
+    h = truth.horizon
+    assert h is not None and len(h.dates) == 28 and h.dates[0] == truth.forecast_start
+    g = truth.geos[0]
+    t = np.array(h.weather["temperature_2m_mean"][g.geo_id])
+    assert np.array(h.z["temperature_2m_mean"][g.geo_id]) == pytest.approx(
+        (t - g.weather_mean["temperature_2m_mean"]) / g.weather_sd["temperature_2m_mean"], abs=2e-3)
+    assert min(h.baseline[g.geo_id]) > 0
+
+
+def test_paced_budgets_follow_demand_and_q4_pushes_coincide_with_peak_season(wv_env):
+    landing = wv_env["landing"]
+    kw = dict(days=420, n_geos=2, start=date(2023, 5, 1), lift_test_channels=())
+    std = simulate_tenant("flighted", landing, seed=0, **kw)
+    paced = simulate_tenant("paced", landing, seed=0, world=World("p", paced_channels=("google_search",),
+                                                                    holiday_demand=0.3, q4_budget_bump=0.6), **kw)
+    dates = np.array([date.fromisoformat(d) for d in paced.daily.dates])
+    peak = (dates >= date(2023, 11, 17)) & (dates <= date(2023, 12, 24))
+
+    def weekly(truth, channel):
+        s = _arrays(truth, "spend")[list(truth.channels).index(channel)].sum(axis=0)
+        b = np.array([truth.daily.baseline[g.geo_id] for g in truth.geos]).sum(axis=0)
+        n = len(s) // 7 * 7
+        return s[:n].reshape(-1, 7).sum(1), b[:n].reshape(-1, 7).sum(1)
+
+    s, b = weekly(paced, "google_search")
+    assert np.corrcoef(s, b)[0, 1] > 0.7  # paced spend moves with demand
+    s0, b0 = weekly(std, "google_search")
+    assert np.corrcoef(s0, b0)[0, 1] < 0.5  # flighted spend does not
+    # the peak-season budget push: every channel spends more in peak season than in the standard world
+    meta_p = _arrays(paced, "spend")[0].sum(axis=0)
+    meta_s = _arrays(std, "spend")[0].sum(axis=0)
+    assert meta_p[peak].sum() / meta_s[peak].sum() == pytest.approx(1.6, rel=0.02)
+    assert meta_p[~peak].sum() == pytest.approx(meta_s[~peak].sum(), rel=1e-6)
+    base_p = np.array([paced.daily.baseline[g.geo_id] for g in paced.geos]).sum(axis=0)
+    base_s = np.array([std.daily.baseline[g.geo_id] for g in std.geos]).sum(axis=0)
+    ratio = base_p / base_s
+    assert ratio[peak].mean() / ratio[~peak].mean() == pytest.approx(1.3, rel=0.03)

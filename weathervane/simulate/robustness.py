@@ -1,0 +1,302 @@
+"""The robustness matrix: simulate a world, take it through ingest -> dbt -> fit as production does, score the fit.
+
+Used by bench/bench_robustness.py (the whole matrix, in the background) and tests/test_robustness.py (a slice).
+Scores per world: each channel's ROAS error and whether its 90% interval covers the truth; each weather
+multiplier's error, sign and coverage; false positives (a true multiplier of 1 whose interval excludes 1) and
+wrong-side effects (|log truth| >= 0.1, the interval excluding 1 on the other side); whether the default fit
+passed its gate on the first try and after its retry; fit time; the channels flagged `needs_experiment`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from weathervane.simulate.worlds import World
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DBT_DIR = REPO_ROOT / "dbt"
+START = date(2023, 5, 1)  # with 420 days the planning horizon falls in high summer, where the weather matters
+WRONG_SIDE_LOG = 0.1
+
+
+@dataclass
+class WorldResult:
+    world: str
+    seed: int
+    tenant_id: str
+    status: str = "error"
+    passed_first_try: bool = False
+    attempts: int = 0
+    max_rhat: float | None = None
+    min_ess_bulk: float | None = None
+    divergences: int | None = None
+    fit_seconds: float = 0.0
+    roas: dict = field(default_factory=dict)  # channel -> {true, mean, p05, p95, rel_err, covered}
+    weather: dict = field(default_factory=dict)  # "channel|variable" -> {true, mean, p05, p95, covered, ...}
+    needs_experiment: list[str] = field(default_factory=list)
+    regret: dict | None = None
+    error: str | None = None
+    model_id: str | None = None
+
+    # summaries
+    @property
+    def median_roas_error(self) -> float:
+        return float(np.median([r["rel_err"] for r in self.roas.values()])) if self.roas else float("nan")
+
+    def coverage(self) -> tuple[int, int]:
+        items = list(self.roas.values()) + list(self.weather.values())
+        return sum(bool(r["covered"]) for r in items), len(items)
+
+    @property
+    def false_positives(self) -> tuple[int, int]:
+        nulls = [w for w in self.weather.values() if w["null"]]
+        return sum(bool(w["excludes_one"]) for w in nulls), len(nulls)
+
+    @property
+    def wrong_side(self) -> int:
+        return sum(bool(w["wrong_side"]) for w in self.weather.values())
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), default=float)
+
+
+def tenant_for(world: World, seed: int) -> str:
+    return f"rb-{world.name.replace('_', '-')}-{seed}"
+
+
+def build_warehouse(world: World, seed: int, workdir: Path, *, days: int = 420, n_geos: int = 3) -> tuple[Path, Path]:
+    """simulate_tenant -> ingest_tenant -> dbt build (grain all x region) in `workdir`; returns (truth path,
+    warehouse path). Reuses a warehouse already built there for the same world and seed."""
+    from weathervane import config, warehouse
+    from weathervane.grain import dbt_vars
+    from weathervane.landing import ingest_tenant
+    from weathervane.simulate import simulate_tenant
+
+    tenant = tenant_for(world, seed)
+    landing, wh = workdir / "landing", workdir / "warehouse.duckdb"
+    truth_path = landing / f"{tenant}.truth.json"
+    done = workdir / "inputs.done"
+    if done.exists() and truth_path.exists() and wh.exists():
+        return truth_path, wh
+    workdir.mkdir(parents=True, exist_ok=True)
+    if wh.exists():
+        wh.unlink()
+    simulate_tenant(tenant, landing, seed=seed, days=days, n_geos=n_geos, start=START, world=world,
+                    **world.simulate_kwargs())
+    con = warehouse.connect(wh)
+    try:
+        warehouse.ensure_schemas(con)
+        report = ingest_tenant(con, landing, tenant)
+    finally:
+        con.close()
+    quarantined = [q for s in report.streams for q in s.quarantined]
+    if quarantined:
+        raise RuntimeError(f"{tenant}: ingest quarantined files: {quarantined[:3]}")
+    variables = dbt_vars(tenant, config.load_tenant_config(landing, tenant), {"product": "all", "geo": "region"})
+    run_dbt(wh, workdir, variables)
+    done.write_text("ok\n")
+    return truth_path, wh
+
+
+def run_dbt(wh: Path, workdir: Path, variables: dict) -> None:
+    from dbt.cli.main import dbtRunner
+
+    args = ["build", "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR), "--target-path",
+            str(workdir / "dbt_target"), "--log-path", str(workdir / "dbt_logs"), "--vars", json.dumps(variables),
+            "--quiet", "--select", "+fct_model_input", "+fct_weather_daily", "--exclude", "resource_type:test"]
+    before = os.environ.get("WEATHERVANE_WAREHOUSE")
+    os.environ["WEATHERVANE_WAREHOUSE"] = str(wh)
+    try:
+        result = dbtRunner().invoke(args)
+    finally:
+        if before is None:
+            os.environ.pop("WEATHERVANE_WAREHOUSE", None)
+        else:
+            os.environ["WEATHERVANE_WAREHOUSE"] = before
+    if not result.success:
+        raise RuntimeError(f"dbt build failed: {result.exception}")
+
+
+def score(result: WorldResult, truth, channel_summary, weather_effects) -> WorldResult:
+    overall = channel_summary[channel_summary["geo_id"].isna()].set_index("channel")
+    we = weather_effects.set_index(["channel", "weather_variable"])
+    for c, ch in truth.channels.items():
+        if c not in overall.index:
+            continue
+        r = overall.loc[c]
+        result.roas[c] = dict(true=ch.roas, mean=float(r.roas_mean), p05=float(r.roas_p05), p95=float(r.roas_p95),
+                              rel_err=abs(float(r.roas_mean) - ch.roas) / ch.roas,
+                              covered=bool(r.roas_p05 <= ch.roas <= r.roas_p95),
+                              mroas=float(r.mroas_mean),
+                              contraction=_num(r.get("roas_contraction")),
+                              spend_baseline_corr=_num(r.get("spend_baseline_corr")))
+        if bool(r.get("needs_experiment", False)):
+            result.needs_experiment.append(c)
+        for v, m in ch.multiplier_per_sd.items():
+            if (c, v) not in we.index:
+                continue
+            e = we.loc[(c, v)]
+            lo, hi, mean = float(e.multiplier_per_sd_p05), float(e.multiplier_per_sd_p95), float(e.multiplier_per_sd_mean)
+            log_true = float(np.log(m))
+            excludes = lo > 1 or hi < 1
+            wrong = abs(log_true) >= WRONG_SIDE_LOG and excludes and np.sign(np.log(mean)) != np.sign(log_true)
+            result.weather[f"{c}|{v}"] = dict(true=m, mean=mean, p05=lo, p95=hi, covered=bool(lo <= m <= hi),
+                                              abs_log_err=abs(float(np.log(mean)) - log_true),
+                                              null=abs(log_true) < 1e-9, excludes_one=bool(excludes),
+                                              wrong_side=bool(wrong))
+    return result
+
+
+def _num(x) -> float | None:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
+    return x if np.isfinite(x) else None
+
+
+def run_world(world: World, seed: int, workdir: Path, settings, *, days: int = 420, n_geos: int = 3,
+              regret: bool = True) -> WorldResult:
+    """One world × seed through the real path; the fit's model and summaries land in the world's warehouse and
+    model store (under `workdir`), so the plan engineer's oracle can value its plans."""
+    from weathervane.mmm import (
+        duckdb_connect, fit_panel, prepare_model_data, read_lift_tests, read_model_input,
+    )
+    from weathervane.mmm.store import write_model_outputs
+    from weathervane.simulate.truth import load_truth
+
+    tenant = tenant_for(world, seed)
+    result = WorldResult(world=world.name, seed=seed, tenant_id=tenant)
+    try:
+        truth_path, wh = build_warehouse(world, seed, workdir, days=days, n_geos=n_geos)
+        truth = load_truth(truth_path)
+        connect = duckdb_connect(wh)
+        with connect(True) as con:
+            frame, weather = read_model_input(con, tenant, "all", "region")
+            lift_raw = read_lift_tests(con, tenant)
+        data = prepare_model_data(frame, weather)
+        t0 = time.perf_counter()
+        fitted = fit_panel(data, settings, lift_raw=lift_raw, store=workdir / "models", reports=workdir / "reports",
+                           report=False)
+        result.fit_seconds = time.perf_counter() - t0
+        with connect(False) as con:
+            write_model_outputs(con, fitted.model_id, fitted.frames)
+        d = fitted.diagnostics
+        result.model_id = fitted.model_id
+        result.status = fitted.status
+        result.attempts = int(d.get("attempts", 1))
+        result.passed_first_try = fitted.usable and result.attempts == 1
+        result.max_rhat, result.min_ess_bulk, result.divergences = d["max_rhat"], d["min_ess_bulk"], d["divergences"]
+        score(result, truth, fitted.frames["channel_summary"], fitted.frames["weather_effects"])
+        result.error = None
+        if regret:
+            result.regret = world_regret(wh, tenant, truth_path, fitted.model_id, workdir)
+    except Exception as exc:  # a world that breaks the pipeline is a finding, not a crash of the matrix
+        result.error = f"{type(exc).__name__}: {exc}"[:500]
+    return result
+
+
+def world_regret(wh: Path, tenant: str, truth_path: Path, model_id: str, workdir: Path) -> dict | None:
+    """The plan engineer's regrets (plan, keep-the-split, weather-blind vs the oracle), when their module exists."""
+    try:
+        from weathervane.simulate.oracle import evaluate_world_decision
+    except ImportError:
+        return None
+    import duckdb
+
+    before = {k: os.environ.get(k) for k in ("WEATHERVANE_MODEL_STORE", "WEATHERVANE_WAREHOUSE")}
+    os.environ["WEATHERVANE_MODEL_STORE"] = str(workdir / "models")
+    os.environ["WEATHERVANE_WAREHOUSE"] = str(wh)
+    con = duckdb.connect(str(wh))
+    try:
+        out = evaluate_world_decision(con, tenant, truth_path, model_id, workdir / "landing",
+                                      reports_dir=workdir / "reports", store=workdir / "models")
+        return {k: v for k, v in out.items() if isinstance(v, (int, float, str, bool, list)) or v is None}
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    finally:
+        con.close()
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def load_results(path: Path) -> list[WorldResult]:
+    out = []
+    if not path.exists():
+        return out
+    for line in path.read_text().splitlines():
+        if line.strip():
+            out.append(WorldResult(**json.loads(line)))
+    return out
+
+
+def _fmt(x, spec: str = ".2f") -> str:
+    return "n/a" if x is None or (isinstance(x, float) and not np.isfinite(x)) else format(x, spec)
+
+
+def targets(r: WorldResult) -> dict[str, bool]:
+    """The issue's targets, per world × seed."""
+    cov, n = r.coverage()
+    return {
+        "roas_err<=15%": r.median_roas_error <= 0.15,
+        "coverage>=85%": n > 0 and cov / n >= 0.85,
+        "no_wrong_side": r.wrong_side == 0,
+        "gate_first_try": r.passed_first_try,
+    }
+
+
+def markdown_table(results: list[WorldResult]) -> str:
+    head = ("| world | seed | median ROAS err | worst channel (err) | ROAS cover | weather cover | false +/nulls | "
+            "wrong side | gate 1st / final | fit s | needs experiment | regret plan / keep / blind | misses |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+    rows = []
+    for r in results:
+        if r.error and not r.roas:
+            rows.append(f"| {r.world} | {r.seed} | error: {r.error[:80]} |" + " |" * 11)
+            continue
+        worst = max(r.roas.items(), key=lambda kv: kv[1]["rel_err"]) if r.roas else ("-", {"rel_err": float("nan")})
+        rc = sum(v["covered"] for v in r.roas.values())
+        wc = sum(v["covered"] for v in r.weather.values())
+        fp, nulls = r.false_positives
+        reg = r.regret or {}
+        regret = (f"{_fmt(reg.get('regret_plan_pct'), '.1f')} / {_fmt(reg.get('regret_keep_split_pct'), '.1f')} / "
+                  f"{_fmt(reg.get('regret_weather_blind_pct'), '.1f')} ({reg.get('decision', reg.get('error', '?'))})"
+                  ) if r.regret else "n/a"
+        misses = ", ".join(k for k, ok in targets(r).items() if not ok) or "-"
+        rows.append(
+            f"| {r.world} | {r.seed} | {r.median_roas_error:.0%} | {worst[0]} ({worst[1]['rel_err']:.0%}) | "
+            f"{rc}/{len(r.roas)} | {wc}/{len(r.weather)} | {fp}/{nulls} | {r.wrong_side} | "
+            f"{'yes' if r.passed_first_try else 'no'} / {'yes' if r.status == 'ok' else 'no'} | "
+            f"{r.fit_seconds:.0f} | {', '.join(r.needs_experiment) or '-'} | {regret} | {misses} |")
+    return head + "\n".join(rows) + "\n"
+
+
+def pooled_summary(results: list[WorldResult]) -> str:
+    ok = [r for r in results if r.roas]
+    if not ok:
+        return "no completed fits\n"
+    cov = sum(r.coverage()[0] for r in ok)
+    n = sum(r.coverage()[1] for r in ok)
+    fp = sum(r.false_positives[0] for r in ok)
+    nulls = sum(r.false_positives[1] for r in ok)
+    errs = [v["rel_err"] for r in ok for v in r.roas.values()]
+    lines = [
+        f"- fits: {len(ok)} of {len(results)} world × seed runs completed",
+        f"- median ROAS error (all channels): {np.median(errs):.1%}; worlds meeting median <= 15%: "
+        f"{sum(r.median_roas_error <= 0.15 for r in ok)}/{len(ok)}",
+        f"- pooled 90% coverage of ROAS and weather truths: {cov}/{n} = {cov / max(n, 1):.0%} (target >= 85%)",
+        f"- false positives on true-zero weather effects: {fp}/{nulls} = {fp / max(nulls, 1):.0%} (nominal 10%)",
+        f"- wrong-side weather effects: {sum(r.wrong_side for r in ok)}",
+        f"- default fit passed its gate on the first try: {sum(r.passed_first_try for r in ok)}/{len(ok)}; "
+        f"after the retry: {sum(r.status == 'ok' for r in ok)}/{len(ok)}",
+    ]
+    return "\n".join(lines) + "\n"
