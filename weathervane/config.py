@@ -132,6 +132,11 @@ class Autopilot(_Strict):
     webhook_url: str | None = None
     # hosts or networks (CIDR) the webhook may reach although private, loopback or link-local
     webhook_allow_private: list[str] = Field(default_factory=list)
+    # rollout gate: shadow (plans never applied) | assisted (applied after a listed approver's approval) |
+    # autopilot (applied without approval). Moving up needs audited evidence (weathervane.governance.autopilot).
+    mode: Literal["shadow", "assisted", "autopilot"] = "assisted"
+    min_improved_audits: int = Field(2, ge=1, le=100)
+    evidence_lookback_days: int = Field(365, ge=7, le=3660)
 
     @field_validator("webhook_url")
     @classmethod
@@ -158,6 +163,10 @@ class Autopilot(_Strict):
         return v
 
 
+class Audit(_Strict):
+    pre_period_days: int = Field(180, ge=28, le=1095)  # days before a deployment the counterfactual is fitted on
+
+
 class TenantConfig(_Strict):
     timezone: str = "UTC"
     currency: str = "USD"
@@ -166,6 +175,7 @@ class TenantConfig(_Strict):
     channels: list[ChannelRule] = Field(default_factory=list)
     planning: Planning = Field(default_factory=Planning)
     autopilot: Autopilot = Field(default_factory=Autopilot)
+    audit: Audit = Field(default_factory=Audit)
 
     @field_validator("timezone")
     @classmethod
