@@ -40,6 +40,12 @@ def _add_plans(sub) -> None:
     add_plans_cli(sub)
 
 
+def _add_autopilot(sub) -> None:
+    from weathervane.governance.autopilot import add_autopilot_cli
+
+    add_autopilot_cli(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="weathervane",
@@ -55,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.set_defaults(func=_cmd_ingest)
 
     _add_plans(sub)
+    _add_autopilot(sub)
     return parser
 
 
