@@ -31,6 +31,8 @@ class AuditSettings:
     chains: int = 2
     max_rhat: float = 1.05
     min_ess_bulk: float = 100.0
+    sampler: str = "pymc"  # "nutpie" reuses one compiled model per shape (many audits in one process)
+    cross_check: bool = True  # also run difference-in-differences beside the synthetic control
 
 
 @dataclass
@@ -217,7 +219,7 @@ def audit_intervention(kpi: pd.DataFrame, spend: pd.DataFrame | None, iv: Interv
     clean = [g for g in candidates if g not in contaminated and kpi[g].iloc[fit_start:start_pos].mean() > 0]
     results: list[MethodResult] = []
     if clean:
-        for method, weights in ((SYNTH, "simplex"), (DID, "equal")):
+        for method, weights in ((SYNTH, "simplex"), (DID, "equal"))[: 2 if settings.cross_check else 1]:
             results.append(_estimate(p, spend, treated_y, clean, fit_start, start_pos, end_pos, settings, weights,
                                      method, seed, base))
         return results
@@ -252,7 +254,8 @@ def _estimate(p: _Panel, spend, treated_y: np.ndarray, donors: list[str], a: int
     if res.pre_mape > settings.max_pre_mape:
         res.reason = poor_fit_reason(res, settings)
         return res
-    post = fit(design, draws=settings.draws, tune=settings.tune, chains=settings.chains, seed=seed)
+    post = fit(design, draws=settings.draws, tune=settings.tune, chains=settings.chains, seed=seed,
+               sampler=settings.sampler)
     res.posterior = post
     cf = counterfactual_draws(design, post, seed=seed + 1)
     res.pre_r2, res.pre_mape = weekly_fit(y_pre, cf[:, : design.n_pre].mean(axis=0))
