@@ -273,6 +273,7 @@ def _binding(spend, lo, hi, lo_why, hi_why, rows) -> tuple[np.ndarray, list[str]
     out[spend >= hi - tol] = hi_why[spend >= hi - tol] + " (upper)"
     out[spend <= lo + tol] = lo_why[spend <= lo + tol] + " (lower)"
     out[fixed] = lo_why[fixed]
+    out[fixed & (hi <= 0)] = "no previous spend (max_change_pct allows none)"
     totals = []
     flat = spend.ravel()
     for a, b_lo, b_hi, label in rows:

@@ -81,6 +81,9 @@ def read_evidence(con, tenant_id: str, model_id: str) -> ModelEvidence:
         if flags:
             ev.needs_experiment, ev.flag_source = flags, "mmm.channel_summary.needs_experiment"
             return ev
+        if rows:  # a model stored before the flags were computed
+            ev.needs_experiment, ev.flag_source = _interval_flags(con, tenant_id, model_id), "ROAS interval width"
+        return ev
     ev.needs_experiment, ev.flag_source = _interval_flags(con, tenant_id, model_id), "ROAS interval width"
     return ev
 
