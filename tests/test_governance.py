@@ -27,7 +27,7 @@ from weathervane.governance import (
 from weathervane.governance.cli import add_plans_cli
 
 APPROVER = "growth-lead@acme.example"
-CFG = TenantConfig(autopilot=Autopilot(requires_approval=True, approvers=[APPROVER]))
+CFG = TenantConfig(autopilot=Autopilot(requires_approval=True, approvers=[APPROVER], appliers=["ops-bot", APPROVER]))
 
 
 def _propose(con, plan_id, tenant="acme", cfg=CFG, start=date(2024, 6, 3), lines=None):
@@ -103,7 +103,7 @@ def test_non_approver_cannot_approve_and_nothing_applies_without_approval(con):
         approve(con, "p1", APPROVER, None, nobody)
     # approved under a config that did not require approval, then applied under one that does:
     # the approval was not by a listed approver, so applying is refused
-    free = TenantConfig(autopilot=Autopilot(requires_approval=False, approvers=[]))
+    free = TenantConfig(autopilot=Autopilot(requires_approval=False, approvers=[], appliers=["autopilot"]))
     approve(con, "p1", "intern@acme.example", None, free)
     with pytest.raises(NotAnApprover, match="no recorded approval by a listed approver"):
         apply(con, "p1", APPROVER, None, CFG)
@@ -158,12 +158,13 @@ def test_every_transition_notifies_outbox_and_webhook(con):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     _Hook.received.clear()
     try:
-        cfg = TenantConfig(autopilot=Autopilot(approvers=[APPROVER],
-                                               webhook_url=f"http://127.0.0.1:{server.server_port}/hook"))
+        cfg = TenantConfig(autopilot=Autopilot(approvers=[APPROVER], appliers=["ops-bot"],
+                                               webhook_url=f"http://127.0.0.1:{server.server_port}/hook",
+                                               webhook_allow_private=["127.0.0.1"]))
         _propose(con, "p1", cfg=cfg)
         from weathervane.governance import deliver_pending
 
-        deliver_pending(con, "acme")
+        deliver_pending(con, "acme", cfg=cfg)
         approve(con, "p1", APPROVER, None, cfg)
         apply(con, "p1", "ops-bot", None, cfg)
     finally:
@@ -180,7 +181,8 @@ def test_webhook_failure_is_recorded_not_raised(con):
     sock_server = HTTPServer(("127.0.0.1", 0), _Hook)
     port = sock_server.server_port
     sock_server.server_close()  # nothing listens there now
-    cfg = TenantConfig(autopilot=Autopilot(approvers=[APPROVER], webhook_url=f"http://127.0.0.1:{port}/hook"))
+    cfg = TenantConfig(autopilot=Autopilot(approvers=[APPROVER], webhook_url=f"http://127.0.0.1:{port}/hook",
+                                           webhook_allow_private=["127.0.0.1"]))
     _propose(con, "p1", cfg=cfg)
     approve(con, "p1", APPROVER, None, cfg)
     status, error = con.execute(

@@ -3,6 +3,7 @@ from weathervane.governance.adoption import AdoptionIssue, adoption_issues, comp
 from weathervane.governance.events import (
     GovernanceError,
     IllegalTransition,
+    NotAnApplier,
     NotAnApprover,
     PlanNotFound,
     apply,
@@ -13,11 +14,11 @@ from weathervane.governance.events import (
     transition,
     verify_chain,
 )
-from weathervane.governance.outbox import deliver_pending
+from weathervane.governance.outbox import deliver_outbox, deliver_pending
 from weathervane.governance.tables import ensure_decision_tables
 
 __all__ = [
-    "AdoptionIssue", "GovernanceError", "IllegalTransition", "NotAnApprover", "PlanNotFound", "adoption_issues",
-    "apply", "approve", "compute_plan_adoption", "deliver_pending", "ensure_decision_tables", "record_proposal",
+    "AdoptionIssue", "GovernanceError", "IllegalTransition", "NotAnApplier", "NotAnApprover", "PlanNotFound",
+    "adoption_issues", "apply", "approve", "compute_plan_adoption", "deliver_outbox", "deliver_pending", "ensure_decision_tables", "record_proposal",
     "reject", "roll_back", "transition", "verify_chain",
 ]

@@ -33,6 +33,12 @@ DDL = [
         kind varchar, recipients varchar, payload varchar, webhook_url varchar,
         delivery_status varchar, delivery_error varchar, delivered_at timestamp
     )""",
+    # added columns: who ran the command, what the plan held, the event's signature; delivery attempts
+    "alter table decisions.plan_events add column if not exists os_user varchar",
+    "alter table decisions.plan_events add column if not exists content_hash varchar",
+    "alter table decisions.plan_events add column if not exists mac varchar",
+    "alter table decisions.outbox add column if not exists attempts integer",
+    "alter table decisions.outbox add column if not exists last_attempt_at timestamp",
     """create table if not exists decisions.plan_adoption (
         plan_id varchar, tenant_id varchar, channel varchar, geo_id varchar,
         period date, period_end date, days_observed integer,
