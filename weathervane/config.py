@@ -167,6 +167,20 @@ class Audit(_Strict):
     pre_period_days: int = Field(180, ge=28, le=1095)  # days before a deployment the counterfactual is fitted on
 
 
+class ReplayPolicy(_Strict):
+    """An extra candidate for the policy replay: the allocator at its own max change, weather-aware or not."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,40}$")
+    max_change_pct: float | None = Field(None, ge=0)
+    weather: bool = True
+
+
+class Replay(_Strict):
+    period_days: int = Field(7, ge=1, le=91)  # a decision period
+    n_origins: int = Field(3, ge=1, le=12)  # outcome models fitted at rolling origins
+    policies: list[ReplayPolicy] = Field(default_factory=list)
+
+
 class TenantConfig(_Strict):
     timezone: str = "UTC"
     currency: str = "USD"
@@ -175,6 +189,7 @@ class TenantConfig(_Strict):
     channels: list[ChannelRule] = Field(default_factory=list)
     planning: Planning = Field(default_factory=Planning)
     autopilot: Autopilot = Field(default_factory=Autopilot)
+    replay: Replay = Field(default_factory=Replay)
     audit: Audit = Field(default_factory=Audit)
 
     @field_validator("timezone")
