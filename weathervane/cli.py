@@ -40,6 +40,14 @@ def _add_plans(sub) -> None:
     add_plans_cli(sub)
 
 
+def _add_users_and_serve(sub) -> None:
+    from weathervane.governance.identity import add_users_cli
+    from weathervane.web import add_serve_cli
+
+    add_users_cli(sub)
+    add_serve_cli(sub)
+
+
 def _add_autopilot(sub) -> None:
     from weathervane.governance.autopilot import add_autopilot_cli
 
@@ -61,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.set_defaults(func=_cmd_ingest)
 
     _add_plans(sub)
+    _add_users_and_serve(sub)
     _add_autopilot(sub)
     return parser
 

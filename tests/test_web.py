@@ -1,0 +1,308 @@
+"""The approvals page in a real browser (Debian's chromium through Playwright) on a real warehouse and plan.
+
+One simulated tenant; its plan is made by the allocator on the simulator's own response curves (no model fit),
+written through the same governance functions the pipeline uses. The server runs in a thread of this process.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+import yaml
+
+from weathervane.allocate import SaturatingResponse, propose_plan
+from weathervane.allocate.plan import write_plan
+from weathervane.config import load_tenant_config
+from weathervane.governance.identity import UserStore
+from weathervane.simulate import simulate_tenant
+
+TENANT = "shop"
+APPROVER, ANALYST, OPS = "growth-lead@shop.example", "analyst@shop.example", "ops@shop.example"
+PASSWORDS = {APPROVER: "correct horse battery", ANALYST: "analyst passphrase 1", OPS: "ops passphrase 12"}
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):  # noqa: N802
+        _Hook.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+class _Hostile(BaseHTTPRequestHandler):
+    """Another site: a page whose form posts an approval to the approvals page on load."""
+    target = ""
+
+    def do_GET(self):  # noqa: N802
+        body = (f'<!doctype html><html><body><form id="f" method="post" action="{_Hostile.target}">'
+                '<input name="action" value="approve"><input name="reason" value="forged"></form>'
+                '<script>document.getElementById("f").submit()</script></body></html>').encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def _serve(server):
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _load_marts(con, folder: Path, truth):
+    """What the allocator reads: daily spend, observed weather and the forecast files (raw shape)."""
+    rows = [(TENANT, d, ch, f"c-{ch}", g, s) for ch, by_geo in truth.daily.spend.items()
+            for g, series in by_geo.items() for d, s in zip(pd.to_datetime(truth.daily.dates).date, series)]
+    spend = pd.DataFrame(rows, columns=["tenant_id", "date", "channel", "campaign_id", "geo_id", "spend"])
+    frames = []
+    for path in sorted((folder / "weather" / "daily").glob("*/*.json")):
+        daily = json.loads(path.read_text())["daily"]
+        frames.append(pd.DataFrame({"tenant_id": TENANT, "date": pd.to_datetime(daily["time"]).date,
+                                    "geo_id": path.parent.name, **{v: daily[v] for v in (
+                                        "temperature_2m_mean", "temperature_2m_max", "precipitation_sum")}}))
+    weather = pd.concat(frames, ignore_index=True)
+    con.execute("create schema if not exists marts")
+    con.execute("create schema if not exists raw")
+    con.execute("create table marts.fct_ad_spend_daily as select tenant_id, date, channel, campaign_id, geo_id, "
+                "spend, 0::bigint as impressions, 0::bigint as clicks, 'x' as platform from spend")
+    con.execute("create table marts.fct_weather_daily as select * from weather")
+    con.execute("create table raw.weather__forecast (tenant_id varchar, file_path varchar, file_hash varchar, "
+                "source_line integer, loaded_at timestamp, geo_id varchar, record json)")
+    for path in sorted((folder / "weather" / "forecast").glob("*/*.json")):
+        con.execute("insert into raw.weather__forecast values (?, ?, 'h', 1, now(), ?, ?)",
+                    [TENANT, str(path.relative_to(folder)), path.parent.name, path.read_text()])
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    from werkzeug.serving import make_server
+
+    from weathervane.web import create_app
+
+    root = tmp_path_factory.mktemp("web")
+    landing, warehouse, reports, users = root / "landing", root / "warehouse.duckdb", root / "reports", root / "users.json"
+    truth = simulate_tenant(TENANT, landing, days=120, n_geos=2, seed=3)
+    hook = _serve(HTTPServer(("127.0.0.1", 0), _Hook))
+    _Hook.received.clear()
+    tenant_yaml = landing / TENANT / "tenant.yaml"
+    settings = yaml.safe_load(tenant_yaml.read_text())
+    settings["autopilot"] = {"requires_approval": True, "approvers": [APPROVER], "appliers": [OPS],
+                             "webhook_url": f"http://127.0.0.1:{hook.server_port}/hook",
+                             "webhook_allow_private": ["127.0.0.1"]}
+    tenant_yaml.write_text(yaml.safe_dump(settings))
+    cfg = load_tenant_config(landing, TENANT)
+
+    con = duckdb.connect(str(warehouse))
+    _load_marts(con, landing / TENANT, truth)
+    plan = propose_plan(con, TENANT, cfg, SaturatingResponse.from_truth(truth, draws=60, seed=1), reports_dir=reports)
+    con.close()
+
+    store = UserStore(users)
+    for user, password in PASSWORDS.items():
+        store.set_secret(user, password)
+    app = create_app(warehouse_path=warehouse, landing_root=landing, reports_dir=reports, users_path=users,
+                     secret_key="test-secret")
+    server = _serve(make_server("127.0.0.1", 0, app, threaded=True))
+
+    from playwright.sync_api import sync_playwright
+
+    pw = sync_playwright().start()
+    browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+    yield {"url": f"http://127.0.0.1:{server.server_port}", "browser": browser, "plan": plan, "cfg": cfg,
+           "warehouse": warehouse, "landing": landing, "reports": reports, "users": users, "app": app}
+    browser.close()
+    pw.stop()
+    server.shutdown()
+    hook.shutdown()
+
+
+def _page(site, tmp_path):
+    """A fresh browser context (its own cookies) whose console errors are collected."""
+    context = site["browser"].new_context(base_url=site["url"])
+    page = context.new_page()
+    errors = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    return page, errors
+
+
+def _sign_in(page, user):
+    page.goto("/")
+    assert "/login" in page.url  # every page needs a signed-in person
+    page.fill("#user", user)
+    page.fill("#password", PASSWORDS[user])
+    page.click("button[type=submit]")
+    page.wait_for_selector(f"text=Signed in as {user}")
+
+
+def _query(site, sql, params=()):
+    con = duckdb.connect(str(site["warehouse"]), read_only=True)
+    try:
+        return con.execute(sql, list(params)).fetchall()
+    finally:
+        con.close()
+
+
+def _new_proposal(site) -> str:
+    """Another proposal of the same plan content, recorded through the allocator's writer."""
+    import uuid
+
+    plan = replace(site["plan"], plan_id=f"{site['plan'].horizon_start:%Y%m%d}-{uuid.uuid4().hex[:10]}")
+    con = duckdb.connect(str(site["warehouse"]))
+    try:
+        write_plan(con, plan, site["cfg"])
+    finally:
+        con.close()
+    return plan.plan_id
+
+
+def _status(site, plan_id):
+    return _query(site, "select status from decisions.plans where plan_id = ?", [plan_id])[0][0]
+
+
+def test_approver_signs_in_sees_the_evidence_approves_and_the_chain_verifies(site, tmp_path, capsys):
+    plan = site["plan"]
+    page, errors = _page(site, tmp_path)
+    _sign_in(page, APPROVER)
+    page.click(f"a[href='/t/{TENANT}']")
+    row = page.locator("[data-testid=plans] tr", has_text=plan.plan_id)
+    assert "proposed" in row.inner_text()
+    prob = _query(site, "select prob_lift_positive from decisions.plans where plan_id = ?", [plan.plan_id])[0][0]
+    assert f"{prob:.0%}" in row.inner_text()
+    row.locator("a").click()
+    page.wait_for_selector("[data-testid=decide]")
+    kpi = page.locator("[data-testid=summary]").inner_text()
+    lo, hi = _query(site, "select expected_kpi_p05, expected_kpi_p95 from decisions.plans where plan_id = ?",
+                    [plan.plan_id])[0]
+    assert f"[{lo:,.0f}, {hi:,.0f}]" in kpi
+    assert page.locator("[data-testid=lines] tbody tr").count() == len(plan.channels) * len(plan.geos)
+    assert "forecast" in page.locator("[data-testid=weather]").inner_text()
+    decision, fallback, binding = _query(
+        site, "select decision, fallback_reason, binding_constraints from decisions.plans where plan_id = ?",
+        [plan.plan_id])[0]
+    constraints = page.locator("[data-testid=constraints]").inner_text()
+    assert json.loads(binding) and all(b in constraints for b in json.loads(binding))
+    # keep-the-split plans say why, where the marketer decides
+    assert page.locator("[data-testid=fallback]").count() == (decision == "keep_split")
+    if decision == "keep_split":
+        assert fallback in page.locator("[data-testid=fallback]").inner_text()
+    report = page.request.get(f"/t/{TENANT}/plans/{plan.plan_id}/report")
+    assert report.ok and report.text().count("data:image/png;base64,") >= 3
+    assert "sandbox" in report.headers["content-security-policy"]
+    page.screenshot(path=str(tmp_path / "plan-before.png"), full_page=True)
+
+    page.click("button[value=approve]")  # the reason is required: the browser holds the form back
+    assert _status(site, plan.plan_id) == "proposed"
+    page.fill("#reason", "search gains in the heat wave; spend stays within 30%")
+    page.click("button[value=approve]")
+    flashes = page.locator(".flashes").inner_text()
+    assert f"proposed → approved by {APPROVER}" in flashes
+    assert "webhook delivered" in flashes  # what was notified, and that it arrived
+    assert _status(site, plan.plan_id) == "approved"
+    assert _Hook.received[-1]["actor"] == APPROVER and _Hook.received[-1]["to_status"] == "approved"
+    page.screenshot(path=str(tmp_path / "plan-approved.png"), full_page=True)
+
+    page.click("[data-testid=decide] a:has-text('ledger')")
+    verify = page.locator("[data-testid=verify]").inner_text()
+    events = _query(site, "select count(*) from decisions.plan_events where tenant_id = ?", [TENANT])[0][0]
+    assert f"Chain intact: {events} events verified" in verify
+    seq = _query(site, "select max(seq) from decisions.plan_events where tenant_id = ?", [TENANT])[0][0]
+    entry = page.locator(f"[data-testid=event-{seq}]").inner_text()
+    assert APPROVER in entry and "search gains in the heat wave" in entry and "delivered" in entry
+    page.screenshot(path=str(tmp_path / "ledger.png"), full_page=True)
+    assert errors == []
+
+    from weathervane.cli import main
+
+    args = ["--tenant", TENANT, "--warehouse", str(site["warehouse"]), "--landing", str(site["landing"])]
+    capsys.readouterr()
+    assert main(["plans", "verify", *args]) == 0
+    assert "chain intact" in capsys.readouterr().out
+    actor, reason = _query(site, "select actor, reason from decisions.plan_events where seq = ? and tenant_id = ?",
+                           [seq, TENANT])[0]
+    assert (actor, reason) == (APPROVER, "search gains in the heat wave; spend stays within 30%")
+
+
+def test_a_non_approver_is_refused_on_the_page_and_by_the_api(site, tmp_path):
+    plan_id = _new_proposal(site)
+    n_events = _query(site, "select count(*) from decisions.plan_events")[0][0]
+    page, errors = _page(site, tmp_path)
+    _sign_in(page, ANALYST)
+    page.goto(f"/t/{TENANT}/plans/{plan_id}")
+    approve = page.locator("button[value=approve]")
+    assert approve.is_disabled()
+    assert "not in tenant.yaml autopilot.approvers" in page.locator("[data-testid=why-not-approve]").inner_text()
+    # the button is only a hint: force the form through and the governance rules refuse it
+    page.evaluate("document.querySelector('button[value=approve]').disabled = false")
+    page.fill("#reason", "I think it is fine")
+    approve.click()
+    assert f"Refused: plan {plan_id}: '{ANALYST}' is not a listed approver" in page.locator(".flashes").inner_text()
+    page.screenshot(path=str(tmp_path / "refused.png"), full_page=True)
+    assert errors == []
+
+    token = page.locator("input[name=csrf_token]").first.get_attribute("value")
+    api = page.request.post(f"/api/tenants/{TENANT}/plans/{plan_id}/approve", data={"reason": "via the API"},
+                            headers={"X-CSRF-Token": token})
+    assert api.status == 403 and "not a listed approver" in api.json()["error"]
+    basic = base64.b64encode(f"{ANALYST}:{PASSWORDS[ANALYST]}".encode()).decode()
+    ctx = site["browser"].new_context(base_url=site["url"])
+    api = ctx.request.post(f"/api/tenants/{TENANT}/plans/{plan_id}/approve", data={"reason": "with a password"},
+                           headers={"Authorization": f"Basic {basic}"})
+    assert api.status == 403 and "not a listed approver" in api.json()["error"]
+    wrong = base64.b64encode(f"{APPROVER}:not the password".encode()).decode()
+    api = ctx.request.post(f"/api/tenants/{TENANT}/plans/{plan_id}/approve", data={"reason": "guessing"},
+                           headers={"Authorization": f"Basic {wrong}"})
+    assert api.status == 401
+    assert _status(site, plan_id) == "proposed"
+    assert _query(site, "select count(*) from decisions.plan_events")[0][0] == n_events
+
+
+def test_forged_requests_without_the_csrf_token_are_refused(site, tmp_path):
+    plan_id = _new_proposal(site)
+    n_events = _query(site, "select count(*) from decisions.plan_events")[0][0]
+    page, errors = _page(site, tmp_path)
+    _sign_in(page, APPROVER)
+    form = {"action": "approve", "reason": "forged"}
+    target = f"/t/{TENANT}/plans/{plan_id}/decide"
+    assert page.request.post(target, form=form).status == 403
+    assert page.request.post(target, form={**form, "csrf_token": "guessed"}).status == 403
+    api = page.request.post(f"/api/tenants/{TENANT}/plans/{plan_id}/approve", data={"reason": "forged"})
+    assert api.status == 403 and "CSRF" in api.json()["error"]
+    assert page.request.get(target).status == 405  # no state change over GET
+
+    assert errors == []
+
+    # another site's page that posts the form on load, in the approver's signed-in browser
+    _Hostile.target = site["url"] + target
+    hostile = _serve(HTTPServer(("127.0.0.1", 0), _Hostile))
+    try:
+        page.goto(f"http://localhost:{hostile.server_port}/")
+        page.wait_for_url("**/decide")
+        assert "Refused" in page.content()
+    finally:
+        hostile.shutdown()
+    assert _status(site, plan_id) == "proposed"
+    assert _query(site, "select count(*) from decisions.plan_events")[0][0] == n_events
+
+    # the same person, through the page, with the token the page carries
+    page.goto(f"/t/{TENANT}/plans/{plan_id}")
+    page.fill("#reason", "checked the evidence")
+    page.click("button[value=approve]")
+    page.wait_for_selector(".flash.ok")
+    assert _status(site, plan_id) == "approved"
