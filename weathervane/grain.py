@@ -52,3 +52,31 @@ def dbt_vars(
         "grain_geo": grain.geo,
         "allocation_window_days": ALLOCATION_WINDOW_DAYS,
     }
+
+
+def built_grains(con, tenant_id: str) -> list[Grain]:
+    """The grains marts.fct_model_input holds for the tenant (what harmonize last built), most rows first."""
+    validate_tenant_id(tenant_id)
+    try:
+        rows = con.execute(
+            "SELECT grain_product, grain_geo FROM marts.fct_model_input WHERE tenant_id = ? "
+            "GROUP BY 1, 2 ORDER BY count(*) DESC, 1, 2", [tenant_id]).fetchall()
+    except Exception:  # the mart is not built yet
+        return []
+    return [Grain(product=p, geo=g) for p, g in rows]
+
+
+def model_grain(con, tenant_id: str, tenant_config: TenantConfig,
+                grain_override: Mapping[str, Any] | Grain | None = None) -> Grain:
+    """The grain a fit (and the plan made from it) uses, decided here for every caller.
+
+    An explicit override wins. Otherwise tenant.yaml's grain when harmonize built it; when harmonize last ran
+    with a one-off override, fct_model_input holds only that grain, and the fit follows what was built rather
+    than failing on a grain with no rows."""
+    if grain_override:
+        return resolve_grain(tenant_config, grain_override)
+    wanted = tenant_config.grain
+    built = built_grains(con, tenant_id)
+    if not built or wanted in built:
+        return wanted
+    return built[0]
