@@ -177,7 +177,8 @@ def run_world(world: World, seed: int, workdir: Path, settings, *, days: int = 4
         truth_path, wh = build_warehouse(world, seed, workdir, days=days, n_geos=n_geos)
         truth = load_truth(truth_path)
         connect = duckdb_connect(wh)
-        with connect(True) as con:
+        # read-write: dbt ran in this process and its DuckDB instance stays open read-write
+        with connect(False) as con:
             frame, weather = read_model_input(con, tenant, "all", "region")
             lift_raw = read_lift_tests(con, tenant)
         data = prepare_model_data(frame, weather)
