@@ -129,6 +129,8 @@ class Autopilot(_Strict):
     approvers: list[str] = Field(default_factory=list)
     # who may apply an approved plan and roll it back; empty = no one
     appliers: list[str] = Field(default_factory=list)
+    # a person who proposed a plan may not also approve it (four eyes)
+    requires_distinct_approver: bool = True
     webhook_url: str | None = None
     # hosts or networks (CIDR) the webhook may reach although private, loopback or link-local
     webhook_allow_private: list[str] = Field(default_factory=list)

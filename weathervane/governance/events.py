@@ -192,6 +192,11 @@ def _check_transition(con, plan_id: str, current: str | None, to_status: str, ac
                 f"plan {plan_id}: {actor!r} is not a listed approver (tenant.yaml autopilot.approvers: "
                 f"{', '.join(cfg.autopilot.approvers)})"
             )
+    if to_status == "approved" and cfg.autopilot.requires_distinct_approver:
+        proposer = next((e.actor for e in plan_events(con, plan_id) if e.to_status == "proposed"), None)
+        if proposer is not None and proposer.strip().lower() == actor.strip().lower():
+            raise NotAnApprover(f"plan {plan_id}: {actor!r} proposed it and may not approve it too "
+                                "(tenant.yaml autopilot.requires_distinct_approver)")
     if to_status in ("applied", "rolled_back"):
         verb = "apply" if to_status == "applied" else "roll back"
         if not cfg.autopilot.appliers:
