@@ -59,6 +59,15 @@ def print_demo_summary(tenant_id: str, warehouse: Path | None = None) -> None:
                     f"Approve the plan with: [bold].venv/bin/weathervane plans approve --tenant {tenant_id} "
                     f"--plan-id {proposed[0][0]} --actor {actor} --reason 'looks right'[/bold]"
                 )
+        if _table_exists(con, "decisions", "policy_replay"):
+            replay = con.execute(
+                "select policy, estimator, round(value_mean), round(lift_mean), round(lift_p05), round(lift_p95), "
+                "round(effective_sample_size, 1), round(support_share, 2), evaluable from decisions.policy_replay "
+                "where tenant_id = ? order by policy, estimator", [tenant_id],
+            ).fetchall()
+            if replay:
+                print_table("Policy replay on the logged periods (lift vs keeping the split, 90% interval)",
+                            ["policy", "estimator", "KPI", "lift", "p05", "p95", "ESS", "support", "evaluable"], replay)
     finally:
         con.close()
     reports = sorted((config.reports_dir() / tenant_id).glob("*.html")) if (config.reports_dir() / tenant_id).exists() else []
