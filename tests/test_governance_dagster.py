@@ -19,7 +19,7 @@ APPROVER = "growth-lead@acme.example"
 def warehouse(wv_env):
     (wv_env["landing"] / "acme").mkdir()
     (wv_env["landing"] / "acme" / "tenant.yaml").write_text(
-        f"autopilot: {{requires_approval: true, approvers: [{APPROVER}]}}\n")
+        f"autopilot: {{requires_approval: true, approvers: [{APPROVER}], appliers: [ops-bot]}}\n")
     con = duckdb.connect(str(wv_env["warehouse"]))
     ensure_decision_tables(con)
     start = date(2024, 6, 3)

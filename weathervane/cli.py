@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from weathervane import config
@@ -15,17 +17,22 @@ console = Console()
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from weathervane.landing import ingest_tenant
+    from weathervane.landing.ingest import require_tenant_folder
     from weathervane.warehouse import connect, ensure_schemas
 
     tenant = config.validate_tenant_id(args.tenant)
-    con = connect(Path(args.warehouse) if args.warehouse else None)
+    landing = Path(args.landing) if args.landing else config.landing_root()
+    require_tenant_folder(landing, tenant)
+    con = connect(Path(args.warehouse) if args.warehouse else None, lock_wait_s=args.wait,
+                  on_wait=lambda msg: console.print(escape(msg)))
     try:
         ensure_schemas(con)
-        report = ingest_tenant(con, Path(args.landing) if args.landing else config.landing_root(), tenant)
+        report = ingest_tenant(con, landing, tenant)
     finally:
         con.close()
-    console.print(report.summary() if hasattr(report, "summary") else report)
-    return 0
+    console.print(escape(report.summary()))
+    # the files loaded; settings that could not be applied still need the sender's attention
+    return 1 if report.config_error else 0
 
 
 def _add_simulate(sub) -> None:
@@ -66,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--tenant", required=True)
     ingest.add_argument("--landing", help="landing root (default $WEATHERVANE_LANDING or data/landing)")
     ingest.add_argument("--warehouse", help="DuckDB file (default $WEATHERVANE_WAREHOUSE)")
+    ingest.add_argument("--wait", type=float, default=60.0,
+                        help="seconds to wait for a warehouse another process holds (default 60)")
     ingest.set_defaults(func=_cmd_ingest)
 
     _add_plans(sub)
@@ -79,7 +88,7 @@ def print_table(title: str, columns: list[str], rows: list) -> None:
     for c in columns:
         table.add_column(c)
     for row in rows:
-        table.add_row(*[str(v) for v in row])
+        table.add_row(*[escape(str(v)) for v in row])  # values come from files and the ledger
     console.print(table)
 
 
@@ -88,8 +97,23 @@ def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None =
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (config.InvalidTenantId, config.TenantConfigError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a user sees a message, never a traceback
+        import duckdb
+
+        from weathervane.governance.events import GovernanceError
+
+        if not isinstance(exc, (ValueError, OSError, duckdb.Error)):
+            raise  # a defect, not a user error: keep its traceback
+        if os.environ.get("WEATHERVANE_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        if isinstance(exc, GovernanceError):
+            console.print(f"[red]refused:[/red] {escape(str(exc))}")
+            return 3
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         return 2
 
 

@@ -4,11 +4,11 @@ Kept generic: modules that own other schemas (mmm, decisions) create their table
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import time
 
 import duckdb
 
@@ -53,25 +53,58 @@ OPS_DDL = (
 )
 
 
-def connect(path: Path | str | None = None, read_only: bool = False,
-            lock_wait_s: float = 0.0) -> duckdb.DuckDBPyConnection:
+class WarehouseError(ValueError, duckdb.IOException):
+    """The warehouse file cannot be opened: a bad path, or another process holds it past the wait.
+
+    Also a duckdb.IOException, as callers written before it expect."""
+
+
+class WarehouseLocked(WarehouseError):
+    pass
+
+
+def lock_holder(exc: BaseException) -> str:
+    """Who holds the lock, from DuckDB's message ("... is held in <program> (PID n)"), else "another process"."""
+    m = re.search(r"held in (.+?) \(PID (\d+)\)", str(exc))
+    return f"{m.group(1)} (PID {m.group(2)})" if m else "another process"
+
+
+def connect(path: Path | str | None = None, read_only: bool = False, lock_wait_s: float = 0.0,
+            on_wait: Callable[[str], None] | None = None) -> duckdb.DuckDBPyConnection:
     """Open the warehouse (default `config.warehouse_path()`), creating its folder when writing.
 
     DuckDB lets one process hold the file: with `lock_wait_s` > 0 a conflicting lock held by another process is
     waited out (with backoff) instead of failing, so a step outside the writers' pool (a model fit writing its
-    summaries) can take its short turn.
+    summaries) can take its short turn. `on_wait` is told once, with the holder, when waiting starts. A lock
+    still held at the end raises WarehouseLocked naming the holder; a path that cannot hold a file raises
+    WarehouseError.
     """
     path = Path(path) if path is not None else config.warehouse_path()
     if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.parent.exists() and not path.parent.is_dir():
+            raise WarehouseError(f"cannot open warehouse {path}: {path.parent} is a file, not a folder")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WarehouseError(f"cannot create the warehouse folder {path.parent}: {exc.strerror or exc}") from exc
+    if path.exists() and not path.is_file():
+        raise WarehouseError(f"warehouse {path} is not a file")
     deadline = time.monotonic() + lock_wait_s
     delay = 0.2
+    told = False
     while True:
         try:
             return duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() + delay > deadline:
-                raise
+            if "lock" not in str(exc).lower():
+                raise WarehouseError(f"cannot open warehouse {path}: {str(exc).splitlines()[0]}") from exc
+            if time.monotonic() + delay > deadline:
+                waited = f" after waiting {lock_wait_s:g}s" if lock_wait_s > 0 else ""
+                raise WarehouseLocked(f"warehouse {path} is in use by {lock_holder(exc)}{waited}; "
+                                      "try again when it has finished") from exc
+            if on_wait is not None and not told:
+                on_wait(f"warehouse {path} is in use by {lock_holder(exc)}; waiting up to {lock_wait_s:g}s")
+                told = True
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
 

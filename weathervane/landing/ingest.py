@@ -202,6 +202,18 @@ def _tenant_folder(landing_root: Path | str, tenant_id: str) -> Path:
     return folder
 
 
+def require_tenant_folder(landing_root: Path | str, tenant_id: str) -> Path:
+    """The tenant's folder, or LandingPathError saying the landing root or the tenant is unknown."""
+    root = Path(landing_root)
+    if not root.is_dir():
+        raise LandingPathError(f"landing root {root} does not exist or is not a folder "
+                               "(set --landing or $WEATHERVANE_LANDING)")
+    folder = _tenant_folder(root, tenant_id)
+    if not folder.is_dir():
+        raise LandingPathError(f"unknown tenant {tenant_id!r}: no folder {folder}")
+    return folder
+
+
 def read_regular_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
     """The bytes of a plain file, never following a link, never blocking on a FIFO, never more than `limit`+1."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
