@@ -147,3 +147,58 @@ def test_model_evidence_from_the_warehouse_holds_flagged_cells_and_gates_preview
         assert plan.decision == "keep_split" and reason in plan.fallback_reason
         np.testing.assert_allclose(plan.spend, plan.baseline_spend)
     con.close()
+
+
+def _posterior(kpi_days: int = 364, n_draws: int = 50):
+    """A two-channel, three-geo daily posterior with known parameters (no fit needed)."""
+    import pandas as pd
+
+    from weathervane.mmm.response import PosteriorResponse
+
+    rng = np.random.default_rng(0)
+    geos, channels = ["US-CA", "US-NY", "US-TX"], ["meta", "google_search"]
+    spend = rng.lognormal(np.log(100.0), 0.2, (kpi_days, 2, 3))
+    return PosteriorResponse(
+        model_id="m", channels=channels, geos=geos, weather_vars=["temperature_2m_mean"], l_max=4, period="day",
+        cell_geo={g: g for g in geos}, weather_stats={}, alpha=np.full((n_draws, 2), 0.3),
+        lam=np.full((n_draws, 2), 1.5), beta=np.exp(rng.normal(np.log(0.05), 0.3, (n_draws, 3, 2))),
+        gamma=np.zeros((n_draws, 2, 1)), channel_scale=np.full((3, 2), 150.0), target_scale=np.full(3, 2000.0),
+        observed_spend=spend, observed_z=np.zeros((kpi_days, 3, 1)),
+        dates=pd.date_range("2024-01-01", periods=kpi_days, freq="D"))
+
+
+def test_experiment_design_matches_markets_and_sizes_the_test_by_the_model_noise():
+    import pandas as pd
+
+    from weathervane.mmm.experiments import DURATIONS_DAYS, SPEND_MULTIPLIER, design_for_channel
+
+    resp = _posterior()
+    rng = np.random.default_rng(1)
+    common = np.cumsum(rng.normal(0, 30, len(resp.dates))) + 3000
+    kpi = pd.DataFrame({"US-CA": common * 1.2 + rng.normal(0, 20, len(common)),
+                        "US-NY": common + rng.normal(0, 20, len(common)),  # moves with CA
+                        "US-TX": 3000 + rng.normal(0, 300, len(common))}, index=resp.dates)  # does not
+    quiet = design_for_channel(resp, kpi, np.full(3, 1.0), "meta")
+    treated, controls = json.loads(quiet["treated_geo_ids"]), json.loads(quiet["control_geo_ids"])
+    # matched markets: the treated geo is read against the geo whose KPI moved with it, never the unrelated one
+    assert {treated[0], *controls} == {"US-CA", "US-NY"} and controls and "US-TX" not in controls
+    assert quiet["pre_period_corr"] > 0.9
+    # low noise: the shortest test decides; its spend change is the +50% on the treated geo's recent spend
+    assert quiet["duration_days"] == DURATIONS_DAYS[0] and quiet["powered"]
+    gi, ci = resp.geos.index(treated[0]), resp.channels.index("meta")
+    recent = resp.observed_spend[-quiet["duration_days"]:, ci, gi].sum()
+    assert quiet["spend_change"] == pytest.approx((SPEND_MULTIPLIER - 1) * recent, abs=0.01)
+    assert 0 < quiet["expected_lift_p05"] < quiet["expected_lift_mean"] < quiet["expected_lift_p95"]
+
+    # noise so large no duration decides: the longest test, flagged as underpowered, with its interval width
+    noisy = design_for_channel(resp, kpi, np.full(3, 1e5), "meta")
+    assert noisy["duration_days"] == DURATIONS_DAYS[-1] and not noisy["powered"]
+    assert noisy["expected_interval_width"] > noisy["expected_lift_mean"] and "treat more geos" in noisy["design_note"]
+    # in between, the test runs just long enough: its width grows with sqrt(days), the lift with days, so a noise
+    # level between what 21 and 28 days can resolve asks for 28
+    r = kpi[treated[0]].iloc[-182:].mean() / kpi[controls[0]].iloc[-182:].mean()
+    per_day = quiet["expected_lift_mean"] / quiet["duration_days"]
+    sigma = per_day * np.sqrt(24.5) / (2 * 1.6449 * np.sqrt(1 + r ** 2))
+    mid = design_for_channel(resp, kpi, np.full(3, sigma), "meta")
+    assert mid["duration_days"] == 28 and mid["powered"]
+    assert mid["expected_interval_width"] == pytest.approx(2 * 1.6449 * sigma * np.sqrt(28 * (1 + r ** 2)))

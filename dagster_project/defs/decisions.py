@@ -1,4 +1,5 @@
-"""Budget plans: the allocator asset, plan adoption with its check, and the approve / reject job."""
+"""Budget plans: the allocator asset, experiment recommendations, plan adoption with its check, and the approve /
+reject job."""
 
 from typing import Literal
 
@@ -17,12 +18,20 @@ from dagster import (
     op,
 )
 
+from dagster_project.metadata import rounded
 from dagster_project.partitions import WAREHOUSE_POOL, tenant_partitions
 from dagster_project.resources import WeathervaneResource
 
 PLANS = AssetKey(["decisions", "plans"])
 ADOPTION = AssetKey(["decisions", "plan_adoption"])
+EXPERIMENTS = AssetKey(["mmm", "experiment_recommendations"])
 ADOPTION_CHECK = "plans_executed_as_approved"
+FIT = AssetKey(["mmm", "weather_mmm"])  # writes mmm.models and mmm.channel_summary (model status, flags)
+SPEND = AssetKey(["marts", "fct_ad_spend_daily"])
+SALES = AssetKey(["marts", "fct_sales_daily"])
+WEATHER = AssetKey(["marts", "fct_weather_daily"])
+FORECAST = AssetKey(["marts", "fct_weather_forecast_daily"])
+RAW_FORECAST = AssetKey(["raw", "weather__forecast"])
 
 
 @asset(
@@ -32,10 +41,11 @@ ADOPTION_CHECK = "plans_executed_as_approved"
     group_name="decide",
     owners=["team:analytics"],
     kinds={"duckdb", "scipy"},
-    deps=[AssetKey(["mmm", "weather_mmm"]), AssetKey(["marts", "fct_ad_spend_daily"]),
-          AssetKey(["marts", "fct_weather_daily"]), AssetKey(["marts", "fct_weather_forecast_daily"])],
+    deps=[FIT, EXPERIMENTS, SPEND, SALES, WEATHER, FORECAST, RAW_FORECAST],
     description="Weather-aware budget plan for the planning horizon from the latest model that passed diagnostics "
-                "(decisions.plans / plan_lines, status proposed) and its HTML report.",
+                "(decisions.plans / plan_lines, status proposed) and its HTML report. Channels the model flags as "
+                "needing an experiment stay at keep-the-split; the proposal is keep-the-split, with the reason, "
+                "unless P(plan beats keep-the-split) >= planning.min_prob_better and the model passed its holdout.",
 )
 def budget_plan(context: AssetExecutionContext, weathervane: WeathervaneResource) -> MaterializeResult:
     from weathervane.allocate import propose_plan
@@ -47,17 +57,57 @@ def budget_plan(context: AssetExecutionContext, weathervane: WeathervaneResource
     with weathervane.connect() as con:
         response = load_latest_response(con, tenant, weathervane.models())
         plan = propose_plan(con, tenant, cfg, response, reports_dir=weathervane.reports())
-    return MaterializeResult(metadata={k: v for k, v in {
-        "plan_id": plan.plan_id,
-        "model_id": plan.model_id,
-        "horizon": f"{plan.horizon_start} .. {plan.horizon_end}",
-        "total_budget": float(plan.total_budget),
-        "expected_kpi_mean": float(plan.kpi_draws.mean()),
-        "baseline_kpi_mean": float(plan.baseline_kpi_draws.mean()),
-        "prob_lift_positive": float((plan.lift_draws > 0).mean()),
-        "weather_source": plan.weather.source,
-        "report": MetadataValue.url(report_url(plan.report_path, weathervane.reports())) if plan.report_path else None,
-    }.items() if v is not None})
+    if plan.fallback_reasons:
+        context.log.warning(f"plan {plan.plan_id} is keep-the-split: {plan.fallback_reason}")
+    metadata = {
+        **rounded({
+            "plan_id": plan.plan_id,
+            "model_id": plan.model_id,
+            "decision": plan.decision,
+            "horizon": f"{plan.horizon_start} .. {plan.horizon_end}",
+            "total_budget": float(plan.total_budget),
+            "expected_kpi_mean": float(plan.kpi_draws.mean()),
+            "baseline_kpi_mean": float(plan.baseline_kpi_draws.mean()),
+            "kpi_scope": plan.kpi_scope,
+            "prob_better": float(plan.prob_better),
+            "min_prob_better": float(plan.min_prob_better),
+            "move_fraction": float(plan.move_fraction),
+            "weather_source": plan.weather.source,
+        }),
+        "fallback_reason": plan.fallback_reason or "",
+        "binding_constraints": MetadataValue.json(plan.binding_summary()),
+    }
+    if plan.report_path:
+        metadata["report"] = MetadataValue.url(report_url(plan.report_path, weathervane.reports()))
+    return MaterializeResult(metadata=metadata)
+
+
+@asset(
+    key=EXPERIMENTS,
+    partitions_def=tenant_partitions,
+    pool=WAREHOUSE_POOL,
+    group_name="decide",
+    owners=["team:analytics"],
+    kinds={"duckdb"},
+    deps=[FIT],
+    description="A geo lift-test design (treated and matched control geos, duration, spend change, expected "
+                "interval width) for every channel the latest usable model flags as needing an experiment "
+                "(mmm.experiment_recommendations); the plan holds those channels still until a test lands.",
+)
+def experiment_recommendations(context: AssetExecutionContext, weathervane: WeathervaneResource) -> MaterializeResult:
+    from weathervane.mmm.experiments import recommend_experiments, write_experiment_recommendations
+    from weathervane.mmm.store import latest_usable_model
+
+    tenant = context.partition_key
+    with weathervane.connect() as con:
+        record = latest_usable_model(con, tenant)
+        if record is None:
+            context.log.info(f"tenant {tenant}: no usable model, no experiments to recommend")
+            return MaterializeResult(metadata={"rows": 0})
+        frame = recommend_experiments(con, tenant, record.model_id, weathervane.models())
+        rows = write_experiment_recommendations(con, tenant, record.model_id, frame)
+    return MaterializeResult(metadata={"model_id": record.model_id, "rows": rows,
+                                       "channels": MetadataValue.json(sorted(frame["channel"]) if rows else [])})
 
 
 @asset(
@@ -67,7 +117,7 @@ def budget_plan(context: AssetExecutionContext, weathervane: WeathervaneResource
     group_name="decide",
     owners=["team:analytics"],
     kinds={"duckdb"},
-    deps=[PLANS, AssetKey(["marts", "fct_ad_spend_daily"])],
+    deps=[PLANS, SPEND],
     description="Executed vs planned spend per applied plan × channel × geo × week (decisions.plan_adoption).",
     check_specs=[AssetCheckSpec(ADOPTION_CHECK, asset=ADOPTION, partitions_def=tenant_partitions,
                                 description="Applied plans were executed within 25% of what was approved.")],
@@ -117,5 +167,5 @@ def plan_decision_job():
     decide_plan()
 
 
-assets = [budget_plan, plan_adoption]
+assets = [budget_plan, experiment_recommendations, plan_adoption]
 jobs = [plan_decision_job]
