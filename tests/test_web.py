@@ -24,8 +24,10 @@ from weathervane.governance.identity import UserStore
 from weathervane.simulate import simulate_tenant
 
 TENANT = "shop"
-APPROVER, ANALYST, OPS = "growth-lead@shop.example", "analyst@shop.example", "ops@shop.example"
-PASSWORDS = {APPROVER: "correct horse battery", ANALYST: "analyst passphrase 1", OPS: "ops passphrase 12"}
+APPROVER, CFO = "growth-lead@shop.example", "cfo@shop.example"
+ANALYST, OPS = "analyst@shop.example", "ops@shop.example"
+PASSWORDS = {APPROVER: "correct horse battery", CFO: "cfo passphrase 123", ANALYST: "analyst passphrase 1",
+             OPS: "ops passphrase 12"}
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -96,13 +98,16 @@ def site(tmp_path_factory):
     from weathervane.web import create_app
 
     root = tmp_path_factory.mktemp("web")
+    env = pytest.MonkeyPatch()
+    env.setenv("WEATHERVANE_LEDGER_KEY", str(root / "keys" / "ledger.key"))
+    env.setenv("WEATHERVANE_LEDGER_HEADS", str(root / "keys" / "ledger-heads.jsonl"))
     landing, warehouse, reports, users = root / "landing", root / "warehouse.duckdb", root / "reports", root / "users.json"
     truth = simulate_tenant(TENANT, landing, days=120, n_geos=2, seed=3)
     hook = _serve(HTTPServer(("127.0.0.1", 0), _Hook))
     _Hook.received.clear()
     tenant_yaml = landing / TENANT / "tenant.yaml"
     settings = yaml.safe_load(tenant_yaml.read_text())
-    settings["autopilot"] = {"requires_approval": True, "approvers": [APPROVER], "appliers": [OPS],
+    settings["autopilot"] = {"requires_approval": True, "approvers": [APPROVER, CFO], "appliers": [OPS],
                              "webhook_url": f"http://127.0.0.1:{hook.server_port}/hook",
                              "webhook_allow_private": ["127.0.0.1"]}
     tenant_yaml.write_text(yaml.safe_dump(settings))
@@ -130,6 +135,7 @@ def site(tmp_path_factory):
     pw.stop()
     server.shutdown()
     hook.shutdown()
+    env.undo()
 
 
 def _page(site, tmp_path):
@@ -170,6 +176,32 @@ def _new_proposal(site) -> str:
     finally:
         con.close()
     return plan.plan_id
+
+
+def _proposal_by(site, actor) -> str:
+    """A copy of the plan proposed by a person, through the governance functions."""
+    import uuid
+
+    from weathervane.governance.events import record_proposal
+
+    plan_id = f"{site['plan'].horizon_start:%Y%m%d}-{uuid.uuid4().hex[:10]}"
+    con = duckdb.connect(str(site["warehouse"]))
+    try:
+        con.execute("begin transaction")
+        con.execute("insert into decisions.plans select * replace (? as plan_id, null as status) "
+                    "from decisions.plans where plan_id = ?", [plan_id, site["plan"].plan_id])
+        con.execute("insert into decisions.plan_lines select * replace (? as plan_id) "
+                    "from decisions.plan_lines where plan_id = ?", [plan_id, site["plan"].plan_id])
+        record_proposal(con, TENANT, plan_id, site["cfg"], actor=actor)
+        con.execute("commit")
+    finally:
+        con.close()
+    return plan_id
+
+
+def _basic(user, password=None):
+    token = base64.b64encode(f"{user}:{password or PASSWORDS[user]}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
 
 
 def _status(site, plan_id):
@@ -306,3 +338,78 @@ def test_forged_requests_without_the_csrf_token_are_refused(site, tmp_path):
     page.click("button[value=approve]")
     page.wait_for_selector(".flash.ok")
     assert _status(site, plan_id) == "approved"
+
+
+def test_four_eyes_then_an_applier_applies_and_rolls_back_with_notifications_shown(site, tmp_path):
+    plan_id = _proposal_by(site, APPROVER)
+    api = site["browser"].new_context(base_url=site["url"]).request
+    url = f"/api/tenants/{TENANT}/plans/{plan_id}"
+    own = api.post(f"{url}/approve", data={"reason": "my own plan"}, headers=_basic(APPROVER))
+    assert own.status == 403 and "may not approve it too" in own.json()["error"]
+    assert api.post(f"{url}/approve", data={"reason": ""}, headers=_basic(CFO)).status == 403  # reason required
+    ok = api.post(f"{url}/approve", data={"reason": "second pair of eyes"}, headers=_basic(CFO))
+    assert ok.status == 200 and ok.json()["events"][0]["actor"] == CFO
+    assert ok.json()["notifications"][0]["delivery_status"] == "delivered"
+    refused = api.post(f"{url}/apply", data={"reason": "push it"}, headers=_basic(APPROVER))
+    assert refused.status == 403 and "not a listed applier" in refused.json()["error"]
+
+    page, errors = _page(site, tmp_path)
+    _sign_in(page, OPS)
+    page.goto(f"/t/{TENANT}/plans/{plan_id}")
+    assert page.locator("button[value=approve]").count() == 0  # not open from `approved`
+    page.fill("#reason", "pushed to Meta and Google at 09:00")
+    page.click("button[value=apply]")
+    flashes = page.locator(".flashes").inner_text()
+    assert f"approved → applied by {OPS}" in flashes and "“Budget plan applied” — webhook delivered" in flashes
+    page.fill("#reason", "orders dropped after the push")
+    page.click("button[value=rollback]")
+    assert f"applied → rolled_back by {OPS}" in page.locator(".flashes").inner_text()
+    assert _status(site, plan_id) == "rolled_back"
+    history = page.locator("[data-testid=history]").inner_text()
+    assert history.count("delivered") == 4  # proposed, approved, applied, rolled back: each notified
+    assert "No decision is open" in page.locator("[data-testid=decide]").inner_text()
+    page.goto(f"/t/{TENANT}/ledger")
+    assert "Chain intact" in page.locator("[data-testid=verify]").inner_text()
+    page.screenshot(path=str(tmp_path / "rolled-back.png"), full_page=True)
+    assert [m["to_status"] for m in _Hook.received[-3:]] == ["approved", "applied", "rolled_back"]
+    assert errors == []
+
+
+def test_sessions_expire_end_on_sign_out_and_on_a_password_reset_and_cookies_are_locked_down(site):
+    from weathervane.web import create_app
+
+    app = create_app(warehouse_path=site["warehouse"], landing_root=site["landing"], reports_dir=site["reports"],
+                     users_path=site["users"], secret_key="another", session_lifetime_s=1.5, secure_cookies=True)
+    client = app.test_client()
+
+    def sign_in(user, password):
+        client.get("/login")
+        with client.session_transaction() as sess:
+            token = sess["csrf"]
+        return client.post("/login", data={"user": user, "password": password, "csrf_token": token})
+
+    resp = sign_in(ANALYST, PASSWORDS[ANALYST])
+    assert resp.status_code == 303
+    cookie = resp.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" in cookie
+    assert client.get("/").status_code == 200
+    import time
+
+    time.sleep(1.6)
+    expired = client.get("/")
+    assert expired.status_code == 302 and "/login" in expired.headers["Location"]
+    assert sign_in(ANALYST, "wrong password here").status_code == 401
+
+    sign_in(ANALYST, PASSWORDS[ANALYST])
+    assert client.get("/").status_code == 200
+    UserStore(site["users"]).set_secret(ANALYST, PASSWORDS[ANALYST])  # a reset (same text, new salt)
+    assert client.get("/").status_code == 302
+
+    sign_in(ANALYST, PASSWORDS[ANALYST])
+    with client.session_transaction() as sess:
+        token = sess["csrf"]
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 303
+    assert client.get("/").status_code == 302
+    page = client.get("/login")
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    assert page.headers["X-Frame-Options"] == "DENY"

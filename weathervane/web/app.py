@@ -109,23 +109,6 @@ def warehouse(write: bool = False):
             con.close()
 
 
-class _ExistingTablesOnly:
-    """A read-only connection for `verify_chain`, whose create-if-missing statements are no-ops here because
-    every decision table was checked to exist first (a read-only connection refuses any CREATE)."""
-
-    def __init__(self, con):
-        self._con = con
-
-    def execute(self, sql: str, *args):
-        text = sql.lstrip().lower()
-        if text.startswith("create ") and " if not exists " in text:
-            return self
-        return self._con.execute(sql, *args)
-
-    def __getattr__(self, name):
-        return getattr(self._con, name)
-
-
 def _tenant(tenant_id: str) -> str:
     try:
         return config.validate_tenant_id(tenant_id)
@@ -181,15 +164,14 @@ def _safe_next(target: str | None) -> str:
 
 def _roles(cfg: config.TenantConfig, user_id: str | None) -> dict[str, bool]:
     """What tenant.yaml lets this person do (shown on the page; the governance rules decide on submit)."""
-    from weathervane.governance.events import is_approver
+    from weathervane.governance.events import is_applier, is_approver
 
-    appliers = {a.strip().lower() for a in getattr(cfg.autopilot, "appliers", [])}
-    uid = (user_id or "").lower()
+    uid = user_id or ""
     return {
-        "approve": bool(user_id) and is_approver(uid, cfg),
-        "reject": bool(user_id) and is_approver(uid, cfg),
-        "apply": uid in appliers,
-        "rollback": uid in appliers,
+        "approve": bool(uid) and is_approver(uid, cfg),
+        "reject": bool(uid) and is_approver(uid, cfg),
+        "apply": bool(uid) and is_applier(uid, cfg),
+        "rollback": bool(uid) and is_applier(uid, cfg),
     }
 
 
@@ -209,13 +191,25 @@ def _actions(status: str | None, cfg: config.TenantConfig, user_id: str | None) 
 
 
 def _gate(cfg: config.TenantConfig, con, tenant_id: str) -> queries.GateView:
+    """tenant.yaml's roles and the rollout gate's state (mode in force, evidence, why a promotion waits)."""
+    from weathervane.governance.autopilot import gate_state
+
     url = cfg.autopilot.webhook_url
     view = queries.GateView(
-        mode=getattr(cfg.autopilot, "mode", None), requires_approval=cfg.autopilot.requires_approval,
-        approvers=list(cfg.autopilot.approvers), appliers=list(getattr(cfg.autopilot, "appliers", [])),
+        mode=cfg.autopilot.mode, requires_approval=cfg.autopilot.requires_approval,
+        approvers=list(cfg.autopilot.approvers), appliers=list(cfg.autopilot.appliers),
         webhook_host=urlsplit(url).hostname if url else None,
-        verdicts=queries.audit_verdicts(con, tenant_id) if con is not None else {},
+        verdicts=queries.audit_verdicts(con, tenant_id),
     )
+    try:
+        state = gate_state(con, tenant_id, cfg)
+    except duckdb.Error as exc:
+        view.lines.append(f"gate state unavailable: {str(exc).splitlines()[0]}")
+        return view
+    view.mode = state.effective
+    view.configured = state.configured
+    view.lines.append(state.describe())
+    view.evidence = state.evidence
     return view
 
 
@@ -229,14 +223,31 @@ def decide(tenant_id: str, plan_id: str, action: str, user_id: str, reason: str)
         raise GovernanceError("a reason is required: it is recorded in the ledger with your decision")
     if len(reason) > MAX_REASON:
         raise GovernanceError(f"the reason has {len(reason)} characters; at most {MAX_REASON}")
+    from weathervane.governance.outbox import deliver_outbox
+
+    s = _settings()
+    cfg = _cfg(tenant_id)
     with warehouse(write=True) as con:
         owner, _ = plan_status(con, plan_id)
         if owner != tenant_id:
             raise PlanNotFound(f"plan {plan_id!r} not found for tenant {tenant_id!r}")
-        cfg = _cfg(tenant_id)
-        events = transition(con, plan_id, ACTIONS[action], user_id, reason, cfg, tenant_id=tenant_id)
+        events = transition(con, plan_id, ACTIONS[action], user_id, reason, cfg, tenant_id=tenant_id,
+                            deliver=False)
+    # webhooks are posted with no connection held, so pipelines can write meanwhile
+    with s.lock:
+        try:
+            deliver_outbox(tenant_id, s.warehouse, cfg, lock_wait_s=s.lock_wait_s)
+        except duckdb.Error as exc:  # recorded as pending: `weathervane plans notify` posts it later
+            current_app_logger().warning("notifications of %s not posted yet: %s", plan_id, exc)
+    with warehouse() as con:
         notes = queries.notifications_for(con, [e.event_id for e in events])
     return events, notes
+
+
+def current_app_logger():
+    from flask import current_app
+
+    return current_app.logger
 
 
 def _status_of(exc: GovernanceError) -> int:
@@ -521,18 +532,10 @@ def _register(app: Flask) -> None:
     def ledger(tenant_id):
         tenant_id = _tenant(tenant_id)
         cfg = _cfg(tenant_id)
-        from weathervane.governance.tables import DDL, table_exists
-
-        tables = [stmt.split()[5].split(".") for stmt in DDL if stmt.startswith("create table")]
         with warehouse() as con:
             events = queries.events_with_notifications(con, tenant_id)
             gate = _gate(cfg, con, tenant_id)
-            complete = all(table_exists(con, *t) for t in tables)
-            report = verify_chain(_ExistingTablesOnly(con), tenant_id, cfg) if events and complete else None
-        if events and not complete:
-            # an older warehouse lacks a decision table that verification creates: a short write turn
-            with warehouse(write=True) as con:
-                report = verify_chain(con, tenant_id, cfg)
+            report = verify_chain(con, tenant_id, cfg) if events else None
         return render_template("ledger.html", tenant_id=tenant_id, events=events, report=report, gate=gate)
 
     @app.get("/favicon.ico")

@@ -274,3 +274,5 @@ class GateView:
     webhook_host: str | None
     verdicts: dict[str, int] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
+    configured: str | None = None  # the mode tenant.yaml asks for; `mode` is the one in force
+    evidence: object | None = None  # the rollout gate's Evidence
