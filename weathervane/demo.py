@@ -59,6 +59,13 @@ def print_demo_summary(tenant_id: str, warehouse: Path | None = None) -> None:
                     f"Approve the plan with: [bold].venv/bin/weathervane plans approve --tenant {tenant_id} "
                     f"--plan-id {proposed[0][0]} --actor {actor} --reason 'looks right'[/bold]"
                 )
+                from rich.markup import escape
+
+                console.print(
+                    "or in the approvals page, signed in as that approver: "
+                    f"[bold].venv/bin/weathervane users set-password --user {escape(actor)}[/bold], then "
+                    f"[bold]make ui[/bold] and open [bold]http://localhost:3001/t/{tenant_id}/plans/{escape(proposed[0][0])}[/bold]"
+                )
         if _table_exists(con, "decisions", "policy_replay"):
             replay = con.execute(
                 "select policy, estimator, round(value_mean), round(lift_mean), round(lift_p05), round(lift_p95), "
