@@ -51,6 +51,11 @@ def print_demo_summary(tenant_id: str, warehouse: Path | None = None) -> None:
                 [tenant_id],
             ).fetchall()
             print_table("Budget plans", ["plan_id", "status", "from", "to", "budget", "expected KPI", "baseline KPI"], plans)
+            if plans:
+                from weathervane.allocate.plan import describe_decision
+
+                for line in describe_decision(con, plans[0][0]):
+                    console.print(line, markup=False)
             proposed = [p for p in plans if p[1] == "proposed"]
             if proposed:
                 approvers = config.load_tenant_config(config.landing_root(), tenant_id).autopilot.approvers

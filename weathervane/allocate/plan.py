@@ -335,3 +335,47 @@ def propose_plan(
         plan.report_path = str(write_plan_report(plan, reports_dir))
     write_plan(con, plan, cfg)
     return plan
+
+
+def describe_decision(con, plan_id: str) -> list[str]:
+    """A plan's decision in a few lines, from decisions.plans: what it proposes and why (P(better) and what
+    binds), or keep-the-split and the reason; the experiments its model recommends."""
+    from weathervane.governance.tables import table_exists
+
+    cols = {r[0] for r in con.execute("describe decisions.plans").fetchall()}
+    if "decision" not in cols:
+        return []
+    row = con.execute("select decision, fallback_reason, prob_better, min_prob_better, move_fraction, "
+                      "binding_constraints, held_channels, weather_assumed, kpi_scope, expected_kpi_mean, "
+                      "expected_kpi_p05, expected_kpi_p95, media_kpi_mean, tenant_id, model_id "
+                      "from decisions.plans where plan_id = ?", [plan_id]).fetchone()
+    if row is None or row[0] is None:
+        return []
+    (decision, reason, prob, min_prob, move, binding, held, weather, scope, kpi, k05, k95, media, tenant,
+     model_id) = row
+    what = "total KPI" if scope == "total" else "media KPI"
+    lines = []
+    if decision == "plan":
+        lines.append(f"Plan {plan_id}: P(beats keep-the-split) {prob:.0%} (bar {min_prob:.0%}), taking "
+                     f"{move:.0%} of the optimiser's move")
+        lines.append("Binding: " + "; ".join(json.loads(binding or "[]")))
+    else:
+        lines.append(f"Plan {plan_id} keeps the current split: {reason}")
+    lines.append(f"Expected {what} over the horizon {kpi:,.0f} [{k05:,.0f}, {k95:,.0f}], paid media {media:,.0f}")
+    held = json.loads(held or "[]")
+    if held:
+        lines.append("Held until an experiment measures them: " + ", ".join(held))
+    w = json.loads(weather or "{}")
+    if w.get("mean_z"):
+        parts = [f"{g} " + ", ".join(f"{v.split('_')[0]} {z:+.1f} sd" for v, z in zs.items())
+                 for g, zs in w["mean_z"].items()]
+        lines.append(f"Weather assumed ({w.get('source')}): " + "; ".join(parts))
+    if table_exists(con, "mmm", "experiment_recommendations"):
+        for ch, treated, controls, days, change, width in con.execute(
+                "select channel, treated_geo_ids, control_geo_ids, duration_days, spend_change, "
+                "expected_interval_width from mmm.experiment_recommendations where tenant_id = ? and model_id = ? "
+                "order by channel", [tenant, model_id]).fetchall():
+            lines.append(f"Experiment for {ch}: +{change:,.0f} spend in {', '.join(json.loads(treated))} for {days} "
+                         f"days vs {', '.join(json.loads(controls)) or 'the model forecast'}; expected 90% interval "
+                         f"width {width:,.0f}")
+    return lines
