@@ -168,7 +168,9 @@ def evaluate_world_decision(con, tenant_id: str, truth_path: Path | str, model_i
 
     Returns the values (expected media revenue over the horizon, currency) and the regrets (percent of the
     oracle's value) of: plan, keep_split, weather_blind, candidate; with the plan's decision, P(better), the share
-    of the move it took, the channels it held and why it fell back (if it did)."""
+    of the move it took, the channels it held and why it fell back (if it did). When the plan fell back because
+    the model has no holdout score (benchmarks skip it to save a fit), `*_no_holdout` also gives the plan the
+    other guards alone would have proposed."""
     from weathervane.allocate.mmm_response import load_model_response
     from weathervane.allocate.plan import build_plan
     from weathervane.config import load_tenant_config
@@ -179,15 +181,19 @@ def evaluate_world_decision(con, tenant_id: str, truth_path: Path | str, model_i
     start = date.fromisoformat(truth.forecast_start)
     plan = build_plan(con, tenant_id, cfg, response, start=start)
     blind = build_plan(con, tenant_id, cfg, response, start=start, weather_blind=True)
+    others = {}
+    if plan.evidence is not None and plan.evidence.holdout_mape is None and cfg.planning.max_holdout_mape:
+        relaxed = cfg.model_copy(update={"planning": cfg.planning.model_copy(update={"max_holdout_mape": None})})
+        others["plan_no_holdout"] = build_plan(con, tenant_id, relaxed, response, start=start)
     if reports_dir is not None:
         from weathervane.allocate.report import write_plan_report
 
         plan.report_path = str(write_plan_report(plan, reports_dir))
-    return score_plans(truth, plan, blind, cfg.planning.max_change_pct, landing_root)
+    return score_plans(truth, plan, blind, cfg.planning.max_change_pct, landing_root, others)
 
 
 def score_plans(truth: Truth, plan, blind, max_change_pct: float | None,
-                landing_root: Path | str | None = None) -> dict:
+                landing_root: Path | str | None = None, others: dict | None = None) -> dict:
     """Value a plan, its weather-blind twin, keep-the-split and the unscaled candidate against the oracle."""
     days = (plan.horizon_end - plan.horizon_start).days + 1
     valuer = WorldValuer(truth, plan.horizon_start, days, landing_root)
@@ -200,6 +206,8 @@ def score_plans(truth: Truth, plan, blind, max_change_pct: float | None,
     v = {"oracle": valuer.value(oracle), "plan": valuer.value(cells(plan.spend)),
          "keep_split": valuer.value(cells(plan.baseline_spend)), "weather_blind": valuer.value(cells(blind.spend)),
          "candidate": valuer.value(cells(plan.candidate_spend if plan.candidate_spend is not None else plan.spend))}
+    for name, other in (others or {}).items():
+        v[name] = valuer.value(cells(other.spend))
     # what knowing the weather is worth: the oracle's regret had it planned for average weather
     weather_worth = regret(v["oracle"], valuer.value(valuer.oracle(previous, plan.total_budget, max_change_pct,
                                                                    weather_known=False)))
@@ -211,6 +219,9 @@ def score_plans(truth: Truth, plan, blind, max_change_pct: float | None,
         "blind_decision": blind.decision, "weather_worth_pct": round(weather_worth, 3),
         "horizon_start": plan.horizon_start.isoformat(), "budget": round(float(plan.total_budget), 2),
     }
+    for name, other in (others or {}).items():
+        out[f"decision_{name}"] = other.decision
+        out[f"prob_better_{name}"] = round(float(other.prob_better), 3)
     for k, val in v.items():
         out[f"value_{k}"] = round(val, 2)
         if k != "oracle":

@@ -1,0 +1,160 @@
+"""Plan regret over simulated worlds: the production plan, keep-the-split, the weather-blind plan and the
+optimiser's unguarded candidate, each valued under the world's TRUE response and horizon weather against the
+±max_change_pct oracle (weathervane.simulate.oracle).
+
+No fits here (bench/bench_robustness.py fits the real pipeline and calls the same oracle): each world's model is
+its own truth seen through a posterior of a known quality, so the guards are measured against the model errors
+that matter to a plan:
+
+- right: the truth's response with 10% log-sd posterior scatter per cell (the model is right and knows it);
+- shaky: 50% scatter (right on average, unsure);
+- undecided: 100% scatter (the data cannot decide);
+- wrong: meta's return overstated 2.3x with 5% scatter (confidently wrong), not flagged;
+- wrong_flagged: the same model with meta flagged `needs_experiment`.
+
+The model's response is the allocator's logistic / geometric form with the truth's parameters, so in worlds with
+Hill saturation or delayed adstock it is also misspecified in shape.
+
+    nice -n 10 .venv/bin/python bench/bench_plans.py [--worlds reference hill_s_curve ...] [--days 400]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+DEFAULT_WORLDS = ("reference", "small_no_tests", "hill_s_curve", "slow_adstock", "paced_search", "no_weather",
+                  "weather_swapped", "media_heavy")
+VARIANTS = ("right", "shaky", "undecided", "wrong", "wrong_flagged")
+
+
+def load_marts(con, folder: Path, truth) -> None:
+    """The simulated spend (as written to the files) and weather into marts.fct_ad_spend_daily /
+    fct_weather_daily and the forecast files into raw.weather__forecast, without the ingest and dbt steps."""
+    rows = [(truth.tenant_id, d, ch, f"c-{ch}", g, s) for ch, by_geo in truth.daily.spend.items()
+            for g, series in by_geo.items() for d, s in zip(pd.to_datetime(truth.daily.dates).date, series)]
+    spend = pd.DataFrame(rows, columns=["tenant_id", "date", "channel", "campaign_id", "geo_id", "spend"])
+    weather = []
+    for path in sorted((folder / "weather" / "daily").glob("*/*.json")):
+        daily = json.loads(path.read_text())["daily"]
+        weather.append(pd.DataFrame({"tenant_id": truth.tenant_id, "date": pd.to_datetime(daily["time"]).date,
+                                     "geo_id": path.parent.name, **{v: daily[v] for v in (
+                                         "temperature_2m_mean", "temperature_2m_max", "precipitation_sum")}}))
+    weather = pd.concat(weather, ignore_index=True)
+    con.execute("create schema if not exists marts; create schema if not exists raw")
+    con.register("spend_rows", spend)
+    con.register("weather_rows", weather)
+    con.execute("create or replace table marts.fct_ad_spend_daily as select tenant_id, date, channel, campaign_id, "
+                "geo_id, spend, 0::bigint as impressions, 0::bigint as clicks, 'x' as platform from spend_rows")
+    con.execute("create or replace table marts.fct_weather_daily as select * from weather_rows")
+    con.execute("create or replace table raw.weather__forecast (tenant_id varchar, file_path varchar, "
+                "file_hash varchar, source_line integer, loaded_at timestamp, geo_id varchar, record json)")
+    for path in sorted((folder / "weather" / "forecast").glob("*/*.json")):
+        con.execute("insert into raw.weather__forecast values (?, ?, 'h', 1, ?, ?, ?)",
+                    [truth.tenant_id, str(path.relative_to(folder)), datetime(2025, 1, 1), path.parent.name,
+                     path.read_text()])
+
+
+def model(truth, variant: str):
+    from weathervane.allocate import SaturatingResponse
+    from weathervane.allocate.safety import ModelEvidence
+
+    spread = {"right": 0.1, "shaky": 0.5, "undecided": 1.0}.get(variant, 0.05)
+    r = SaturatingResponse.from_truth(truth, draws=200, seed=1, spread=spread)
+    flags = {}
+    if variant.startswith("wrong") and "meta" in r.channels:
+        r.beta[:, r.channels.index("meta")] *= 2.3
+        if variant == "wrong_flagged":
+            flags = {("meta", None): True}
+    return r, ModelEvidence.assumed("simulator-truth", flags)
+
+
+def run_world(name: str, seed: int, days: int, geos: int, workdir: Path) -> list[dict]:
+    import duckdb
+
+    from weathervane.allocate import build_plan
+    from weathervane.config import TenantConfig
+    from weathervane.simulate import simulate_tenant
+    from weathervane.simulate.oracle import score_plans
+    from weathervane.simulate.worlds import WORLDS
+
+    world = WORLDS[name]
+    tenant = f"p{seed}-{name.replace('_', '-')}"[:40]
+    truth = simulate_tenant(tenant, workdir, days=days, n_geos=geos, seed=seed, world=world,
+                            grain=("all", "region"), **world.simulate_kwargs())
+    con = duckdb.connect(str(workdir / f"{tenant}.duckdb"))
+    load_marts(con, workdir / tenant, truth)
+    cfg = TenantConfig()
+    rows = []
+    for variant in VARIANTS:
+        response, evidence = model(truth, variant)
+        plan = build_plan(con, tenant, cfg, response, evidence=evidence)
+        blind = build_plan(con, tenant, cfg, response, evidence=evidence, weather_blind=True)
+        s = score_plans(truth, plan, blind, cfg.planning.max_change_pct, workdir)
+        rows.append({"world": name, "seed": seed, "variant": variant, **s})
+    con.close()
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    out = ["| world | model | decision | P(better) | move | regret plan | keep | weather-blind | candidate | "
+           "weather worth |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['world']} s{r['seed']} | {r['variant']} | {r['decision']} | {r['prob_better']:.2f} | "
+                   f"{r['move_fraction']:.2f} | {r['regret_plan_pct']:.2f}% | {r['regret_keep_split_pct']:.2f}% | "
+                   f"{r['regret_weather_blind_pct']:.2f}% | {r['regret_candidate_pct']:.2f}% | "
+                   f"{r['weather_worth_pct']:.2f}% |")
+    return "\n".join(out)
+
+
+def summary(rows: list[dict]) -> str:
+    lines = []
+    for variant in VARIANTS:
+        sub = [r for r in rows if r["variant"] == variant]
+        if not sub:
+            continue
+        plan = np.array([r["regret_plan_pct"] for r in sub])
+        keep = np.array([r["regret_keep_split_pct"] for r in sub])
+        cand = np.array([r["regret_candidate_pct"] for r in sub])
+        lines.append(f"{variant}: plan regret median {np.median(plan):.2f}% (max {plan.max():.2f}%), keep-the-split "
+                     f"median {np.median(keep):.2f}%; plan <= keep in {(plan <= keep + 1e-9).sum()}/{len(sub)} "
+                     f"worlds; unguarded candidate <= keep in {(cand <= keep + 1e-9).sum()}/{len(sub)}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--worlds", nargs="*", default=list(DEFAULT_WORLDS))
+    ap.add_argument("--seeds", nargs="*", type=int, default=[0])
+    ap.add_argument("--days", type=int, default=400)
+    ap.add_argument("--geos", type=int, default=3)
+    ap.add_argument("--out", type=Path, help="also write the rows as JSON lines here")
+    args = ap.parse_args()
+    rows = []
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            for name in args.worlds:
+                t = time.perf_counter()
+                got = run_world(name, seed, args.days, args.geos, Path(tmp))
+                rows += got
+                print(f"{name} seed {seed}: {time.perf_counter() - t:.0f} s", flush=True)
+    print(table(rows))
+    print(summary(rows))
+    print(f"{len(rows)} plans in {time.perf_counter() - t0:.0f} s")
+    if args.out:
+        args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+if __name__ == "__main__":
+    main()
