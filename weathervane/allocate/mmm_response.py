@@ -115,7 +115,8 @@ def _nonmedia(tree, idx: np.ndarray) -> np.ndarray | None:
     """[draw, period] fitted KPI less media (currency, summed over cells), or None when the file lacks the
     additive mean it needs or the result does not reproduce the observed KPI level (a model on another scale)."""
     post, const = tree["posterior"], tree["constant_data"]
-    media_name = next((n for n in ("weather_channel_contribution", "channel_contribution") if n in post), None)
+    media_name = next((n for n in ("media_contribution", "weather_channel_contribution", "channel_contribution")
+                       if n in post), None)
     if "mu" not in post or media_name is None or "target_scale" not in const or "target_data" not in const:
         return None
 
@@ -124,7 +125,8 @@ def _nonmedia(tree, idx: np.ndarray) -> np.ndarray | None:
         return da
 
     mu = flat("mu").transpose("sample", "date", "geo")
-    media = flat(media_name).sum("channel").transpose("sample", "date", "geo")
+    media = flat(media_name)
+    media = (media.sum("channel") if "channel" in media.dims else media).transpose("sample", "date", "geo")
     scale = const["target_scale"]
     scale = (scale.broadcast_like(mu.isel(sample=0, date=0, drop=True)) if "geo" in scale.dims
              else scale * (mu.isel(sample=0, date=0, drop=True) * 0 + 1))

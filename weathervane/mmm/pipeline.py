@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from weathervane import config
+from weathervane.mmm.artefact import save_lean
 from weathervane.mmm.data import ModelData, prepare_model_data, read_model_input
 from weathervane.mmm.lift_tests import lift_measurements, read_lift_tests
 from weathervane.mmm.model import FitSettings, adstock_lags, diagnostics, fit_mmm, passes
@@ -113,9 +114,7 @@ def fit_panel(data: ModelData, settings: FitSettings, *, lift_raw: pd.DataFrame 
             "settings": tried.to_dict(), "diagnostics": diag, "attempts": attempts, "holdout_mape": holdout_mape,
             "fitted_at": now.isoformat(), "lift_tests": fit.lift_tests}
     fit.mmm.idata.attrs[META_ATTR] = json.dumps(meta, default=str)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fit.mmm.save(str(path))
+    save_lean(fit.mmm, path)
 
     resp = PosteriorResponse.from_idata(fit.mmm.idata, model_id=model_id)
     prior = resp.under_prior(fit.mmm.model, seed=settings.seed)
