@@ -1,0 +1,45 @@
+"""One tenant's replay: read the logged periods, release the warehouse, fit and judge, write tables and report."""
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Callable
+
+from weathervane import config
+
+Connect = Callable[[bool], AbstractContextManager]
+
+REPORT_NAME = "policy_replay.html"
+
+
+def candidate_policies(cfg: config.TenantConfig):
+    from weathervane.replay.policies import PolicySpec, default_policies
+
+    extra = [PolicySpec(p.name, max_change_pct=p.max_change_pct, weather=p.weather) for p in cfg.replay.policies]
+    return default_policies(cfg.planning.max_change_pct, extra)
+
+
+def replay_tenant(connect: Connect, tenant_id: str, cfg: config.TenantConfig, *, store: Path | str | None = None,
+                  reports: Path | str | None = None, fit_settings=None, settings=None, period: str = "week"):
+    """Replay every candidate over the tenant's logged decision periods and write decisions.policy_replay.
+
+    The outcome models are fitted at cfg.replay.n_origins rolling origins with `fit_settings` (default: MAP, a
+    point estimate, so direct-method intervals carry the periods' uncertainty only)."""
+    from weathervane.mmm.model import FitSettings
+    from weathervane.replay.periods import load_decision_log
+    from weathervane.replay.report import write_replay_report
+    from weathervane.replay.run import ReplaySettings, run_replay
+    from weathervane.replay.tables import write_replay
+
+    tenant_id = config.validate_tenant_id(tenant_id)
+    fit_settings = fit_settings or FitSettings(method="map", holdout_weeks=0)
+    settings = settings or ReplaySettings(n_origins=cfg.replay.n_origins)
+    with connect(True) as con:
+        log = load_decision_log(con, tenant_id, grain_product=cfg.grain.product, grain_geo=cfg.grain.geo,
+                                period=period, period_days=cfg.replay.period_days)
+    result = run_replay(log, candidate_policies(cfg), fit_settings, settings, store=store)
+    base = Path(reports) if reports is not None else config.reports_dir()
+    result.report_path = write_replay_report(result, config.tenant_dir(base, tenant_id) / REPORT_NAME)
+    with connect(False) as con:
+        write_replay(con, result, fit_settings.method)
+    return result
