@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 import zlib
 from dataclasses import dataclass, field
@@ -133,16 +134,29 @@ def _run_check(stream: Stream, record, line: int | None, parsed: ParsedFile) -> 
     return ok
 
 
+NON_FINITE_MESSAGE = ("NaN, Infinity or a number beyond a double (such as 1e400) is not a JSON number; "
+                      "send null for a missing value")
+# What a non-finite number can look like in JSON text: NaN, Infinity, or an exponent of three digits or more.
+_NON_FINITE_HINT = re.compile(r"NaN|Infinity|[0-9][eE][+]?[0-9]{3}")
+
+
 def _non_finite_token(line: str) -> bool:
-    """True when the JSON text holds NaN or Infinity (JSON has neither; DuckDB keeps them as text)."""
-    if "NaN" not in line and "Infinity" not in line:
-        return False  # the common case costs two substring scans
+    """True when the JSON text holds NaN, Infinity or a number beyond a double (1e400), in any field, kept
+    ones included: JSON has no such numbers, and whatever reads the field later would get nan or inf."""
+    if not _NON_FINITE_HINT.search(line):
+        return False  # the common case costs one scan
 
     def refuse(token):
         raise ValueError(token)
 
+    def finite(text):
+        value = float(text)
+        if not math.isfinite(value):
+            raise ValueError(text)
+        return value
+
     try:
-        json.loads(line, parse_constant=refuse)
+        json.loads(line, parse_constant=refuse, parse_float=finite)
     except ValueError:
         return True
     return False
@@ -171,7 +185,7 @@ def parse_jsonl(stream: Stream, data: bytes, gzipped: bool) -> ParsedFile:
             _add_validation_errors(parsed, number, exc)
             continue
         if _non_finite_token(line):
-            parsed.add(Problem(number, None, "NaN or Infinity is not a JSON number; send null for a missing value"))
+            parsed.add(Problem(number, None, NON_FINITE_MESSAGE))
             continue
         if stream.check is None or _run_check(stream, record, number, parsed):
             records.append((number, line))
@@ -201,7 +215,7 @@ def parse_weather(stream: Stream, data: bytes, gzipped: bool, geo_folder: str | 
         _add_validation_errors(parsed, 1, exc)
         return parsed
     if _non_finite_token(body):
-        parsed.add(Problem(1, None, "NaN or Infinity is not a JSON number; send null for a missing value"))
+        parsed.add(Problem(1, None, NON_FINITE_MESSAGE))
         return parsed
     if _run_check(stream, record, 1, parsed):
         parsed.records.append((1, body))
