@@ -142,15 +142,36 @@ def _sample_nutpie(design: Design, draws: int, tune: int, chains: int, seed: int
     return tree
 
 
+_PYMC_STEPS: dict[tuple, tuple] = {}
+
+
+def _sample_pymc(design: Design, draws: int, tune: int, chains: int, seed: int, target_accept: float):
+    """PyMC's NUTS; the model and its compiled step are kept per donor count, and new data is swapped in (shared
+    variables), so the audits of one tenant compile once per shape."""
+    import pymc as pm
+
+    key = (design.weights, None if design.X is None else design.X.shape[1],
+           None if design.Z is None else design.Z.shape[1], target_accept)
+    if key not in _PYMC_STEPS:
+        model = build_model(design)
+        with model:
+            _PYMC_STEPS[key] = (model, pm.NUTS(target_accept=target_accept))
+    model, step = _PYMC_STEPS[key]
+    with model:
+        pm.set_data(_data(design))
+        return pm.sample(draws=draws, tune=tune, chains=chains, cores=1, step=step, random_seed=seed,
+                         progressbar=False, compute_convergence_checks=False)
+
+
 def fit(design: Design, draws: int = 500, tune: int = 500, chains: int = 2, seed: int = 0,
         target_accept: float = 0.9, sampler: str = "pymc") -> Posterior:
-    """NUTS on the pre-period (chains one after the other: the machine is shared). `sampler`: "pymc" compiles
-    the model each call (quick for one audit); "nutpie" compiles once per shape and reuses it."""
+    """NUTS on the pre-period (chains one after the other: the machine is shared). Both samplers reuse one
+    compiled model per shape in this process: "pymc" (C, quick to compile) or "nutpie" (slow to compile, then fast:
+    the calibration study)."""
     import time
     import warnings
 
     import arviz as az
-    import pymc as pm
 
     t0 = time.perf_counter()
     with warnings.catch_warnings():
@@ -158,10 +179,7 @@ def fit(design: Design, draws: int = 500, tune: int = 500, chains: int = 2, seed
         if sampler == "nutpie":
             idata = _sample_nutpie(design, draws, tune, chains, seed, target_accept)
         elif sampler == "pymc":
-            with build_model(design):
-                idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=1, random_seed=seed,
-                                  progressbar=False, target_accept=target_accept, compute_convergence_checks=False,
-                                  nuts_sampler="pymc")
+            idata = _sample_pymc(design, draws, tune, chains, seed, target_accept)
         else:
             raise ValueError(f"sampler must be pymc or nutpie, got {sampler!r}")
     post = idata.posterior

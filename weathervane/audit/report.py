@@ -20,9 +20,13 @@ def _plt():
 
 
 def _png(fig) -> str:
-    from weathervane.allocate.report import _png as png
+    import base64
+    import io
 
-    return png(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    _plt().close(fig)
+    return f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}" alt="audit plot">'
 
 
 def _window_mask(res) -> np.ndarray:

@@ -1,0 +1,1 @@
+"""Causal audits of automated deployments and applied plans (synthetic control, DiD, interrupted time series)."""
