@@ -105,6 +105,36 @@ def _cmd_ui(args: argparse.Namespace) -> int:
             p.terminate()
 
 
+def _cmd_sniff(args: argparse.Namespace) -> int:
+    from dagster_project.proof import current_sniff, sniff_run
+    from weathervane.sniff.cli import print_sniff, sniff_dict
+
+    tenant = config.validate_tenant_id(args.tenant)
+    result = sniff_run(tenant)
+    sniff = current_sniff(tenant)
+    if args.json:
+        import json
+
+        domain_cli.console.print_json(json.dumps(sniff_dict(sniff), default=str))
+    else:
+        print_sniff(sniff, domain_cli.console)
+    return 0 if result.success else 1
+
+
+def _cmd_proof(args: argparse.Namespace) -> int:
+    from dagster_project.proof import run_proof
+
+    con = domain_cli.console
+    started = time.perf_counter()
+    run, path = run_proof(args.tenant, period=args.period, draws=args.draws, chains=args.chains,
+                          method=args.method, seed=args.seed, say=con.print)
+    con.print(f"\n[bold]Brand proof for {run.tenant_id}[/bold] ({run.mode.replace('_', ' ')}, modelled tenant "
+              f"{run.model_tenant}) in {time.perf_counter() - started:.0f}s: {path.resolve()}")
+    for problem in run.problems:
+        con.print(f"[yellow]{problem}[/yellow]")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = domain_cli.build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
@@ -119,6 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--reports-port", type=int, default=3002)
     ui.add_argument("--approvals-port", type=int, default=3001, help="0: do not start the approvals page")
     ui.set_defaults(func=_cmd_ui)
+    # through Dagster here: ingest and harmonize first, so the sniff sees what the pipeline would load
+    sub.choices["sniff"].set_defaults(func=_cmd_sniff)
+    proof = sub.add_parser("proof", help="sniff a tenant, run its pipeline live or on a synthetic twin, and write "
+                                         "the brand proof report")
+    proof.add_argument("--tenant", required=True)
+    proof.add_argument("--period", choices=["day", "week"], default="week", help="model period (default week: quick)")
+    proof.add_argument("--draws", type=int, default=500, help="NUTS draws (and tuning steps) per chain")
+    proof.add_argument("--chains", type=int, default=2)
+    proof.add_argument("--method", choices=["nuts", "map"], default="nuts", help="map: a quick point estimate")
+    proof.add_argument("--seed", type=int, default=0)
+    proof.set_defaults(func=_cmd_proof)
     return parser
 
 

@@ -5,10 +5,10 @@ from dagster import Definitions, load_asset_checks_from_modules
 
 from dagster_project import jobs, schedules, sensors
 from dagster_project.executor import weathervane_executor
-from dagster_project.defs import audit, decisions, ingest, marts, mmm, replay
+from dagster_project.defs import audit, decisions, ingest, marts, mmm, replay, sniff
 from dagster_project.resources import WeathervaneResource
 
-_families = [ingest, marts, mmm, decisions, audit, replay]
+_families = [ingest, marts, mmm, decisions, audit, replay, sniff]
 
 
 def build_definitions(weathervane: WeathervaneResource | None = None, extra_resources: dict | None = None) -> Definitions:

@@ -55,6 +55,12 @@ def _add_users_and_serve(sub) -> None:
     add_serve_cli(sub)
 
 
+def _add_sniff(sub) -> None:
+    from weathervane.sniff.cli import add_cli
+
+    add_cli(sub)
+
+
 def _add_autopilot(sub) -> None:
     from weathervane.governance.autopilot import add_autopilot_cli
 
@@ -80,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plans(sub)
     _add_users_and_serve(sub)
     _add_autopilot(sub)
+    _add_sniff(sub)
     return parser
 
 

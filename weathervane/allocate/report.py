@@ -1,126 +1,186 @@
-"""The plan report: one self-contained HTML file (PNG plots embedded as base64)."""
+"""The plan report: one self-contained HTML file, figures embedded as PNGs with alt text, money in the tenant's
+currency, and the decision in plain words (what the plan expects, how sure, what holds it back)."""
 from __future__ import annotations
 
-import base64
-import html
-import io
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from weathervane.config import validate_tenant_id  # noqa: E402
+from weathervane import reports as rp
+from weathervane.config import validate_tenant_id
 
 MAX_GEOS_PER_PLOT = 8
 
 
-def _png(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
-
-
-def _allocation_fig(plan) -> str:
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+def _allocation_fig(plan, currency: str) -> str:
+    fig, ax = rp.new_figure(8, 3.4)
     x = np.arange(len(plan.channels))
-    ax.bar(x - 0.2, plan.previous.sum(axis=1), 0.4, label="previous window")
-    ax.bar(x + 0.2, plan.spend.sum(axis=1), 0.4, label="plan")
-    ax.set_xticks(x, plan.channels, rotation=20)
+    names = [rp.channel_name(c) for c in plan.channels]
+    ax.bar(x - 0.2, plan.previous.sum(axis=1), 0.4, label=f"previous {len(_days(plan))} days")
+    ax.bar(x + 0.2, plan.spend.sum(axis=1), 0.4, label="this plan")
+    ax.set_xticks(x, names, rotation=15)
+    ax.set_xlabel("channel")
     ax.set_ylabel("spend over the horizon")
+    rp.money_axis(ax, currency)
     ax.legend()
-    ax.set_title("Spend by channel")
-    return _png(fig)
+    return rp.figure(fig, alt="Bar chart: spend per channel over the planning horizon, the previous window beside "
+                              "this plan.", caption="Where the budget goes, channel by channel.")
 
 
-def _lift_fig(plan) -> str:
-    fig, ax = plt.subplots(figsize=(7, 3))
-    ax.hist(plan.lift_draws, bins=40, color="tab:green", alpha=0.8)
-    ax.axvline(0, color="k", lw=1)
-    ax.set_xlabel("KPI of the plan minus KPI of keeping the previous split (posterior draws)")
-    ax.set_title("Expected lift vs baseline")
-    return _png(fig)
+def _days(plan) -> range:
+    return range((plan.horizon_end - plan.horizon_start).days + 1)
 
 
-def _curves_fig(plan) -> str:
+def _lift_fig(plan, currency: str) -> str:
+    fig, ax = rp.new_figure(8, 3.2)
+    ax.hist(plan.lift_draws, bins=40, color="tab:green", alpha=0.8, label="plan minus keep-the-split (draws)")
+    ax.axvline(0, color="k", lw=1, label="no difference")
+    ax.set_xlabel("net revenue of the plan minus keeping the previous split")
+    ax.set_ylabel("posterior draws")
+    rp.money_axis(ax, currency, "x")
+    ax.legend(fontsize=8)
+    return rp.figure(fig, alt="Histogram of the expected difference in net revenue between the plan and keeping "
+                              "the previous split, one bar per range of posterior draws, with a line at zero.",
+                     caption="Expected lift over keeping the split: draws right of the line are wins.")
+
+
+def _curves_fig(plan, currency: str) -> str:
     a = plan.allocation
     n = len(plan.channels)
-    fig, axes = plt.subplots(1, n, figsize=(3.4 * n, 3), squeeze=False)
+    fig, axes = rp.new_figure(3.6 * n, 3.4, ncols=n, squeeze=False)
     mean = a.curves.mean(axis=1)  # [K, C, G]
     order = np.argsort(-plan.spend.sum(axis=0))[:MAX_GEOS_PER_PLOT]
     for ci, ch in enumerate(plan.channels):
         ax = axes[0, ci]
         for gi in order:
             line, = ax.plot(a.grid[:, ci, gi], mean[:, ci, gi], lw=1, label=plan.geos[gi])
-            chosen = np.interp(plan.spend[ci, gi], a.grid[:, ci, gi], mean[:, ci, gi]) if a.grid[-1, ci, gi] > 0 else 0
+            has = a.grid[-1, ci, gi] > 0
+            chosen = np.interp(plan.spend[ci, gi], a.grid[:, ci, gi], mean[:, ci, gi]) if has else 0
             ax.plot([plan.spend[ci, gi]], [chosen], "o", color=line.get_color())
-            prev = np.interp(plan.previous[ci, gi], a.grid[:, ci, gi], mean[:, ci, gi]) if a.grid[-1, ci, gi] > 0 else 0
+            prev = np.interp(plan.previous[ci, gi], a.grid[:, ci, gi], mean[:, ci, gi]) if has else 0
             ax.plot([plan.previous[ci, gi]], [prev], "x", color=line.get_color())
-        ax.set_title(ch)
-        ax.set_xlabel("horizon spend")
-    axes[0, 0].set_ylabel("expected contribution")
-    axes[0, -1].legend(fontsize=7)
-    fig.suptitle("Response curves under the horizon's weather (o plan, x previous)")
-    return _png(fig)
+        ax.set_title(rp.channel_name(ch), fontsize=10)
+        ax.set_xlabel("spend over the horizon")
+        rp.money_axis(ax, currency, "x")
+        rp.money_axis(ax, currency, "y")
+    axes[0, 0].set_ylabel("expected net revenue brought")
+    handles, labels = axes[0, -1].get_legend_handles_labels()
+    from matplotlib.lines import Line2D
+
+    handles += [Line2D([], [], marker="o", ls="", color="grey"), Line2D([], [], marker="x", ls="", color="grey")]
+    labels += ["this plan", "previous window"]
+    axes[0, -1].legend(handles, labels, fontsize=7)
+    return rp.figure(fig, alt="One response curve per channel and geo under the horizon's weather; a dot marks the "
+                              "plan's spend, a cross the previous window's.",
+                     caption="Why: the plan moves money toward cells whose next dollar still returns the most.")
 
 
-def _weather_fig(plan) -> str:
+def _weather_fig(plan) -> str | None:
     v = plan.weather.values
-    var = "temperature_2m_mean" if "temperature_2m_mean" in v.columns else [c for c in v.columns
-                                                                             if c not in ("date", "geo_id", "source")][0]
-    fig, ax = plt.subplots(figsize=(7, 3))
+    cols = [c for c in v.columns if c not in ("date", "geo_id", "source")]
+    if not cols:
+        return None
+    var = "temperature_2m_mean" if "temperature_2m_mean" in cols else cols[0]
+    unit = rp.WEATHER_WORDS.get(var, ("", ""))[1]
+    fig, ax = rp.new_figure(8, 3.2)
     for g in plan.geos[:MAX_GEOS_PER_PLOT]:
         sub = v[v["geo_id"] == g]
-        line, = ax.plot(sub["date"], sub[var], lw=1, label=g)
+        line, = ax.plot(sub["date"], sub[var], lw=1, label=f"{g}")
         clim = sub[sub["source"] != "forecast"]
-        ax.plot(clim["date"], clim[var], ".", color=line.get_color(), ms=3)
-    ax.set_ylabel(var)
-    ax.set_title("Weather assumed (line: forecast; dots: climatology)")
-    ax.legend(fontsize=7, ncol=2)
-    fig.autofmt_xdate()
-    return _png(fig)
+        if len(clim):
+            ax.plot(clim["date"], clim[var], ".", color=line.get_color(), ms=3)
+    from matplotlib.lines import Line2D
+
+    handles, labels = ax.get_legend_handles_labels()
+    handles.append(Line2D([], [], marker=".", ls="", color="grey"))
+    labels.append("climatology (no forecast)")
+    ax.legend(handles, labels, fontsize=7, ncol=2)
+    ax.set_xlabel("date")
+    ax.set_ylabel(f"{var.replace('_', ' ')} ({unit})" if unit else var.replace("_", " "))
+    return rp.figure(fig, alt=f"Line chart of the {var.replace('_', ' ')} assumed for each geo over the horizon; "
+                              "dots mark days taken from climatology rather than a forecast.",
+                     caption="The weather the plan assumes.")
 
 
-def _table(headers, rows) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+def _q(a) -> tuple[float, float, float]:
+    return float(np.mean(a)), float(np.quantile(a, 0.05)), float(np.quantile(a, 0.95))
 
 
-def render_plan_html(plan) -> str:
-    kpi, base, lift = plan.kpi_draws, plan.baseline_kpi_draws, plan.lift_draws
-    q = lambda a: f"{a.mean():,.0f} [{np.quantile(a, .05):,.0f}, {np.quantile(a, .95):,.0f}]"  # noqa: E731
+def decision_sentences(plan, currency: str) -> list[str]:
+    """The plan's claim in plain words, with its interval and what it assumes."""
+    m = lambda v: rp.money(v, currency)  # noqa: E731
+    lift = _q(plan.lift_draws)
+    prob = float(getattr(plan, "prob_better", (plan.lift_draws > 0).mean()))
+    out = []
+    reasons = list(getattr(plan, "fallback_reasons", []) or [])
+    if reasons:
+        out.append("Recommendation: keep the current split. " + "; ".join(reasons) + ".")
+    else:
+        move = float(getattr(plan, "move_fraction", 1.0))
+        part = "" if move >= 1 else f" (taking {move:.0%} of the optimiser's move, to limit the downside)"
+        out.append(f"Recommendation: move the budget as below{part}.")
+    out.append(f"Expected extra net revenue over keeping the split: {m(lift[0])} "
+               f"({rp.interval(lift[1], lift[2], m)}).")
+    out.append(f"Probability the plan beats keeping the split: {prob:.0%} — under the model's assumptions "
+               "(its adstock, saturation and weather effects hold over the horizon and the assumed weather comes).")
+    if plan.kpi_scope != "total":
+        out.append("Totals count only the net revenue attributable to paid media: the model gives no baseline "
+                   "forecast for this horizon.")
+    return out
+
+
+def binding_sentences(plan) -> list[str]:
+    if hasattr(plan, "binding_summary"):
+        return list(plan.binding_summary())
+    return []
+
+
+def render_plan_html(plan, currency: str | None = None) -> str:
+    from weathervane.mmm.report import tenant_currency
+
+    currency = currency or tenant_currency(plan.tenant_id)
+    m = lambda v: rp.money(v, currency)  # noqa: E731
+    kpi, base, lift = _q(plan.kpi_draws), _q(plan.baseline_kpi_draws), _q(plan.lift_draws)
     c = plan.contribution
-    rows = [
-        (ch, g, f"{plan.previous[ci, gi]:,.0f}", f"{plan.spend[ci, gi]:,.0f}",
-         f"{(plan.spend[ci, gi] / plan.previous[ci, gi] - 1):+.0%}" if plan.previous[ci, gi] > 0 else "new",
-         f"{plan.weather_multiplier[ci, gi]:.3f}", q(c[:, ci, gi]), f"{plan.allocation.marginal_roas[ci, gi]:.2f}")
-        for ci, ch in enumerate(plan.channels) for gi, g in enumerate(plan.geos)
-    ]
-    scope = ("total KPI" if plan.kpi_scope == "total"
-             else "KPI attributable to paid media (the model gives no baseline forecast)")
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Plan {html.escape(plan.plan_id)}</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse;font-size:13px}}
-td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}</style></head><body>
-<h1>Budget plan {html.escape(plan.plan_id)}</h1>
-<p>Tenant <b>{html.escape(plan.tenant_id)}</b>, model {html.escape(plan.model_id)}, horizon {plan.horizon_start} to
-{plan.horizon_end}, total budget {plan.total_budget:,.2f}, objective: {html.escape(plan.objective.describe())}.</p>
-<h2>Expected outcome ({html.escape(scope)}; mean [90% interval])</h2>
-{_table(["", "KPI"], [("plan", q(kpi)), ("keep previous split", q(base)), ("lift", q(lift)),
-                       ("probability the plan does better", f"{(lift > 0).mean():.0%}")])}
-{_lift_fig(plan)}
-<h2>Allocation</h2>{_allocation_fig(plan)}
-{_table(["channel", "geo", "previous", "plan", "change", "weather multiplier", "contribution", "marginal ROAS"], rows)}
-<h2>Why: response curves at the chosen points</h2>{_curves_fig(plan)}
-<p>Budget moves toward cells whose next unit of spend returns most under the weather expected; the weather
-multiplier is each cell's expected effect under the horizon's weather divided by its effect under average weather,
-from the model's own weather coefficients.</p>
-<h2>Weather assumed ({html.escape(plan.weather.source)})</h2>{_weather_fig(plan)}
-<ul>{"".join(f"<li>{html.escape(n)}</li>" for n in plan.notes)}</ul>
-</body></html>"""
+    binding = plan.line_binding() if hasattr(plan, "line_binding") else None
+    rows = []
+    for ci, ch in enumerate(plan.channels):
+        for gi, g in enumerate(plan.geos):
+            cq = _q(c[:, ci, gi])
+            prev = plan.previous[ci, gi]
+            rows.append((rp.channel_name(ch), g, m(prev), m(plan.spend[ci, gi]),
+                         rp.pct(plan.spend[ci, gi] / prev - 1, signed=True) if prev > 0 else "new",
+                         rp.pct(plan.weather_multiplier[ci, gi] - 1, signed=True),
+                         f"{m(cq[0])} ({m(cq[1])}–{m(cq[2])})",
+                         rp.ratio(plan.allocation.marginal_roas[ci, gi]),
+                         (binding[ci, gi] if binding is not None else "") or "—"))
+    scope = "total net revenue" if plan.kpi_scope == "total" else "net revenue from paid media"
+    outcome = rp.table(["", f"{scope} (mean)", "90% interval"], [
+        ("this plan", m(kpi[0]), f"{m(kpi[1])} – {m(kpi[2])}"),
+        ("keep the previous split", m(base[0]), f"{m(base[1])} – {m(base[2])}"),
+        ("difference", m(lift[0]), f"{m(lift[1])} – {m(lift[2])}"),
+    ])
+    weather_fig = _weather_fig(plan)
+    binds = binding_sentences(plan)
+    body = f"""
+<p>Tenant <b>{rp.esc(plan.tenant_id)}</b>, model {rp.esc(plan.model_id)}. Horizon {plan.horizon_start} to
+{plan.horizon_end}; total budget {rp.esc(m(plan.total_budget))}; objective: {rp.esc(plan.objective.describe())}.</p>
+<h2>The decision</h2>
+<ul class="plain">{''.join(f'<li>{rp.esc(s)}</li>' for s in decision_sentences(plan, currency))}</ul>
+<h2>Expected outcome over the horizon</h2>{outcome}
+{_lift_fig(plan, currency)}
+<h2>What holds the plan back</h2>
+<ul class="plain">{''.join(f'<li>{rp.esc(s)}</li>' for s in binds) or '<li>No constraint binds.</li>'}</ul>
+<h2>Allocation</h2>{_allocation_fig(plan, currency)}
+<p class="note">Weather effect = how much better (or worse) each line is expected to work under the horizon's weather
+than under its geo's average weather. Marginal ROAS = net revenue the next {rp.esc(m(1))} of spend would bring.</p>
+{rp.table(["channel", "geo", "previous", "plan", "change", "weather effect", "net revenue brought (90% interval)",
+           "marginal ROAS", "what holds it"], rows, numeric_from=2)}
+<h2>Why: response curves at the chosen points</h2>{_curves_fig(plan, currency)}
+{f'<h2>Weather assumed ({rp.esc(plan.weather.source)})</h2>' + weather_fig if weather_fig else ''}
+<h2>Notes</h2><ul class="plain">{"".join(f"<li>{rp.esc(n)}</li>" for n in plan.notes)}</ul>"""
+    return rp.page(f"Budget plan {plan.plan_id}", body,
+                   subtitle="Weather-aware budget plan, proposed for approval.")
 
 
 def write_plan_report(plan, reports_dir: Path | str) -> Path:

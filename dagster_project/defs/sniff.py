@@ -1,0 +1,69 @@
+"""The dataset sniff: what each tenant's data holds and what it can carry, as ops.dataset_sniff."""
+
+from dagster import AssetExecutionContext, AssetKey, AssetSelection, MaterializeResult, MetadataValue, asset, \
+    define_asset_job
+
+from dagster_project.metadata import rounded
+from dagster_project.partitions import WAREHOUSE_POOL, tenant_partitions
+from dagster_project.resources import WeathervaneResource
+from weathervane.landing.streams import STREAMS
+
+SNIFF_KEY = AssetKey(["ops", "dataset_sniff"])
+# What the sniff reads: grain-independent staging and intermediate models, promotions, and two raw streams
+# that have no staging model (lift tests, deployments).
+SNIFF_DEPS = [
+    AssetKey(["staging", "stg_shopify__order_lines"]), AssetKey(["staging", "stg_shopify__products"]),
+    AssetKey(["intermediate", "int_ad_spend_daily"]), AssetKey(["marts", "dim_promotion"]),
+    AssetKey(["staging", "stg_klaviyo__campaigns"]), AssetKey(["staging", "stg_weather__daily"]),
+    AssetKey(["staging", "stg_weather__forecast"]), AssetKey(["staging", "stg_aggregated__mmm_input"]),
+    *[AssetKey(["raw", s.key]) for s in STREAMS if s.key in ("experiments__lift_tests", "autopilot__deployments")],
+]
+
+
+@asset(
+    key=SNIFF_KEY,
+    deps=SNIFF_DEPS,
+    partitions_def=tenant_partitions,
+    pool=WAREHOUSE_POOL,
+    group_name="landing",
+    kinds={"duckdb"},
+    owners=["team:analytics"],
+    description="Dataset sniff: streams, history, gaps, geos, categories, orders per geo-day, spend variation per "
+                "channel, promotions, weather coverage, lift tests, deployments, quarantined files; and the "
+                "decisions they carry (finest grain, identifiable channels, weather interactions, period, live or "
+                "synthetic twin), each with its reason.",
+)
+def dataset_sniff(context: AssetExecutionContext, weathervane: WeathervaneResource) -> MaterializeResult:
+    from weathervane.sniff import sniff_tenant, write_sniff
+
+    tenant = context.partition_key
+    cfg = weathervane.tenant_config(tenant)
+    with weathervane.connect() as con:
+        sniff = sniff_tenant(con, tenant, cfg)
+        rows = write_sniff(con, sniff)
+    d = sniff.decisions
+    for dec in d.all():
+        context.log.info(f"{dec.name}: {dec.value} — {dec.reason}")
+    return MaterializeResult(metadata={
+        **rounded({"rows": rows, "history_days": sniff.profile.span_days, "orders": sniff.profile.orders,
+                   "spend_total": round(sniff.profile.spend_total, 2),
+                   "weather_coverage": sniff.profile.weather_coverage}),
+        "mode": d.mode.value,
+        "grain": f"{d.grain_product.value} x {d.grain_geo.value}",
+        "period": d.period.value,
+        "weather_interactions": d.weather.value,
+        "identifiable_channels": ", ".join(d.identifiable) or "none",
+        "decisions": MetadataValue.md("\n".join(f"- **{x.name}**: {x.value} — {x.reason}" for x in d.all())),
+        "warnings": MetadataValue.json(d.warnings),
+    })
+
+
+# Ingest, the whole dbt project at tenant.yaml's grain, and the sniff: what `weathervane sniff` runs.
+sniff_job = define_asset_job(
+    "sniff_job",
+    selection=AssetSelection.keys(SNIFF_KEY).upstream() | AssetSelection.groups("harmonized", "reference"),
+    description="Ingest a tenant's landing files, harmonize them and sniff what they can carry.",
+)
+
+assets = [dataset_sniff]
+jobs = [sniff_job]

@@ -1,0 +1,177 @@
+"""Shared report pieces: money and units, plain-word numbers, figures with alt text, one page style.
+
+Every report (model, plan, proof) renders through these so a marketer sees the same currency, the same interval
+wording and the same labels everywhere. matplotlib is imported only by the functions that draw.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from collections.abc import Iterable, Sequence
+
+CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "CAD": "CA$", "AUD": "A$", "JPY": "¥", "NZD": "NZ$"}
+KPI_NAMES = {"net_revenue": "net revenue"}
+WEATHER_WORDS = {
+    # variable: (noun for "1 sd ___ than usual", unit)
+    "temperature_2m_mean": ("warmer", "°C"),
+    "temperature_2m_max": ("hotter", "°C"),
+    "precipitation_sum": ("wetter", "mm"),
+}
+CHANNEL_NAMES = {"meta": "Meta", "google_search": "Google Search", "google_shopping": "Google Shopping",
+                 "google_performance_max": "Google Performance Max", "google_display": "Google Display",
+                 "google_video": "Google Video (YouTube)"}
+INTERVAL_WORDS = "90% interval"
+
+
+def esc(value) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def is_number(x) -> bool:
+    try:
+        return x is not None and math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def currency_symbol(currency: str) -> str:
+    return CURRENCY_SYMBOLS.get((currency or "").upper(), "")
+
+
+def money(x, currency: str = "USD", digits: int = 0) -> str:
+    """12345.6 -> '$12,346' (or '12,346 SEK' for a currency without a symbol here); '—' for a missing value."""
+    if not is_number(x):
+        return "—"
+    x = float(x)
+    sym = currency_symbol(currency)
+    sign = "-" if x < 0 else ""
+    body = f"{abs(x):,.{digits}f}"
+    return f"{sign}{sym}{body}" if sym else f"{sign}{body} {currency.upper()}"
+
+
+def money_short(x, currency: str = "USD") -> str:
+    """Axis-friendly money: $1.2M, $35k, $950."""
+    if not is_number(x):
+        return "—"
+    x = float(x)
+    a = abs(x)
+    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if a >= div:
+            v = x / div
+            s = f"{v:,.1f}".rstrip("0").rstrip(".") + suffix
+            break
+    else:
+        s = f"{x:,.0f}"
+    sym = currency_symbol(currency)
+    if s.startswith("-"):
+        return f"-{sym}{s[1:]}" if sym else f"{s} {currency.upper()}"
+    return f"{sym}{s}" if sym else f"{s} {currency.upper()}"
+
+
+def pct(x, digits: int = 0, signed: bool = False) -> str:
+    if not is_number(x):
+        return "—"
+    return f"{float(x) * 100:+.{digits}f}%" if signed else f"{float(x) * 100:.{digits}f}%"
+
+
+def ratio(x, digits: int = 2) -> str:
+    return "—" if not is_number(x) else f"{float(x):.{digits}f}"
+
+
+def interval(lo, hi, fmt=ratio) -> str:
+    """'90% interval 1.80–2.40'."""
+    return f"{INTERVAL_WORDS} {fmt(lo)}–{fmt(hi)}"
+
+
+def with_interval(mean, lo, hi, fmt=ratio) -> str:
+    """'2.10 (90% interval 1.80–2.40)'."""
+    return f"{fmt(mean)} ({interval(lo, hi, fmt)})"
+
+
+def channel_name(channel: str) -> str:
+    return CHANNEL_NAMES.get(channel, channel.replace("_", " ").title())
+
+
+def kpi_name(kpi: str) -> str:
+    return KPI_NAMES.get(kpi, kpi.replace("_", " "))
+
+
+def weather_sentence(channel: str, variable: str, mean, lo, hi) -> str:
+    """'A day 1 sd warmer than usual makes Meta about 28% more effective (90% interval 21% to 35%).'"""
+    word, _ = WEATHER_WORDS.get(variable, (f"higher in {variable.replace('_', ' ')}", ""))
+    name = channel_name(channel)
+    if not all(is_number(v) for v in (mean, lo, hi)):
+        return f"The effect of {variable.replace('_', ' ')} on {name} was not estimated."
+    m, a, b = (float(v) - 1 for v in (mean, lo, hi))
+    span = f"{INTERVAL_WORDS} {a * 100:+.0f}% to {b * 100:+.0f}%"
+    if a <= 0 <= b:
+        return (f"A day 1 sd {word} than usual changes {name}'s effect by about {m * 100:+.0f}%, but the "
+                f"{span} includes no change: the data cannot tell.")
+    direction = "more" if m > 0 else "less"
+    return f"A day 1 sd {word} than usual makes {name} about {abs(m) * 100:.0f}% {direction} effective ({span})."
+
+
+def figure(fig, alt: str, caption: str | None = None, dpi: int = 90) -> str:
+    """A matplotlib figure as an embedded PNG with alt text and an optional caption; closes the figure."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    data = base64.b64encode(buf.getvalue()).decode()
+    cap = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
+    return (f'<figure class="plot"><img src="data:image/png;base64,{data}" alt="{esc(alt)}" role="img">'
+            f"{cap}</figure>")
+
+
+def new_figure(width: float = 9.0, height: float = 3.6, ncols: int = 1, **kwargs):
+    """A figure drawn off-screen, laid out so titles and labels never overlap."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(1, ncols, figsize=(width, height), layout="constrained", **kwargs)
+
+
+def money_axis(ax, currency: str, axis: str = "y") -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    fmt = FuncFormatter(lambda v, _pos: money_short(v, currency))
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence], numeric_from: int = 1, cls: str = "") -> str:
+    """An HTML table; cells are escaped text, columns from `numeric_from` on are right-aligned."""
+    head = "".join(f'<th scope="col"{" class=num" if i >= numeric_from else ""}>{esc(h)}</th>'
+                   for i, h in enumerate(headers))
+    body = "".join("<tr>" + "".join(f'<td{" class=num" if i >= numeric_from else ""}>{esc(c)}</td>'
+                                    for i, c in enumerate(r)) + "</tr>" for r in rows)
+    return f'<table class="{esc(cls)}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1f2933;max-width:1100px;margin:2em auto;
+padding:0 1em;line-height:1.45}
+h1{font-size:1.7em;margin-bottom:.2em}h2{margin-top:1.8em;border-bottom:1px solid #d9e2ec;padding-bottom:.2em}
+h3{margin-bottom:.3em}
+table{border-collapse:collapse;font-size:14px;margin:.6em 0}th,td{padding:4px 10px;border-bottom:1px solid #e4e7eb;
+text-align:left;vertical-align:top}th.num,td.num{text-align:right;font-variant-numeric:tabular-nums}
+thead th{background:#f5f7fa}
+figure.plot{margin:1em 0}figure.plot img{max-width:100%;height:auto}figcaption{color:#52606d;font-size:13px}
+.banner{background:#fff3c4;border:1px solid #f0b429;padding:.5em 1em;margin:1em 0;font-weight:600}
+.note{color:#52606d;font-size:14px}.warn{color:#8d2b0b}.ok{color:#0e7c3a}
+.kpi{display:inline-block;margin:.3em 1.5em .3em 0}.kpi b{display:block;font-size:1.4em}
+ul.plain li{margin:.25em 0}
+"""
+
+
+def page(title: str, body: str, banner: str | None = None, subtitle: str | None = None) -> str:
+    """A self-contained HTML page; `banner` (e.g. the synthetic-data label) is shown at the top and bottom."""
+    top = f'<div class="banner" role="note">{esc(banner)}</div>' if banner else ""
+    sub = f'<p class="note">{esc(subtitle)}</p>' if subtitle else ""
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{esc(title)}</title>'
+            f"<style>{STYLE}</style></head><body>{top}<h1>{esc(title)}</h1>{sub}{body}{top}</body></html>")
