@@ -80,6 +80,10 @@ def print_demo_summary(tenant_id: str, warehouse: Path | None = None) -> None:
             if replay:
                 print_table("Policy replay on the logged periods (lift vs keeping the split, 90% interval)",
                             ["policy", "estimator", "KPI", "lift", "p05", "p95", "ESS", "support", "evaluable"], replay)
+        if _table_exists(con, "decisions", "causal_audits"):
+            from weathervane.governance.autopilot import print_gate
+
+            print_gate(con, tenant_id, config.load_tenant_config(config.landing_root(), tenant_id))
     finally:
         con.close()
     reports = sorted((config.reports_dir() / tenant_id).glob("*.html")) if (config.reports_dir() / tenant_id).exists() else []

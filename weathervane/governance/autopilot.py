@@ -172,37 +172,28 @@ def may_apply_without_approval(con, tenant_id: str, cfg: TenantConfig) -> bool:
 # --- `weathervane autopilot status|sync` -------------------------------------------------------------------
 
 
-def _cmd_status(args) -> int:
-    from pathlib import Path
-
-    import duckdb
-
-    from weathervane import config
+def print_gate(con, tenant: str, cfg: TenantConfig) -> GateState:
+    """The audits (primary method), the mode events and the gate's state, for people."""
     from weathervane.cli import console, print_table
 
-    tenant = config.validate_tenant_id(args.tenant)
-    cfg = config.load_tenant_config(Path(args.landing) if args.landing else config.landing_root(), tenant)
-    path = Path(args.warehouse) if args.warehouse else config.warehouse_path()
-    if not path.exists():
-        console.print(f"[red]error:[/red] warehouse {path} does not exist")
-        return 2
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        state = gate_state(con, tenant, cfg)
-        history = mode_events(con, tenant)
-        audits = con.execute(
-            "select coalesce(deployment_id, 'plan:' || plan_id), method, window_start, window_end, verdict, "
-            "round(effect_mean), round(effect_p05), round(effect_p95), round(placebo_p_value, 3), reason "
-            "from decisions.causal_audits where tenant_id = ? and is_primary order by window_end nulls last",
-            [tenant]).fetchall() if table_exists(con, "decisions", "causal_audits") else []
-    finally:
-        con.close()
+    state = gate_state(con, tenant, cfg)
+    history = mode_events(con, tenant)
+    audits = con.execute(
+        "select coalesce(deployment_id, 'plan:' || plan_id), method, window_start, window_end, verdict, "
+        "round(effect_mean), round(effect_p05), round(effect_p95), round(placebo_p_value, 3), "
+        "coalesce(reason, ''), coalesce(report_path, '') from decisions.causal_audits "
+        "where tenant_id = ? and is_primary order by window_end nulls last, 1",
+        [tenant]).fetchall() if table_exists(con, "decisions", "causal_audits") else []
+    print_table(f"Causal audits of {tenant} (primary method; effect on net revenue, 90% interval)",
+                ["deployment", "method", "from", "to", "verdict", "effect", "p05", "p95", "placebo p", "why"],
+                [a[:10] for a in audits])
+    for a in audits:
+        if a[10]:
+            console.print(f"audit report {a[0]}: {a[10]}")
     console.print(f"[bold]{tenant}[/bold]: mode in force [bold]{state.effective}[/bold]"
                   f"{'' if state.recorded else ' (no mode event recorded yet)'}; tenant.yaml autopilot.mode: "
                   f"{state.configured}")
     console.print(f"evidence: {state.evidence.describe()}")
-    print_table("Audits (primary method)", ["deployment", "method", "from", "to", "verdict", "effect", "p05", "p95",
-                                            "placebo p", "why"], audits)
     if history:
         print_table("Mode events", ["seq", "at", "actor", "from", "to", "reason"], history)
     nxt = MODES[min(LEVEL[state.effective] + 1, len(MODES) - 1)]
@@ -213,6 +204,28 @@ def _cmd_status(args) -> int:
         console.print(f"promotion to {nxt}: {verdict} ({state.evidence.describe()})")
     else:
         console.print("already at the highest mode")
+    return state
+
+
+def _cmd_status(args) -> int:
+    from pathlib import Path
+
+    import duckdb
+
+    from weathervane import config
+    from weathervane.cli import console
+
+    tenant = config.validate_tenant_id(args.tenant)
+    cfg = config.load_tenant_config(Path(args.landing) if args.landing else config.landing_root(), tenant)
+    path = Path(args.warehouse) if args.warehouse else config.warehouse_path()
+    if not path.exists():
+        console.print(f"[red]error:[/red] warehouse {path} does not exist")
+        return 2
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        state = print_gate(con, tenant, cfg)
+    finally:
+        con.close()
     return 0 if state.passed else 5
 
 
