@@ -8,7 +8,9 @@ from __future__ import annotations
 import base64
 import json
 import threading
+from contextlib import contextmanager
 from dataclasses import replace
+from datetime import date
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
@@ -101,6 +103,9 @@ def site(tmp_path_factory):
     env = pytest.MonkeyPatch()
     env.setenv("WEATHERVANE_LEDGER_KEY", str(root / "keys" / "ledger.key"))
     env.setenv("WEATHERVANE_LEDGER_HEADS", str(root / "keys" / "ledger-heads.jsonl"))
+    for var, name in (("LANDING", "landing"), ("WAREHOUSE", "warehouse.duckdb"), ("REPORTS", "reports"),
+                      ("MODEL_STORE", "models")):
+        env.setenv(f"WEATHERVANE_{var}", str(root / name))
     landing, warehouse, reports, users = root / "landing", root / "warehouse.duckdb", root / "reports", root / "users.json"
     truth = simulate_tenant(TENANT, landing, days=120, n_geos=2, seed=3)
     hook = _serve(HTTPServer(("127.0.0.1", 0), _Hook))
@@ -157,12 +162,21 @@ def _sign_in(page, user):
     page.wait_for_selector(f"text=Signed in as {user}")
 
 
+@contextmanager
+def _warehouse(site, read_only=False):
+    """A connection of the test, taken in turn with the server's (one process may not mix read-only and
+    read-write connections to a file, and the browser may still be loading the report frame)."""
+    with site["app"].extensions["weathervane"].lock:
+        con = duckdb.connect(str(site["warehouse"]), read_only=read_only)
+        try:
+            yield con
+        finally:
+            con.close()
+
+
 def _query(site, sql, params=()):
-    con = duckdb.connect(str(site["warehouse"]), read_only=True)
-    try:
+    with _warehouse(site, read_only=True) as con:
         return con.execute(sql, list(params)).fetchall()
-    finally:
-        con.close()
 
 
 def _new_proposal(site) -> str:
@@ -170,11 +184,8 @@ def _new_proposal(site) -> str:
     import uuid
 
     plan = replace(site["plan"], plan_id=f"{site['plan'].horizon_start:%Y%m%d}-{uuid.uuid4().hex[:10]}")
-    con = duckdb.connect(str(site["warehouse"]))
-    try:
+    with _warehouse(site) as con:
         write_plan(con, plan, site["cfg"])
-    finally:
-        con.close()
     return plan.plan_id
 
 
@@ -185,8 +196,7 @@ def _proposal_by(site, actor) -> str:
     from weathervane.governance.events import record_proposal
 
     plan_id = f"{site['plan'].horizon_start:%Y%m%d}-{uuid.uuid4().hex[:10]}"
-    con = duckdb.connect(str(site["warehouse"]))
-    try:
+    with _warehouse(site) as con:
         con.execute("begin transaction")
         con.execute("insert into decisions.plans select * replace (? as plan_id, null as status) "
                     "from decisions.plans where plan_id = ?", [plan_id, site["plan"].plan_id])
@@ -194,8 +204,6 @@ def _proposal_by(site, actor) -> str:
                     "from decisions.plan_lines where plan_id = ?", [plan_id, site["plan"].plan_id])
         record_proposal(con, TENANT, plan_id, site["cfg"], actor=actor)
         con.execute("commit")
-    finally:
-        con.close()
     return plan_id
 
 
@@ -264,7 +272,8 @@ def test_approver_signs_in_sees_the_evidence_approves_and_the_chain_verifies(sit
 
     args = ["--tenant", TENANT, "--warehouse", str(site["warehouse"]), "--landing", str(site["landing"])]
     capsys.readouterr()
-    assert main(["plans", "verify", *args]) == 0
+    with site["app"].extensions["weathervane"].lock:  # the CLI's connection, in turn with the server's
+        assert main(["plans", "verify", *args]) == 0
     assert "chain intact" in capsys.readouterr().out
     actor, reason = _query(site, "select actor, reason from decisions.plan_events where seq = ? and tenant_id = ?",
                            [seq, TENANT])[0]
@@ -346,7 +355,7 @@ def test_four_eyes_then_an_applier_applies_and_rolls_back_with_notifications_sho
     url = f"/api/tenants/{TENANT}/plans/{plan_id}"
     own = api.post(f"{url}/approve", data={"reason": "my own plan"}, headers=_basic(APPROVER))
     assert own.status == 403 and "may not approve it too" in own.json()["error"]
-    assert api.post(f"{url}/approve", data={"reason": ""}, headers=_basic(CFO)).status == 403  # reason required
+    assert api.post(f"{url}/approve", data={"reason": " "}, headers=_basic(CFO)).status == 400  # reason required
     ok = api.post(f"{url}/approve", data={"reason": "second pair of eyes"}, headers=_basic(CFO))
     assert ok.status == 200 and ok.json()["events"][0]["actor"] == CFO
     assert ok.json()["notifications"][0]["delivery_status"] == "delivered"
@@ -380,6 +389,7 @@ def test_sessions_expire_end_on_sign_out_and_on_a_password_reset_and_cookies_are
 
     app = create_app(warehouse_path=site["warehouse"], landing_root=site["landing"], reports_dir=site["reports"],
                      users_path=site["users"], secret_key="another", session_lifetime_s=1.5, secure_cookies=True)
+    app.extensions["weathervane"].lock = site["app"].extensions["weathervane"].lock
     client = app.test_client()
 
     def sign_in(user, password):
@@ -413,3 +423,61 @@ def test_sessions_expire_end_on_sign_out_and_on_a_password_reset_and_cookies_are
     page = client.get("/login")
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
     assert page.headers["X-Frame-Options"] == "DENY"
+
+
+def _row(cols, **values):
+    """A row for a table written by another stage: typed placeholders, the given values where named."""
+    import datetime as dt
+
+    fill = {"VARCHAR": "x", "DOUBLE": 0.5, "INTEGER": 3, "BOOLEAN": False, "DATE": dt.date(2024, 4, 1),
+            "TIMESTAMP": dt.datetime(2024, 4, 1, 12), "VARCHAR[]": ["US-CA"]}
+    return {c: values.get(c, fill.get(t.upper(), None)) for c, t in cols}
+
+
+def test_the_plan_page_shows_diagnostics_audits_replay_and_the_gate_where_they_exist(site):
+    """Tables of the model, audit and replay stages, written by their own writers, appear on the page."""
+    from weathervane.audit.run import ensure_audit_table, write_audits
+    from weathervane.mmm.store import TABLES, write_model_outputs
+    from weathervane.replay.tables import TABLES as REPLAY_TABLES
+    from weathervane.replay.tables import ensure_replay_tables
+    from weathervane.web import create_app
+
+    plan = site["plan"]
+    with _warehouse(site) as con:
+        ensure_audit_table(con)
+        audit_cols = [r[:2] for r in con.execute("describe decisions.causal_audits").fetchall()]
+        m = {"model_id": plan.model_id, "tenant_id": TENANT}
+        write_model_outputs(con, plan.model_id, {
+            "models": pd.DataFrame([_row(TABLES["models"], **m, status="ok", max_rhat=1.004, sampler="nutpie")]),
+            "channel_summary": pd.DataFrame([_row(TABLES["channel_summary"], **m, channel="google_search",
+                                                   geo_id=None, roas_mean=4.25, needs_experiment=True)]),
+        })
+        write_audits(con, TENANT, [
+            _row(audit_cols, tenant_id=TENANT, audit_id=f"a{i}", deployment_id=f"dep-{i}", plan_id=None,
+                 method="synthetic_control", is_primary=True, verdict=verdict, effect_mean=effect,
+                 effect_p05=effect / 2, effect_p95=effect * 1.5, window_end=date(2024, 3, i))
+            for i, (verdict, effect) in enumerate((("improved", 1234.0), ("no_detectable_effect", 80.0)), start=1)])
+        ensure_replay_tables(con)
+        replay = _row(REPLAY_TABLES["policy_replay"], tenant_id=TENANT, policy="weather_aware_plan",
+                      estimator="doubly_robust", value_mean=20500.0, evaluable=True)
+        con.execute(f"insert into decisions.policy_replay ({', '.join(replay)}) values "
+                    f"({', '.join('?' for _ in replay)})", list(replay.values()))
+
+    app = create_app(warehouse_path=site["warehouse"], landing_root=site["landing"], reports_dir=site["reports"],
+                     users_path=site["users"], secret_key="evidence")
+    app.extensions["weathervane"].lock = site["app"].extensions["weathervane"].lock
+    client = app.test_client()
+    client.get("/login")
+    with client.session_transaction() as sess:
+        token = sess["csrf"]
+    client.post("/login", data={"user": ANALYST, "password": PASSWORDS[ANALYST], "csrf_token": token})
+    html = client.get(f"/t/{TENANT}/plans/{plan.plan_id}").get_data(as_text=True)
+    model = html[html.index('data-testid="model"'):html.index('data-testid="audits"')]
+    assert "nutpie" in model and "1.004" in model and "needs experiment" in model and "4.250" in model
+    audits = html[html.index('data-testid="audits"'):html.index('data-testid="replay"')]
+    assert "dep-1" in audits and "improved" in audits and "1,234" in audits and "no detectable effect" not in audits
+    assert "no_detectable_effect" in audits
+    replay_html = html[html.index('data-testid="replay"'):html.index('data-testid="history"')]
+    assert "weather_aware_plan" in replay_html and "doubly_robust" in replay_html and "20,500" in replay_html
+    gate = html[html.index('data-testid="autopilot"'):]
+    assert "1 improved, 1 no detectable effect" in gate

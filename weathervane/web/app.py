@@ -64,6 +64,10 @@ PAGE_CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; frame-s
 REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'; sandbox"
 
 
+class ReasonRequired(GovernanceError):
+    """A decision without a usable reason (refused before the warehouse is touched)."""
+
+
 class WarehouseMissing(RuntimeError):
     pass
 
@@ -220,9 +224,9 @@ def decide(tenant_id: str, plan_id: str, action: str, user_id: str, reason: str)
         raise IllegalTransition(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
     reason = (reason or "").strip()
     if not reason:
-        raise GovernanceError("a reason is required: it is recorded in the ledger with your decision")
+        raise ReasonRequired("a reason is required: it is recorded in the ledger with your decision")
     if len(reason) > MAX_REASON:
-        raise GovernanceError(f"the reason has {len(reason)} characters; at most {MAX_REASON}")
+        raise ReasonRequired(f"the reason has {len(reason)} characters; at most {MAX_REASON}")
     from weathervane.governance.outbox import deliver_outbox
 
     s = _settings()
@@ -255,6 +259,8 @@ def _status_of(exc: GovernanceError) -> int:
         return 404
     if isinstance(exc, IllegalTransition):
         return 409
+    if isinstance(exc, ReasonRequired):
+        return 400
     return 403
 
 
@@ -320,7 +326,8 @@ def _register(app: Flask) -> None:
         if request.method in SAFE_METHODS or request.endpoint == "static":
             return None
         origin = request.headers.get("Origin")
-        if origin and origin != request.host_url.rstrip("/"):
+        # host only: behind a TLS proxy the browser's scheme differs from the one this server sees
+        if origin and urlsplit(origin).netloc != request.host:
             return _refuse_forgery(f"request from another origin ({origin})")
         if g.via_basic:
             # credentials sent with the request itself cannot be forged by another site; JSON bodies need CORS

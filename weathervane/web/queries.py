@@ -230,6 +230,20 @@ def model_evidence(con, tenant_id: str, model_id: str | None) -> dict:
     return out
 
 
+# What a marketer reads first, in this order, where the table has it (else every column is shown).
+AUDIT_COLUMNS = ("deployment_id", "plan_id", "method", "is_primary", "treated_geo_ids", "window_start", "window_end",
+                 "effect_mean", "effect_p05", "effect_p95", "relative_effect_mean", "prob_positive", "iroas_mean",
+                 "placebo_p_value", "pre_period_fit", "verdict", "reason")
+REPLAY_COLUMNS = ("policy", "estimator", "window_start", "window_end", "value_mean", "value_p05", "value_p95",
+                  "lift_mean", "lift_p05", "lift_p95", "prob_lift_positive", "effective_sample_size",
+                  "support_share", "evaluable", "reason")
+
+
+def _shown(cols: list[str], preferred: tuple[str, ...]) -> list[str]:
+    picked = [c for c in preferred if c in cols]
+    return picked or [c for c in cols if c != "tenant_id"]
+
+
 def causal_audits(con, tenant_id: str, plan_id: str | None = None, limit: int = 12) -> Table:
     if not table_exists(con, "decisions", "causal_audits"):
         return Table([], [])
@@ -239,7 +253,9 @@ def causal_audits(con, tenant_id: str, plan_id: str | None = None, limit: int = 
     for c in ("computed_at", "audited_at", "window_end"):
         if c in cols:
             order.append(f'"{c}" desc nulls last')
-    shown = [c for c in cols if c not in ("tenant_id",)]
+    if "is_primary" in cols:
+        order.append("is_primary desc")
+    shown = _shown(cols, AUDIT_COLUMNS)
     sql = (f"select {', '.join(chr(34) + c + chr(34) for c in shown)} from decisions.causal_audits "
            f"where tenant_id = ? order by {', '.join(order) or '1'} limit {int(limit)}")
     # the plan_id parameter sits in the order by, after the where
@@ -250,7 +266,7 @@ def policy_replay(con, tenant_id: str, limit: int = 24) -> Table:
     if not table_exists(con, "decisions", "policy_replay"):
         return Table([], [])
     cols = columns(con, "decisions", "policy_replay")
-    shown = [c for c in cols if c != "tenant_id"]
+    shown = _shown(cols, REPLAY_COLUMNS)
     order = [f'"{c}" desc' for c in ("computed_at", "window_end", "evaluated_at") if c in cols][:1]
     order += [f'"{c}"' for c in ("policy", "estimator") if c in cols]
     sql = (f"select {', '.join(chr(34) + c + chr(34) for c in shown)} from decisions.policy_replay "
@@ -261,8 +277,10 @@ def policy_replay(con, tenant_id: str, limit: int = 24) -> Table:
 def audit_verdicts(con, tenant_id: str) -> dict[str, int]:
     if not table_exists(con, "decisions", "causal_audits"):
         return {}
-    return dict(con.execute("select verdict, count(*) from decisions.causal_audits where tenant_id = ? "
-                            "group by verdict order by verdict", [tenant_id]).fetchall())
+    # one verdict per deployment: the primary method's, where the table marks it
+    primary = " and is_primary" if "is_primary" in columns(con, "decisions", "causal_audits") else ""
+    return dict(con.execute("select verdict, count(*) from decisions.causal_audits where tenant_id = ?"
+                            f"{primary} group by verdict order by verdict", [tenant_id]).fetchall())
 
 
 @dataclass
