@@ -199,7 +199,7 @@ def build_plan(
     moved = not np.allclose(alloc.spend, baseline_spend, rtol=1e-6, atol=1e-6 * max(budget, 1.0))
     if keep_feasible and moved:
         lift_by_step = {t: value(baseline_spend + t * (alloc.spend - baseline_spend)) - keep_value for t in MOVE_STEPS}
-        step, lift = choose_step(lift_by_step)
+        step, lift = choose_step(lift_by_step, p.min_prob_better)
     else:
         step, lift = (1.0, value(alloc.spend) - keep_value) if moved else (0.0, np.zeros_like(keep_total))
     prob, reasons = gate(evidence, lift, moved, p.min_prob_better, p.max_holdout_mape)

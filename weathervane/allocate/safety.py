@@ -6,8 +6,8 @@ Three guards, in the order a plan meets them:
    channel × geo) are held at their keep-the-split spend: the optimiser moves only the rest.
 2. The optimiser's move from keep-the-split is scaled back by the evidence: of the steps
    keep + t (candidate - keep), t in MOVE_STEPS, the plan takes the one whose lift over keep-the-split has the
-   highest LIFT_QUANTILE-quantile across posterior draws (concave curves: a smaller step risks less where the
-   draws disagree about direction).
+   highest (1 - min_prob_better)-quantile across posterior draws: the largest gain the plan is min_prob_better
+   sure of (concave curves: a smaller step risks less where the draws disagree about direction).
 3. The plan is proposed only when P(plan beats keep-the-split) >= planning.min_prob_better, the model is a sampled
    posterior that passed its diagnostics gate, and its holdout error is within planning.max_holdout_mape;
    otherwise the proposal is keep-the-split and the reason is recorded with it.
@@ -21,7 +21,6 @@ import numpy as np
 from weathervane.governance.tables import table_exists
 
 MOVE_STEPS = (1.0, 0.75, 0.5, 0.25)
-LIFT_QUANTILE = 0.1
 MIN_POSTERIOR_DRAWS = 20  # fewer draws (a MAP point is one) cannot say how likely the plan is to do better
 SAMPLED = ("nuts",)  # samplers whose fits carry r-hat / ESS / divergence diagnostics
 
@@ -104,21 +103,10 @@ def _interval_flags(con, tenant_id: str, model_id: str) -> dict[tuple[str, str |
     return out
 
 
-@dataclass
-class SafetyDecision:
-    step: float  # share of the optimiser's move taken (0 = keep-the-split)
-    prob_better: float  # P(candidate at `step` beats keep-the-split) over posterior draws
-    lift_quantile: float  # LIFT_QUANTILE-quantile of its lift
-    reasons: list[str]  # why the proposal falls back to keep-the-split; empty when the plan is proposed
-
-    @property
-    def proposed(self) -> bool:
-        return not self.reasons
-
-
-def choose_step(lift_by_step: dict[float, np.ndarray]) -> tuple[float, np.ndarray]:
-    """The step whose lift draws have the highest LIFT_QUANTILE-quantile (the larger step on a tie)."""
-    best = max(lift_by_step, key=lambda t: (round(float(np.quantile(lift_by_step[t], LIFT_QUANTILE)), 9), t))
+def choose_step(lift_by_step: dict[float, np.ndarray], min_prob_better: float) -> tuple[float, np.ndarray]:
+    """The step whose lift draws have the highest (1 - min_prob_better)-quantile (the larger step on a tie)."""
+    q = 1.0 - min_prob_better
+    best = max(lift_by_step, key=lambda t: (round(float(np.quantile(lift_by_step[t], q)), 9), t))
     return best, lift_by_step[best]
 
 
