@@ -127,9 +127,7 @@ def _nonmedia(tree, idx: np.ndarray) -> np.ndarray | None:
     mu = flat("mu").transpose("sample", "date", "geo")
     media = flat(media_name)
     media = (media.sum("channel") if "channel" in media.dims else media).transpose("sample", "date", "geo")
-    scale = const["target_scale"]
-    scale = (scale.broadcast_like(mu.isel(sample=0, date=0, drop=True)) if "geo" in scale.dims
-             else scale * (mu.isel(sample=0, date=0, drop=True) * 0 + 1))
+    scale = const["target_scale"]  # global or per geo: xarray broadcasts either against mu
     nonmedia = ((mu - media) * scale).sum("geo").values.astype(float)  # [sample, date]
     fitted = (mu * scale).sum("geo").mean("sample").values
     observed = np.nansum(const["target_data"].transpose("date", "geo").values, axis=1)
