@@ -43,8 +43,11 @@ def env(tmp_path_factory) -> Env:
                         "?, null, ?::JSON)", [TENANT, i + 2, datetime(2024, 5, 20), json.dumps(record)])
     finally:
         con.close()
-    e.dbt(TENANT, "seed")
-    e.dbt(TENANT, "run", select="+fct_model_input +fct_ad_spend_daily +stg_meta_ads__actions")
+    # only what the aggregated path of fct_model_input and the ad spend mart read
+    e.dbt(TENANT, "seed", select="geo_regions us_holidays")
+    e.dbt(TENANT, "run", select="stg_meta_ads__ads_insights_region stg_meta_ads__actions stg_google_ads__campaign_geo "
+                                "stg_ops__tenant_channel_rules int_ad_spend_daily fct_ad_spend_daily "
+                                "stg_shopify__orders stg_aggregated__mmm_input fct_model_input")
     return e
 
 

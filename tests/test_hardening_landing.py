@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import threading
 import zlib
 from pathlib import Path
@@ -138,10 +139,18 @@ def test_a_corrected_lift_test_supersedes_the_old_one(landing, con):
 
 
 def _gzip_of_zeros(n_bytes: int) -> bytes:
-    c = zlib.compressobj(1, zlib.DEFLATED, 31)
+    """A valid gzip file of `n_bytes` zeros (whole MiB), built from one compressed MiB repeated: with a full
+    flush between them every MiB compresses to the same independent bytes."""
     chunk = b"\0" * (1 << 20)
-    parts = [c.compress(chunk) for _ in range(n_bytes >> 20)]
-    return b"".join(parts) + c.flush()
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = c.compress(chunk) + c.flush(zlib.Z_FULL_FLUSH)
+    n = n_bytes >> 20
+    crc = 0
+    for _ in range(n):
+        crc = zlib.crc32(chunk, crc)
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+    final = b"\x03\x00"  # an empty final block
+    return header + block * n + final + struct.pack("<II", crc, (n << 20) & 0xFFFFFFFF)
 
 
 def test_a_gzip_bomb_is_quarantined_and_the_other_files_load(landing, con):
