@@ -32,12 +32,12 @@ def _climatology(obs: pd.DataFrame, geo: str, days: pd.DatetimeIndex) -> pd.Data
     own = obs[obs["geo_id"] == geo]
     pool = own if not own.empty else obs
     out = pd.DataFrame({"date": days})
-    doy = days.dayofyear.values
+    doy = days.day_of_year.values
     for var in VARIABLES:
         vals = np.full(len(days), np.nan)
         if var in pool and pool[var].notna().any():
             p = pool.dropna(subset=[var])
-            pdoy = p["date"].dt.dayofyear.values
+            pdoy = p["date"].dt.day_of_year.values
             pmonth = p["date"].dt.month.values
             for i, (d, m) in enumerate(zip(doy, days.month.values)):
                 near = np.minimum(np.abs(pdoy - d), 366 - np.abs(pdoy - d)) <= 7

@@ -60,7 +60,7 @@ def money_short(x, currency: str = "USD") -> str:
     for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
         if a >= div:
             v = x / div
-            s = f"{v:,.1f}".rstrip("0").rstrip(".") + suffix
+            s = f"{v:,.2f}".rstrip("0").rstrip(".") + suffix
             break
     else:
         s = f"{x:,.0f}"
