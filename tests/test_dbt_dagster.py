@@ -82,6 +82,13 @@ def test_materialize_the_dbt_assets_for_one_tenant_partition(wv_env):
                     [e.event_specific_data.materialization for e in result.get_asset_materialization_events()]}
     assert {AssetKey(["marts", "fct_model_input"]), AssetKey(["staging", "stg_shopify__orders"]),
             AssetKey(["reference", "geo_regions"])} <= materialized
+    mats = {e.asset_key: e.event_specific_data.materialization.metadata
+            for e in result.get_asset_materialization_events()}
+    model_input = mats[AssetKey(["marts", "fct_model_input"])]
+    # row counts and the column schema of each model reach the UI
+    assert model_input["dagster/row_count"].value > 0
+    columns = [c.name for c in model_input["dagster/column_schema"].value.columns]
+    assert {"tenant_id", "kpi", "period"} <= set(columns)
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert {"gx_model_input", "gx_promotions", "gx_weather"} <= set(checks)
     assert any(name.startswith("unique_combination_fct_model_input") for name in checks)

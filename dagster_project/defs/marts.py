@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import sys
 from collections.abc import Iterator, Mapping
@@ -166,8 +167,35 @@ def harmonize(context: AssetExecutionContext, weathervane: WeathervaneResource, 
     with _warehouse_env(weathervane.warehouse()):
         invocation = dbt.cli(["build", "--vars", json.dumps(variables)], context=context,
                              target_path=_run_target(context.run_id))
-        # Row counts and column schemas per model, shown on each asset in the UI.
-        yield from invocation.stream().fetch_row_counts().fetch_column_metadata()
+        events = list(invocation.stream())
+    # Row counts (this tenant's rows) and column schemas per model, read once dbt has released the warehouse:
+    # dagster-dbt's own fetchers would keep a second connection open in this process.
+    yield from _with_table_metadata(events, weathervane, tenant, context)
+
+
+def _with_table_metadata(events, weathervane: WeathervaneResource, tenant: str, context) -> Iterator:
+    from dagster import Output, TableColumn, TableSchema
+
+    keys = {e.output_name: context.asset_key_for_output(e.output_name) for e in events if isinstance(e, Output)}
+    tables = {name: key.path for name, key in keys.items()
+              if len(key.path) == 2 and all(re.fullmatch(r"[a-z_][a-z0-9_]*", part) for part in key.path)}
+    metadata: dict[str, dict] = {}
+    with weathervane.connect(read_only=True) as con:
+        for name, (schema, table) in tables.items():
+            cols = con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? "
+                               "AND table_name = ? ORDER BY ordinal_position", [schema, table]).fetchall()
+            if not cols:
+                continue
+            meta = {"dagster/column_schema": TableSchema(columns=[TableColumn(c, t) for c, t in cols])}
+            if "tenant_id" in {c for c, _ in cols}:
+                # identifiers: our own dbt models' names, checked above; the tenant is a parameter
+                meta["dagster/row_count"] = con.execute(
+                    f'SELECT count(*) FROM "{schema}"."{table}" WHERE tenant_id = ?', [tenant]).fetchone()[0]
+            metadata[name] = meta
+    for event in events:
+        if isinstance(event, Output) and event.output_name in metadata:
+            event = event.with_metadata({**event.metadata, **metadata[event.output_name]})
+        yield event
 
 
 MODEL_INPUT = AssetKey(["marts", "fct_model_input"])
