@@ -28,7 +28,8 @@ COLUMN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 # Errors whose message does not show the offending value by itself.
 _SHOW_INPUT = {"money", "numeric_string", "int_like", "identifier", "int_type", "float_type", "string_type",
                "bool_type", "literal_error", "date_parsing", "datetime_parsing", "date_type", "datetime_type",
-               "int_parsing", "float_parsing"}
+               "int_parsing", "float_parsing", "timezone_aware", "finite_number", "greater_than_equal",
+               "less_than_equal"}
 
 
 @dataclass(frozen=True)
