@@ -110,7 +110,7 @@ def _cmd_sniff(args: argparse.Namespace) -> int:
     from weathervane.sniff.cli import print_sniff, sniff_dict
 
     tenant = config.validate_tenant_id(args.tenant)
-    result = sniff_run(tenant)
+    failed = sniff_run(tenant)
     sniff = current_sniff(tenant)
     if args.json:
         import json
@@ -118,7 +118,9 @@ def _cmd_sniff(args: argparse.Namespace) -> int:
         domain_cli.console.print_json(json.dumps(sniff_dict(sniff), default=str))
     else:
         print_sniff(sniff, domain_cli.console)
-    return 0 if result.success else 1
+    if failed:
+        domain_cli.console.print(f"[yellow]steps that failed: {', '.join(failed)}[/yellow]")
+    return 1 if failed else 0
 
 
 def _cmd_proof(args: argparse.Namespace) -> int:

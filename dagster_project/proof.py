@@ -8,11 +8,28 @@ from pathlib import Path
 from weathervane import config
 
 
-def sniff_run(tenant_id: str):
-    """Ingest, harmonize and sniff one tenant through Dagster (sniff_job); the Dagster result."""
-    from dagster_project.cli import run_tenant_pipeline
+FAILED_PREFIX = "failed steps: "
 
-    return run_tenant_pipeline(tenant_id, job_name="sniff_job")
+
+def run_job(tenant_id: str, job_name: str, run_config: dict | None = None) -> list[str]:
+    """Run one job for one tenant through Dagster in a child process, recorded in the local instance; the steps
+    that failed. A fresh process per job: a run leaves no warehouse connection behind in this one."""
+    import json
+    import subprocess
+    import sys
+
+    tenant_id = config.validate_tenant_id(tenant_id)
+    cmd = [sys.executable, "-m", "dagster_project.proof", job_name, tenant_id, json.dumps(run_config or {})]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(FAILED_PREFIX)]
+    if lines:
+        return json.loads(lines[-1][len(FAILED_PREFIX):])
+    return [] if proc.returncode == 0 else [f"{job_name} exited with status {proc.returncode}"]
+
+
+def sniff_run(tenant_id: str) -> list[str]:
+    """Ingest, harmonize and sniff one tenant through Dagster (sniff_job); the steps that failed."""
+    return run_job(tenant_id, "sniff_job")
 
 
 def current_sniff(tenant_id: str):
@@ -28,24 +45,16 @@ def current_sniff(tenant_id: str):
 
 
 def _open():
-    """The warehouse, read-write: a job just run in this process may still hold the file open read-write, and
-    DuckDB refuses a second connection of another mode in the same process."""
-    import gc
-
     from weathervane.warehouse import connect
 
-    gc.collect()
-    return connect()
-
-
-def _failures(result) -> list[str]:
-    return [e.step_key or "" for e in result.all_events if e.is_step_failure]
+    return connect(read_only=True, lock_wait_s=60.0)
 
 
 def run_proof(tenant_id: str, *, period: str = "week", draws: int = 500, chains: int = 2, method: str = "nuts",
-              seed: int = 0, say=print) -> tuple[object, Path]:
-    """Sniff -> (twin | gap fill | live) -> refresh_job at the chosen grain -> proof report. Returns (ProofRun, path)."""
-    from dagster_project.cli import run_tenant_pipeline
+              seed: int = 0, twin_days: int | None = None, say=print) -> tuple[object, Path]:
+    """Sniff -> (twin | gap fill | live) -> refresh_job at the chosen grain -> proof report. Returns (ProofRun, path).
+
+    `twin_days` shortens the synthetic twin's history (tests); by default it is long enough for a holdout."""
     from weathervane.proof import ProofRun, fill_gaps, write_proof_report
     from weathervane.sniff import GAPS, TWIN
 
@@ -56,9 +65,6 @@ def run_proof(tenant_id: str, *, period: str = "week", draws: int = 500, chains:
     run = ProofRun(tenant_id=tenant, model_tenant=tenant, mode="", period=period, fit=fit)
 
     def step(name: str, fn):
-        import gc
-
-        gc.collect()  # drop connections a previous job in this process left for the collector
         say(f"→ {name}")
         started = time.perf_counter()
         out, outcome = fn()
@@ -67,11 +73,10 @@ def run_proof(tenant_id: str, *, period: str = "week", draws: int = 500, chains:
         return out
 
     def sniff_step():
-        result = sniff_run(tenant)
-        failed = _failures(result)
+        failed = sniff_run(tenant)
         if failed:
             run.problems.append(f"the sniff run of {tenant} had failing steps: {', '.join(failed)}")
-        return result, "ok" if result.success else "finished with failures: " + ", ".join(failed)
+        return failed, "finished with failures: " + ", ".join(failed) if failed else "ok"
 
     step(f"ingest, harmonize and sniff {tenant} (Dagster run)", sniff_step)
     sniff = current_sniff(tenant)
@@ -83,6 +88,8 @@ def run_proof(tenant_id: str, *, period: str = "week", draws: int = 500, chains:
 
     if run.mode == TWIN:
         twin = sniff.twin
+        if twin_days:
+            twin.days = twin_days
         grain = twin.grain
         step(f"simulate the synthetic twin {twin.tenant_id}",
              lambda: (twin.simulate(landing), f"{twin.n_geos} geos, {', '.join(twin.channels)}, {twin.days} days"))
@@ -104,11 +111,10 @@ def run_proof(tenant_id: str, *, period: str = "week", draws: int = 500, chains:
     }}
 
     def pipeline():
-        result = run_tenant_pipeline(run.model_tenant, run_config=run_config)
-        failed = _failures(result)
+        failed = run_job(run.model_tenant, "refresh_job", run_config)
         if failed:
             run.problems.append(f"pipeline steps that failed for {run.model_tenant}: {', '.join(failed)}")
-        return result, "ok" if result.success else "finished with failures: " + ", ".join(failed)
+        return failed, "finished with failures: " + ", ".join(failed) if failed else "ok"
 
     step(f"run the pipeline for {run.model_tenant} at {grain[0]} × {grain[1]}, {period}ly (Dagster run)", pipeline)
 
@@ -130,3 +136,21 @@ def run_proof(tenant_id: str, *, period: str = "week", draws: int = 500, chains:
     finally:
         con.close()
     return run, path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m dagster_project.proof <job> <tenant> <run config JSON>`: one job, in this process."""
+    import json
+    import sys
+
+    from dagster_project.cli import run_tenant_pipeline
+
+    job_name, tenant, run_config = (argv if argv is not None else sys.argv[1:])[:3]
+    result = run_tenant_pipeline(tenant, job_name=job_name, run_config=json.loads(run_config))
+    failed = [e.step_key or "" for e in result.all_events if e.is_step_failure]
+    print(FAILED_PREFIX + json.dumps(failed), flush=True)
+    return 0 if result.success else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,152 @@
+"""`weathervane proof --tenant acme` end to end (real Dagster, dbt, DuckDB and a MAP fit of its synthetic twin), and
+every report it produced rendered in Debian's chromium: no console errors, every plot drawn with alt text, and the
+key numbers on the page equal to the warehouse's.
+
+One proof run is shared by the module's tests (MAP fit: rendering and wiring, not statistics, are tested here).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from weathervane import reports as rp
+
+from tests.conftest import ACME_EXAMPLE
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = pytest.mark.heavy
+
+
+@pytest.fixture(scope="module")
+def proof(tmp_path_factory):
+    root = tmp_path_factory.mktemp("proof")
+    env = {
+        "WEATHERVANE_LANDING": root / "landing", "WEATHERVANE_WAREHOUSE": root / "warehouse.duckdb",
+        "WEATHERVANE_MODEL_STORE": root / "models", "WEATHERVANE_REPORTS": root / "reports",
+        "DAGSTER_HOME": root / "dagster_home",
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, str(v))
+        shutil.copytree(ACME_EXAMPLE, env["WEATHERVANE_LANDING"] / "acme")
+        from dagster_project.proof import run_proof
+
+        said: list[str] = []
+        run, path = run_proof("acme", method="map", twin_days=150, say=said.append)
+        yield {"run": run, "path": path, "env": env, "said": said}
+
+
+def _warehouse(proof):
+    return duckdb.connect(str(proof["env"]["WEATHERVANE_WAREHOUSE"]), read_only=True)
+
+
+def test_acme_degrades_to_a_synthetic_twin_with_runs_in_the_dagster_instance(proof):
+    from dagster import DagsterInstance, DagsterRunStatus
+
+    run = proof["run"]
+    assert run.mode == "synthetic_twin" and run.model_tenant == "acme-twin"
+    assert not run.problems, run.problems
+    assert any(s.startswith("  mode: synthetic_twin — 3 days of history") for s in proof["said"])
+    con = _warehouse(proof)
+    try:
+        decisions = dict(con.execute("select name, value from ops.dataset_sniff where tenant_id = 'acme' "
+                                     "and kind = 'decision'").fetchall())
+        twin = dict(con.execute("select name, number from ops.dataset_sniff where tenant_id = 'acme' "
+                                "and kind = 'twin' and number is not null").fetchall())
+        models = con.execute("select tenant_id, sampler, status from mmm.models").fetchall()
+    finally:
+        con.close()
+    assert decisions["mode"] == "synthetic_twin" and decisions["grain_geo"] == "country"
+    assert twin["n_geos"] == 2  # acme sells in California and Washington
+    assert models == [("acme-twin", "map", "ok")]
+    instance = DagsterInstance.from_config(str(proof["env"]["DAGSTER_HOME"]))
+    runs = {(r.job_name, r.tags.get("dagster/partition"), r.status) for r in instance.get_runs()}
+    assert ("sniff_job", "acme", DagsterRunStatus.SUCCESS) in runs
+    assert ("refresh_job", "acme-twin", DagsterRunStatus.SUCCESS) in runs
+
+
+def _render(url: str, shot: Path) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url)
+            page.wait_for_load_state("load")
+            images = page.eval_on_selector_all(
+                "img", "els => els.map(e => ({alt: e.alt, w: e.naturalWidth, h: e.naturalHeight}))")
+            figures = page.locator("figure.plot").count()
+            keys = page.eval_on_selector_all(
+                "[data-key]", "els => Object.fromEntries(els.map(e => [e.dataset.key, e.textContent]))")
+            banners = page.locator(".banner").count()
+            text = page.inner_text("body")
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    return {"errors": errors, "images": images, "figures": figures, "keys": keys, "banners": banners, "text": text}
+
+
+def _plots_drawn(r: dict, at_least: int) -> None:
+    assert not r["errors"], r["errors"]
+    assert len(r["images"]) == r["figures"] >= at_least
+    for img in r["images"]:
+        assert img["w"] > 100 and img["h"] > 50  # decoded, not a broken image
+        assert len(img["alt"]) > 20
+
+
+def test_proof_report_in_chromium_matches_the_warehouse(proof, tmp_path):
+    r = _render(proof["path"].resolve().as_uri(), tmp_path / "proof.png")
+    _plots_drawn(r, at_least=2)  # sales and spend over time, ROAS per channel
+    assert r["banners"] == 2  # synthetic, at the top and the bottom
+    con = _warehouse(proof)
+    try:
+        model_id, mape = con.execute("select model_id, holdout_mape from mmm.models "
+                                     "where tenant_id = 'acme-twin'").fetchone()
+        roas = con.execute("select channel, roas_mean, mroas_mean from mmm.channel_summary "
+                           "where model_id = ? and geo_id is null", [model_id]).fetchall()
+        plan = con.execute("select expected_lift_mean from decisions.plans where tenant_id = 'acme-twin' "
+                           "order by created_at desc limit 1").fetchone()
+    finally:
+        con.close()
+    assert roas, "no channel summary"
+    for channel, roas_mean, mroas_mean in roas:
+        assert r["keys"][f"roas:{channel}"] == rp.ratio(roas_mean)
+        assert r["keys"][f"mroas:{channel}"] == rp.ratio(mroas_mean)
+    assert plan is not None and r["keys"]["plan_lift"] == rp.money(plan[0], "USD")
+    assert "true ROAS (simulated)" in r["text"]
+    assert "Probability it beats keeping the split" in r["text"] and "assuming the model" in r["text"]
+    assert r["keys"]["mode"] == "a synthetic twin"
+
+
+def test_model_and_plan_reports_in_chromium(proof, tmp_path):
+    reports = proof["env"]["WEATHERVANE_REPORTS"] / "acme-twin"
+    con = _warehouse(proof)
+    try:
+        model_id = con.execute("select model_id from mmm.models where tenant_id = 'acme-twin'").fetchone()[0]
+        rows = con.execute("select channel, roas_mean, roas_p05, roas_p95 from mmm.channel_summary "
+                           "where model_id = ? and geo_id is null", [model_id]).fetchall()
+        plan_id, budget = con.execute("select plan_id, total_budget from decisions.plans "
+                                      "where tenant_id = 'acme-twin'").fetchone()
+    finally:
+        con.close()
+    model = _render((reports / f"{model_id}.html").resolve().as_uri(), tmp_path / "model.png")
+    _plots_drawn(model, at_least=3)
+    for channel, m, lo, hi in rows:
+        assert rp.with_interval(m, lo, hi) in model["text"], channel
+    plan = _render((reports / f"plan_{plan_id}.html").resolve().as_uri(), tmp_path / "plan.png")
+    _plots_drawn(plan, at_least=3)
+    assert rp.money(budget, "USD") in plan["text"]
+    audits = sorted(p for p in reports.glob("*.html") if "audit" in p.name)
+    for i, audit in enumerate(audits):
+        _plots_drawn(_render(audit.resolve().as_uri(), tmp_path / f"audit{i}.png"), at_least=1)
+    assert (tmp_path / "model.png").stat().st_size > 10_000
