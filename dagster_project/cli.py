@@ -128,6 +128,11 @@ def _cmd_proof(args: argparse.Namespace) -> int:
 
     con = domain_cli.console
     started = time.perf_counter()
+    if args.tenant == DEMO_TENANT and not (config.landing_root() / DEMO_TENANT).exists():
+        from weathervane.simulate import simulate_tenant
+
+        con.print("simulating the demo tenant (as `weathervane demo` does)")
+        simulate_tenant(DEMO_TENANT, config.landing_root(), scenario="standard", seed=7, grain=("all", "region"))
     run, path = run_proof(args.tenant, period=args.period, draws=args.draws, chains=args.chains,
                           method=args.method, seed=args.seed, say=con.print)
     con.print(f"\n[bold]Brand proof for {run.tenant_id}[/bold] ({run.mode.replace('_', ' ')}, modelled tenant "
