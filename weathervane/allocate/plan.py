@@ -63,6 +63,7 @@ class Plan:
     evidence: ModelEvidence | None = None
     weather_blind: bool = False
     base_note: str | None = None
+    experiments: list[dict] = field(default_factory=list)  # the model's lift-test designs for held channels
 
     @property
     def decision(self) -> str:
@@ -241,7 +242,19 @@ def build_plan(
         candidate_spend=alloc.spend, move_fraction=0.0 if reasons else float(step), prob_better=prob,
         min_prob_better=p.min_prob_better, fallback_reasons=reasons, held=held, evidence=evidence,
         weather_blind=weather_blind, base_note=base_note,
+        experiments=read_experiments(con, tenant_id, response.model_id),
     )
+
+
+def read_experiments(con, tenant_id: str, model_id: str) -> list[dict]:
+    """The lift-test designs mmm.experiment_recommendations holds for the model (none when the table is absent)."""
+    from weathervane.governance.tables import table_exists
+
+    if not table_exists(con, "mmm", "experiment_recommendations"):
+        return []
+    df = con.execute("select * from mmm.experiment_recommendations where tenant_id = ? and model_id = ? "
+                     "order by channel", [tenant_id, model_id]).fetchdf()
+    return df.to_dict("records")
 
 
 # Columns added to the contract's decisions tables (the contract only grows): what a plan's claim rests on.
@@ -340,8 +353,6 @@ def propose_plan(
 def describe_decision(con, plan_id: str) -> list[str]:
     """A plan's decision in a few lines, from decisions.plans: what it proposes and why (P(better) and what
     binds), or keep-the-split and the reason; the experiments its model recommends."""
-    from weathervane.governance.tables import table_exists
-
     cols = {r[0] for r in con.execute("describe decisions.plans").fetchall()}
     if "decision" not in cols:
         return []
@@ -370,12 +381,9 @@ def describe_decision(con, plan_id: str) -> list[str]:
         parts = [f"{g} " + ", ".join(f"{v.split('_')[0]} {z:+.1f} sd" for v, z in zs.items())
                  for g, zs in w["mean_z"].items()]
         lines.append(f"Weather assumed ({w.get('source')}): " + "; ".join(parts))
-    if table_exists(con, "mmm", "experiment_recommendations"):
-        for ch, treated, controls, days, change, width in con.execute(
-                "select channel, treated_geo_ids, control_geo_ids, duration_days, spend_change, "
-                "expected_interval_width from mmm.experiment_recommendations where tenant_id = ? and model_id = ? "
-                "order by channel", [tenant, model_id]).fetchall():
-            lines.append(f"Experiment for {ch}: +{change:,.0f} spend in {', '.join(json.loads(treated))} for {days} "
-                         f"days vs {', '.join(json.loads(controls)) or 'the model forecast'}; expected 90% interval "
-                         f"width {width:,.0f}")
+    for e in read_experiments(con, tenant, model_id):
+        lines.append(f"Experiment for {e['channel']}: +{e['spend_change']:,.0f} spend in "
+                     f"{', '.join(json.loads(e['treated_geo_ids']))} for {e['duration_days']} days vs "
+                     f"{', '.join(json.loads(e['control_geo_ids'])) or 'the model forecast'}; expected 90% interval "
+                     f"width {e['expected_interval_width']:,.0f}")
     return lines
