@@ -95,52 +95,56 @@ def _load_marts(con, folder: Path, truth):
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
+    from contextlib import ExitStack
+
+    from playwright.sync_api import sync_playwright
     from werkzeug.serving import make_server
 
     from weathervane.web import create_app
 
     root = tmp_path_factory.mktemp("web")
-    env = pytest.MonkeyPatch()
-    env.setenv("WEATHERVANE_LEDGER_KEY", str(root / "keys" / "ledger.key"))
-    env.setenv("WEATHERVANE_LEDGER_HEADS", str(root / "keys" / "ledger-heads.jsonl"))
-    for var, name in (("LANDING", "landing"), ("WAREHOUSE", "warehouse.duckdb"), ("REPORTS", "reports"),
-                      ("MODEL_STORE", "models")):
-        env.setenv(f"WEATHERVANE_{var}", str(root / name))
     landing, warehouse, reports, users = root / "landing", root / "warehouse.duckdb", root / "reports", root / "users.json"
-    truth = simulate_tenant(TENANT, landing, days=120, n_geos=2, seed=3)
-    hook = _serve(HTTPServer(("127.0.0.1", 0), _Hook))
-    _Hook.received.clear()
-    tenant_yaml = landing / TENANT / "tenant.yaml"
-    settings = yaml.safe_load(tenant_yaml.read_text())
-    settings["autopilot"] = {"requires_approval": True, "approvers": [APPROVER, CFO], "appliers": [OPS],
-                             "webhook_url": f"http://127.0.0.1:{hook.server_port}/hook",
-                             "webhook_allow_private": ["127.0.0.1"]}
-    tenant_yaml.write_text(yaml.safe_dump(settings))
-    cfg = load_tenant_config(landing, TENANT)
+    with ExitStack() as cleanup:
+        env = pytest.MonkeyPatch()
+        cleanup.callback(env.undo)
+        env.setenv("WEATHERVANE_LEDGER_KEY", str(root / "keys" / "ledger.key"))
+        env.setenv("WEATHERVANE_LEDGER_HEADS", str(root / "keys" / "ledger-heads.jsonl"))
+        for var, path in (("LANDING", landing), ("WAREHOUSE", warehouse), ("REPORTS", reports),
+                          ("MODEL_STORE", root / "models")):
+            env.setenv(f"WEATHERVANE_{var}", str(path))
+        truth = simulate_tenant(TENANT, landing, days=120, n_geos=2, seed=3)
+        hook = _serve(HTTPServer(("127.0.0.1", 0), _Hook))
+        cleanup.callback(hook.shutdown)
+        _Hook.received.clear()
+        tenant_yaml = landing / TENANT / "tenant.yaml"
+        settings = yaml.safe_load(tenant_yaml.read_text())
+        settings["autopilot"] = {"requires_approval": True, "approvers": [APPROVER, CFO], "appliers": [OPS],
+                                 "webhook_url": f"http://127.0.0.1:{hook.server_port}/hook",
+                                 "webhook_allow_private": ["127.0.0.1"]}
+        tenant_yaml.write_text(yaml.safe_dump(settings))
+        cfg = load_tenant_config(landing, TENANT)
 
-    con = duckdb.connect(str(warehouse))
-    _load_marts(con, landing / TENANT, truth)
-    plan = propose_plan(con, TENANT, cfg, SaturatingResponse.from_truth(truth, draws=60, seed=1), reports_dir=reports)
-    con.close()
+        con = duckdb.connect(str(warehouse))
+        try:
+            _load_marts(con, landing / TENANT, truth)
+            plan = propose_plan(con, TENANT, cfg, SaturatingResponse.from_truth(truth, draws=60, seed=1),
+                                reports_dir=reports)
+        finally:
+            con.close()
 
-    store = UserStore(users)
-    for user, password in PASSWORDS.items():
-        store.set_secret(user, password)
-    app = create_app(warehouse_path=warehouse, landing_root=landing, reports_dir=reports, users_path=users,
-                     secret_key="test-secret")
-    server = _serve(make_server("127.0.0.1", 0, app, threaded=True))
-
-    from playwright.sync_api import sync_playwright
-
-    pw = sync_playwright().start()
-    browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-    yield {"url": f"http://127.0.0.1:{server.server_port}", "browser": browser, "plan": plan, "cfg": cfg,
-           "warehouse": warehouse, "landing": landing, "reports": reports, "users": users, "app": app}
-    browser.close()
-    pw.stop()
-    server.shutdown()
-    hook.shutdown()
-    env.undo()
+        store = UserStore(users)
+        for user, password in PASSWORDS.items():
+            store.set_secret(user, password)
+        app = create_app(warehouse_path=warehouse, landing_root=landing, reports_dir=reports, users_path=users,
+                         secret_key="test-secret")
+        server = _serve(make_server("127.0.0.1", 0, app, threaded=True))
+        cleanup.callback(server.shutdown)
+        pw = sync_playwright().start()
+        cleanup.callback(pw.stop)
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        cleanup.callback(browser.close)
+        yield {"url": f"http://127.0.0.1:{server.server_port}", "browser": browser, "plan": plan, "cfg": cfg,
+               "warehouse": warehouse, "landing": landing, "reports": reports, "users": users, "app": app}
 
 
 def _page(site, tmp_path):
@@ -245,6 +249,8 @@ def test_approver_signs_in_sees_the_evidence_approves_and_the_chain_verifies(sit
     report = page.request.get(f"/t/{TENANT}/plans/{plan.plan_id}/report")
     assert report.ok and report.text().count("data:image/png;base64,") >= 3
     assert "sandbox" in report.headers["content-security-policy"]
+    framed = page.frame_locator("iframe.report").locator("h1")
+    assert framed.inner_text() == f"Budget plan {plan.plan_id}"  # the report renders inside the page's frame
     page.screenshot(path=str(tmp_path / "plan-before.png"), full_page=True)
 
     page.click("button[value=approve]")  # the reason is required: the browser holds the form back

@@ -22,6 +22,7 @@ import duckdb
 from flask import (
     Flask,
     abort,
+    current_app,
     flash,
     g,
     jsonify,
@@ -40,7 +41,6 @@ from weathervane.governance.events import (
     GovernanceError,
     IllegalTransition,
     PlanNotFound,
-    plan_status,
     transition,
     verify_chain,
 )
@@ -89,8 +89,6 @@ class Settings:
 
 
 def _settings() -> Settings:
-    from flask import current_app
-
     return current_app.extensions["weathervane"]
 
 
@@ -232,26 +230,19 @@ def decide(tenant_id: str, plan_id: str, action: str, user_id: str, reason: str)
     s = _settings()
     cfg = _cfg(tenant_id)
     with warehouse(write=True) as con:
-        owner, _ = plan_status(con, plan_id)
-        if owner != tenant_id:
-            raise PlanNotFound(f"plan {plan_id!r} not found for tenant {tenant_id!r}")
+        # transition refuses a plan of another tenant (PlanNotFound) and every rule of the lifecycle
         events = transition(con, plan_id, ACTIONS[action], user_id, reason, cfg, tenant_id=tenant_id,
                             deliver=False)
-    # webhooks are posted with no connection held, so pipelines can write meanwhile
+    # Webhooks are posted while no DuckDB connection is open (pipelines may write meanwhile); this server's own
+    # requests wait on its lock, since deliver_outbox opens read-write connections of its own.
     with s.lock:
         try:
             deliver_outbox(tenant_id, s.warehouse, cfg, lock_wait_s=s.lock_wait_s)
-        except duckdb.Error as exc:  # recorded as pending: `weathervane plans notify` posts it later
-            current_app_logger().warning("notifications of %s not posted yet: %s", plan_id, exc)
+        except duckdb.Error as exc:  # left pending: `weathervane plans notify` posts it later
+            current_app.logger.warning("notifications of %s not posted yet: %s", plan_id, exc)
     with warehouse() as con:
         notes = queries.notifications_for(con, [e.event_id for e in events])
     return events, notes
-
-
-def current_app_logger():
-    from flask import current_app
-
-    return current_app.logger
 
 
 def _status_of(exc: GovernanceError) -> int:
