@@ -119,9 +119,10 @@ def test_model_evidence_from_the_warehouse_holds_flagged_cells_and_gates_preview
                 "holdout_mape double, max_rhat double, min_ess_bulk double)")
     con.execute("create table mmm.channel_summary (model_id varchar, tenant_id varchar, channel varchar, "
                 "geo_id varchar, roas_p05 double, roas_p95 double, needs_experiment boolean)")
-    con.executemany("insert into mmm.models values (?, ?, ?, ?, ?, 1.01, 400)",
-                    [("m-nuts", TENANT, "nuts", "ok", 0.12), ("m-map", TENANT, "map", "ok", 0.12),
-                     ("m-noisy", TENANT, "nuts", "ok", 0.9)])
+    # as the fit records them: the NUTS implementation as the sampler, no r-hat or ESS for a MAP point
+    con.executemany("insert into mmm.models values (?, ?, ?, ?, ?, ?, ?)",
+                    [("m-nuts", TENANT, "nutpie", "ok", 0.12, 1.01, 400), ("m-map", TENANT, "map", "ok", 0.12, None, None),
+                     ("m-noisy", TENANT, "pymc", "ok", 0.9, 1.01, 400)])
     con.executemany("insert into mmm.channel_summary values ('m-nuts', ?, ?, ?, 1, 2, ?)",
                     [(TENANT, "google_search", None, False), (TENANT, "google_search", "US-NY", True),
                      (TENANT, "meta", None, False)])

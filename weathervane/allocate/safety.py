@@ -22,7 +22,8 @@ from weathervane.governance.tables import table_exists
 
 MOVE_STEPS = (1.0, 0.75, 0.5, 0.25)
 MIN_POSTERIOR_DRAWS = 20  # fewer draws (a MAP point is one) cannot say how likely the plan is to do better
-SAMPLED = ("nuts",)  # samplers whose fits carry r-hat / ESS / divergence diagnostics
+# mmm.models.sampler is the NUTS implementation (nutpie, pymc) for sampled fits, the method for previews
+PREVIEWS = ("map", "advi")
 
 
 @dataclass
@@ -52,11 +53,12 @@ class ModelEvidence:
 
     @classmethod
     def assumed(cls, model_id: str, flagged: dict[tuple[str, str | None], bool] | None = None,
-                sampler: str = "nuts", holdout_mape: float | None = 0.1) -> "ModelEvidence":
+                sampler: str = "nutpie", holdout_mape: float | None = 0.1) -> "ModelEvidence":
         """Evidence stated by the caller, for a response that is not a fitted model (the simulator's truth in
         tests and benchmarks)."""
         return cls(model_id=model_id, registered=True, status="ok", sampler=sampler, holdout_mape=holdout_mape,
-                   needs_experiment=dict(flagged or {}), flag_source="stated by the caller")
+                   max_rhat=1.0, min_ess_bulk=1000.0, needs_experiment=dict(flagged or {}),
+                   flag_source="stated by the caller")
 
 
 def read_evidence(con, tenant_id: str, model_id: str) -> ModelEvidence:
@@ -121,7 +123,7 @@ def gate(evidence: ModelEvidence, lift: np.ndarray, moved: bool, min_prob_better
     else:
         if evidence.status != "ok":
             reasons.append(f"model {evidence.model_id} failed its diagnostics gate (status {evidence.status})")
-        if evidence.sampler not in SAMPLED:
+        if evidence.sampler in PREVIEWS or evidence.sampler is None or evidence.max_rhat is None:
             reasons.append(f"model {evidence.model_id} is a {evidence.sampler} preview without sampler diagnostics; "
                            "plans need a NUTS fit that passed its gate")
         if max_holdout_mape is not None:
