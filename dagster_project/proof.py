@@ -56,6 +56,7 @@ def run_proof(tenant_id: str, *, period: str = "week", draws: int = 500, chains:
 
     `twin_days` shortens the synthetic twin's history (tests); by default it is long enough for a holdout."""
     from weathervane.proof import ProofRun, fill_gaps, write_proof_report
+    from weathervane.reports import truth_file as rp_truth
     from weathervane.sniff import GAPS, TWIN
 
     tenant = config.validate_tenant_id(tenant_id)
@@ -104,6 +105,9 @@ def run_proof(tenant_id: str, *, period: str = "week", draws: int = 500, chains:
                 con.close()
             return filled, f"{filled}: " + ("; ".join(written) or "nothing to fill")
         run.model_tenant = step(f"fill the gaps of {tenant} (copy as a tenant of its own)", gaps)
+
+    elif rp_truth(tenant) is not None:  # a simulated tenant run live (the demo): its truth is known
+        run.truth_path = str(rp_truth(tenant))
 
     run_config = {"ops": {
         "harmonize": {"config": {"grain_product": grain[0], "grain_geo": grain[1]}},

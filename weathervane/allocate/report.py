@@ -179,7 +179,7 @@ than under its geo's average weather. Marginal ROAS = net revenue the next {rp.e
 <h2>Why: response curves at the chosen points</h2>{_curves_fig(plan, currency)}
 {f'<h2>Weather assumed ({rp.esc(plan.weather.source)})</h2>' + weather_fig if weather_fig else ''}
 <h2>Notes</h2><ul class="plain">{"".join(f"<li>{rp.esc(n)}</li>" for n in plan.notes)}</ul>"""
-    return rp.page(f"Budget plan {plan.plan_id}", body,
+    return rp.page(f"Budget plan {plan.plan_id}", body, banner=rp.simulated_banner(plan.tenant_id),
                    subtitle="Weather-aware budget plan, proposed for approval.")
 
 

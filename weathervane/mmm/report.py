@@ -143,7 +143,7 @@ next {rp.esc(rp.money(1, currency))} would bring at today's spend. Intervals are
 <h2>Weather</h2>
 <ul class="plain">{''.join(f'<li>{rp.esc(s)}</li>' for s in sentences) or '<li>No weather variables in this model.</li>'}</ul>
 {''.join(f'<h2>{rp.esc(t)}</h2>{b}' for t, b in figures)}"""
-    path.write_text(rp.page(f"Model {meta['model_id']}", body,
+    path.write_text(rp.page(f"Model {meta['model_id']}", body, banner=rp.simulated_banner(data.tenant_id),
                             subtitle="Weather-aware marketing mix model: fit, diagnostics and channel returns."),
                     encoding="utf-8")
     return path

@@ -72,6 +72,9 @@ def _synthetic_banner(run: ProofRun) -> str | None:
     if run.mode == GAPS:
         return (f"LIVE DATA WITH SYNTHETIC GAPS — {run.tenant_id}'s own sales and spend; missing weather filled "
                 "from each geo's climate.")
+    if run.truth_path:
+        return (f"SIMULATED TENANT — {run.tenant_id} is simulated data with known truth, run as if it were a brand's "
+                "own (live mode); the estimates are compared with the truth below.")
     return None
 
 
@@ -259,7 +262,7 @@ def _promo_section(con, tenant: str, sniff: pd.DataFrame, currency: str, truth_o
     items.append("The model counts promotion days, their depth, the realised discount rate and email/SMS sends as "
                  "controls, so media is not credited with what promotions and emails did.")
     if truth_obj is not None:
-        items.append(f"In the twin, promotions truly added {rp.money(truth_obj.promo_lift_total, currency)} and "
+        items.append(f"In the simulation, promotions truly added {rp.money(truth_obj.promo_lift_total, currency)} and "
                      f"emails/SMS {rp.money(truth_obj.lifecycle_lift_total, currency)} of net revenue "
                      f"(out of {rp.money(truth_obj.expected_revenue_total, currency)}).")
     else:

@@ -113,6 +113,24 @@ def weather_sentence(channel: str, variable: str, mean, lo, hi) -> str:
     return f"A day 1 sd {word} than usual makes {name} about {abs(m) * 100:.0f}% {direction} effective ({span})."
 
 
+def truth_file(tenant_id: str, landing_root=None):
+    """The ground-truth file the simulator writes beside a simulated tenant's folder, or None for real data."""
+    from pathlib import Path
+
+    from weathervane import config
+
+    root = Path(landing_root) if landing_root is not None else config.landing_root()
+    path = root / f"{config.validate_tenant_id(tenant_id)}.truth.json"
+    return path if path.is_file() else None
+
+
+def simulated_banner(tenant_id: str, landing_root=None) -> str | None:
+    """The label every page about a simulated tenant carries."""
+    if truth_file(tenant_id, landing_root) is None:
+        return None
+    return (f"SIMULATED DATA — {tenant_id} is a simulated tenant with known truth, not a real brand's results.")
+
+
 def figure(fig, alt: str, caption: str | None = None, dpi: int = 90) -> str:
     """A matplotlib figure as an embedded PNG with alt text and an optional caption; closes the figure."""
     import matplotlib.pyplot as plt
