@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from dbt.cli.main import dbtRunner
 
@@ -16,53 +15,7 @@ from weathervane.mmm import (
     FitSettings, duckdb_connect, fit_panel, prepare_model_data, read_lift_tests, read_model_input,
 )
 from weathervane.simulate import simulate_tenant
-
-
-def model_input_from_truth(truth, period: str = "week") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """fct_model_input-shaped rows (grain all × region) and daily weather rows aggregated from what the simulator
-    wrote: daily net revenue and spend per geo, promotions and sends, weather (mean + sd * z). A cross-check of
-    what simulate -> ingest_tenant -> dbt build puts in marts.fct_model_input."""
-    dates = pd.to_datetime(truth.daily.dates)
-    n = len(dates)
-    promo_depth = np.zeros(n)
-    sends = np.zeros(n)
-    for p in truth.promotions:
-        idx = (dates >= pd.Timestamp(p.start_date)) & (dates <= pd.Timestamp(p.end_date))
-        if p.source == "klaviyo_campaign":
-            sends[idx] += 1.0
-        else:
-            promo_depth[idx] = np.maximum(promo_depth[idx], p.depth_pct)
-    rows, weather = [], []
-    for g in truth.geos:
-        geo = g.geo_id
-        w = {v: g.weather_mean[v] + g.weather_sd[v] * np.asarray(truth.daily.z[v][geo]) for v in g.weather_mean}
-        frame = pd.DataFrame({
-            "tenant_id": truth.tenant_id, "grain_product": "all", "grain_geo": "region", "period": "day",
-            "product_key": "all", "geo_id": geo, "date": dates, "kpi": truth.daily.net_revenue[geo],
-            **{f"spend_{c}": truth.daily.spend[c][geo] for c in truth.daily.spend},
-            "promo_active": (promo_depth > 0).astype(float), "promo_depth_pct": promo_depth,
-            "realized_discount_rate": promo_depth / 100, "lifecycle_sends": sends,
-            "temperature_2m_mean": w["temperature_2m_mean"], "temperature_2m_max": w["temperature_2m_mean"] + 4,
-            "precipitation_sum": w["precipitation_sum"], "temperature_anomaly": 0.0, "precipitation_anomaly": 0.0,
-            "is_holiday": 0, "day_of_week": dates.day_of_week + 1, "spend_allocated_share": 0.0,
-        })
-        rows.append(frame)
-        weather.append(frame[["tenant_id", "date", "geo_id", "temperature_2m_mean", "temperature_2m_max",
-                              "precipitation_sum"]])
-    daily = pd.concat(rows, ignore_index=True)
-    if period == "week":
-        daily["week"] = daily["date"] - pd.to_timedelta(daily["date"].dt.day_of_week, unit="D")
-        full = daily.groupby("week")["date"].transform("nunique") == 7  # whole weeks only
-        daily = daily[full]
-        keys = ["tenant_id", "grain_product", "grain_geo", "product_key", "geo_id", "week"]
-        sums = ["kpi", "lifecycle_sends", "precipitation_sum", *[c for c in daily if c.startswith("spend_")
-                                                               and c != "spend_allocated_share"]]
-        means = ["promo_active", "promo_depth_pct", "realized_discount_rate", "temperature_2m_mean",
-                 "temperature_2m_max", "temperature_anomaly", "precipitation_anomaly", "spend_allocated_share"]
-        daily = daily.groupby(keys, as_index=False).agg({**{c: "sum" for c in sums}, **{c: "mean" for c in means},
-                                                         "is_holiday": "max"})
-        daily = daily.rename(columns={"week": "date"}).assign(period="week", day_of_week=1)
-    return daily, pd.concat(weather, ignore_index=True)
+from weathervane.simulate.robustness import model_input_from_truth
 
 
 def recovery_numbers(fitted, truth) -> dict:

@@ -47,6 +47,7 @@ class FitSettings:
     retries: int = 1
     retry_scale: float = 2.0
     retry_max_draws: int = 2000
+    retry_target_accept: float = 0.95  # smaller steps: the usual cure for a few divergences
     yearly_seasonality: int = 2
     weather: bool = True
     advi_iterations: int = 20_000
@@ -61,7 +62,7 @@ class FitSettings:
 
         return replace(self, tune=int(round(self.tune * self.retry_scale)),
                        draws=min(int(round(self.draws * self.retry_scale)), max(self.retry_max_draws, self.draws)),
-                       seed=self.seed + 1)
+                       target_accept=max(self.target_accept, self.retry_target_accept), seed=self.seed + 1)
 
 
 def adstock_lags(period: str) -> int:

@@ -38,6 +38,7 @@ class FittedModel:
     fit_seconds: float = 0.0
     n_obs: int = 0
     lift_tests: int = 0
+    attempts: list[dict] = field(default_factory=list)  # diagnostics, tune and draws of each try, first first
 
     @property
     def usable(self) -> bool:
@@ -144,7 +145,8 @@ def fit_panel(data: ModelData, settings: FitSettings, *, lift_raw: pd.DataFrame 
                                    config.tenant_dir(base, data.tenant_id) / f"{model_id}.html")
     return FittedModel(model_id=model_id, tenant_id=data.tenant_id, status=status, diagnostics=diag,
                        holdout_mape=holdout_mape, path=path, report_path=report_path, frames=frames,
-                       fit_seconds=fit.seconds, n_obs=int(data.kpi.size), lift_tests=fit.lift_tests)
+                       fit_seconds=fit.seconds, n_obs=int(data.kpi.size), lift_tests=fit.lift_tests,
+                       attempts=attempts)
 
 
 def fit_tenant(connect: Connect, tenant_id: str, settings: FitSettings | None = None, *,

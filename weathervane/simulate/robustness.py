@@ -16,6 +16,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from weathervane.simulate.worlds import World
 
@@ -44,6 +45,7 @@ class WorldResult:
     roas: dict = field(default_factory=dict)  # channel -> {true, mean, p05, p95, rel_err, covered}
     weather: dict = field(default_factory=dict)  # "channel|variable" -> {true, mean, p05, p95, covered, ...}
     needs_experiment: list[str] = field(default_factory=list)
+    tries: list = field(default_factory=list)  # each try's r-hat, ESS, divergences, tune, draws, seconds
     regret: dict | None = None
     error: str | None = None
     model_id: str | None = None
@@ -68,6 +70,53 @@ class WorldResult:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), default=float)
+
+
+def model_input_from_truth(truth, period: str = "week") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """fct_model_input-shaped rows (grain all × region) and daily weather rows aggregated from what the simulator
+    wrote: daily net revenue and spend per geo, promotions and sends, weather (mean + sd * z). A cross-check of
+    what simulate -> ingest_tenant -> dbt build puts in marts.fct_model_input."""
+    dates = pd.to_datetime(truth.daily.dates)
+    n = len(dates)
+    promo_depth = np.zeros(n)
+    sends = np.zeros(n)
+    for p in truth.promotions:
+        idx = (dates >= pd.Timestamp(p.start_date)) & (dates <= pd.Timestamp(p.end_date))
+        if p.source == "klaviyo_campaign":
+            sends[idx] += 1.0
+        else:
+            promo_depth[idx] = np.maximum(promo_depth[idx], p.depth_pct)
+    rows, weather = [], []
+    for g in truth.geos:
+        geo = g.geo_id
+        w = {v: g.weather_mean[v] + g.weather_sd[v] * np.asarray(truth.daily.z[v][geo]) for v in g.weather_mean}
+        frame = pd.DataFrame({
+            "tenant_id": truth.tenant_id, "grain_product": "all", "grain_geo": "region", "period": "day",
+            "product_key": "all", "geo_id": geo, "date": dates, "kpi": truth.daily.net_revenue[geo],
+            **{f"spend_{c}": truth.daily.spend[c][geo] for c in truth.daily.spend},
+            "promo_active": (promo_depth > 0).astype(float), "promo_depth_pct": promo_depth,
+            "realized_discount_rate": promo_depth / 100, "lifecycle_sends": sends,
+            "temperature_2m_mean": w["temperature_2m_mean"], "temperature_2m_max": w["temperature_2m_mean"] + 4,
+            "precipitation_sum": w["precipitation_sum"], "temperature_anomaly": 0.0, "precipitation_anomaly": 0.0,
+            "is_holiday": 0, "day_of_week": dates.day_of_week + 1, "spend_allocated_share": 0.0,
+        })
+        rows.append(frame)
+        weather.append(frame[["tenant_id", "date", "geo_id", "temperature_2m_mean", "temperature_2m_max",
+                              "precipitation_sum"]])
+    daily = pd.concat(rows, ignore_index=True)
+    if period == "week":
+        daily["week"] = daily["date"] - pd.to_timedelta(daily["date"].dt.day_of_week, unit="D")
+        full = daily.groupby("week")["date"].transform("nunique") == 7  # whole weeks only
+        daily = daily[full]
+        keys = ["tenant_id", "grain_product", "grain_geo", "product_key", "geo_id", "week"]
+        sums = ["kpi", "lifecycle_sends", "precipitation_sum", *[c for c in daily if c.startswith("spend_")
+                                                               and c != "spend_allocated_share"]]
+        means = ["promo_active", "promo_depth_pct", "realized_discount_rate", "temperature_2m_mean",
+                 "temperature_2m_max", "temperature_anomaly", "precipitation_anomaly", "spend_allocated_share"]
+        daily = daily.groupby(keys, as_index=False).agg({**{c: "sum" for c in sums}, **{c: "mean" for c in means},
+                                                         "is_holiday": "max"})
+        daily = daily.rename(columns={"week": "date"}).assign(period="week", day_of_week=1)
+    return daily, pd.concat(weather, ignore_index=True)
 
 
 def tenant_for(world: World, seed: int) -> str:
@@ -201,6 +250,7 @@ def run_world(world: World, seed: int, workdir: Path, settings, *, days: int = 4
         result.status = fitted.status
         result.attempts = int(d.get("attempts", 1))
         result.passed_first_try = fitted.usable and result.attempts == 1
+        result.tries = fitted.attempts
         result.max_rhat, result.min_ess_bulk, result.divergences = d["max_rhat"], d["min_ess_bulk"], d["divergences"]
         score(result, truth, fitted.frames["channel_summary"], fitted.frames["weather_effects"])
         result.error = None
