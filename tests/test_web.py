@@ -227,6 +227,7 @@ def test_approver_signs_in_sees_the_evidence_approves_and_the_chain_verifies(sit
     page.click(f"a[href='/t/{TENANT}']")
     row = page.locator("[data-testid=plans] tr", has_text=plan.plan_id)
     assert "proposed" in row.inner_text()
+    page.screenshot(path=str(tmp_path / "plans.png"), full_page=True)
     prob = _query(site, "select prob_lift_positive from decisions.plans where plan_id = ?", [plan.plan_id])[0][0]
     assert f"{prob:.0%}" in row.inner_text()
     row.locator("a").click()
