@@ -2,7 +2,7 @@
 
 One simulated panel (the simulator's realized daily revenue per geo, before its own deployment, without the
 lift-test geo) goes into a real DuckDB warehouse as marts.fct_sales_daily; deployments arrive as a landing file
-through the real ingest. Two deployments add 30% to the treated geo's revenue for four weeks, one adds nothing,
+through the real ingest. Two deployments add 40% to the treated geo's revenue for four weeks, one adds nothing,
 one is still live and one is national (no donors). The audits are sampled once (module fixture, short NUTS).
 """
 from __future__ import annotations
@@ -28,11 +28,11 @@ from weathervane.simulate.deployments import inject, revenue_panel
 from weathervane.warehouse import connect, ensure_schemas
 
 TENANT = "shop"
-EFFECT = 0.30
-# (id, treated geo index or "US", first day, last day or None, effect): windows and their 60-day pre-periods never
+EFFECT = 0.40
+# (id, treated geo index or "US", first day, last day or None, effect): windows and their 91-day pre-periods never
 # overlap another change of the same geo
-PLAN = [("dep-a", 0, 90, 117, EFFECT), ("dep-b", 0, 178, 205, EFFECT), ("dep-aa", 0, 266, 293, 0.0),
-        ("dep-live", 1, 296, None, 0.0), ("dep-national", "US", 295, 299, 0.0)]
+PLAN = [("dep-aa", 0, 91, 118, 0.0), ("dep-a", 0, 210, 237, EFFECT), ("dep-b", 0, 329, 356, EFFECT),
+        ("dep-live", 1, 358, None, 0.0), ("dep-national", "US", 357, 359, 0.0)]
 
 
 def _ts(d: date) -> str:
@@ -65,10 +65,10 @@ def audited(tmp_path_factory):
     for var, key in (("WEATHERVANE_LANDING", "landing"), ("WEATHERVANE_WAREHOUSE", "warehouse"),
                      ("WEATHERVANE_REPORTS", "reports"), ("WEATHERVANE_MODEL_STORE", "models")):
         mp.setenv(var, str(paths[key]))
-    truth = simulate_tenant("sim", tmp / "sim", seed=5, days=400, n_geos=6, orders_per_geo_day=25,
+    truth = simulate_tenant("sim", tmp / "sim", seed=5, days=480, n_geos=6, orders_per_geo_day=25,
                             grain=("all", "region"))
     panel = revenue_panel(truth).drop(columns=sorted({lt.geo_id for lt in truth.lift_tests}))
-    panel = panel.loc[panel.index < date.fromisoformat(truth.deployment.start_date)].iloc[:300]
+    panel = panel.loc[panel.index < date.fromisoformat(truth.deployment.start_date)].iloc[:360]
     geos = list(panel.columns)
     known, records = {}, []
     for dep_id, gi, first, last, effect in PLAN:
@@ -83,7 +83,7 @@ def audited(tmp_path_factory):
                         "channels": ["meta"], "geo_ids": treated, "description": f"test deployment {dep_id}"})
     folder = paths["landing"] / TENANT
     (folder / "autopilot" / "deployments").mkdir(parents=True)
-    (folder / "tenant.yaml").write_text("timezone: UTC\naudit: {pre_period_days: 60}\n"
+    (folder / "tenant.yaml").write_text("timezone: UTC\naudit: {pre_period_days: 91}\n"
                                         "autopilot: {approvers: [lead@shop.example], mode: assisted}\n")
     (folder / "autopilot" / "deployments" / "2024.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
     con = connect(paths["warehouse"])
@@ -91,7 +91,7 @@ def audited(tmp_path_factory):
     ingest_tenant(con, paths["landing"], TENANT)
     _write_marts(con, panel, truth)
     cfg = load_tenant_config(paths["landing"], TENANT)
-    settings = AuditSettings(pre_period_days=cfg.audit.pre_period_days, draws=250, tune=250)
+    settings = AuditSettings(pre_period_days=cfg.audit.pre_period_days, draws=300, tune=300)
     run = run_audits(con, TENANT, cfg, paths["reports"], settings)
     rows = {(r["deployment_id"], r["method"]): r for r in
             con.execute("select * from decisions.causal_audits").fetchdf().to_dict("records")}
@@ -100,6 +100,7 @@ def audited(tmp_path_factory):
     mp.undo()
 
 
+@pytest.mark.heavy  # the module's fixture (simulation and seven short NUTS fits) lands on this test
 def test_known_increments_recovered_with_verdict_improved(audited):
     rows, known = audited["rows"], audited["known"]
     for dep in ("dep-a", "dep-b"):
@@ -214,3 +215,31 @@ def test_tampered_mode_event_detected_by_plans_verify_and_status_cli(audited, tm
     assert run("plans", "verify") == 4
     out = capsys.readouterr().out
     assert f"plan {sentinel_plan_id(TENANT)}" in out and "was edited" in out
+
+
+def test_gate_check_blocks_the_plan_in_dagster_until_the_evidence_holds(audited, tmp_path):
+    from dagster import AssetSelection, DagsterInstance, Definitions, define_asset_job
+
+    from dagster_project.defs.audit import GATE_CHECK, autopilot_gate
+    from dagster_project.defs.decisions import budget_plan
+    from dagster_project.partitions import tenant_partitions
+    from dagster_project.resources import WeathervaneResource
+
+    landing = tmp_path / "landing"
+    (landing / TENANT).mkdir(parents=True)
+    (landing / TENANT / "tenant.yaml").write_text("autopilot: {mode: autopilot, approvers: [lead@shop.example]}\n")
+    job = define_asset_job("gate_only", selection=AssetSelection.checks(autopilot_gate),
+                           partitions_def=tenant_partitions)
+    results = []
+    for with_audits in (False, True):
+        wh = _copy_warehouse(audited, tmp_path, with_audits)
+        resource = WeathervaneResource(landing_root=str(landing), warehouse_path=str(wh),
+                                       model_store=str(tmp_path / "models"), reports_dir=str(tmp_path / "reports"))
+        defs = Definitions(assets=[budget_plan], asset_checks=[autopilot_gate], jobs=[job],
+                           resources={"weathervane": resource})
+        run = defs.resolve_job_def("gate_only").execute_in_process(
+            tags={"dagster/partition": TENANT}, instance=DagsterInstance.ephemeral(), raise_on_error=False)
+        (evaluation,) = run.get_asset_check_evaluations()
+        assert evaluation.check_name == GATE_CHECK
+        results.append((run.success, evaluation.passed, evaluation.metadata["mode"].value))
+    assert results == [(False, False, "assisted"), (True, True, "autopilot")]

@@ -19,7 +19,7 @@ VERDICTS = ("improved", "no_detectable_effect", "worse", "not_evaluable")
 @dataclass(frozen=True)
 class AuditSettings:
     pre_period_days: int = 180
-    min_pre_days: int = 56
+    min_pre_days: int = 84  # twelve weekly periods: fewer leave the AR(1) and the weights unidentified
     # Day-to-day revenue is mostly order noise, so fit is judged on 7-day sums: the counterfactual's mean absolute
     # percentage error over the pre-period's weeks must stay under this.
     max_pre_mape: float = 0.2
@@ -31,6 +31,10 @@ class AuditSettings:
     chains: int = 2
     max_rhat: float = 1.05
     min_ess_bulk: float = 100.0
+    # The model runs on 7-day means (the window's last period may be shorter). Daily revenue of a geo is mostly
+    # order noise; what moves a four-week sum is slow, geo-specific drift (weather seasons, local demand), which an
+    # AR(1) on days cannot see behind the noise (its phi estimates near zero) and on weeks can.
+    block_days: int = 7
     sampler: str = "pymc"  # "nutpie" reuses one compiled model per shape (many audits in one process)
     cross_check: bool = True  # also run difference-in-differences beside the synthetic control
 
@@ -56,7 +60,8 @@ class MethodResult:
     posterior: Posterior | None = None
     dates: list[date] | None = None
     observed: np.ndarray | None = None  # (T,) money
-    counterfactual: np.ndarray | None = None  # (S, T) money
+    counterfactual: np.ndarray | None = None  # (S, T) money per day, per period
+    lengths: np.ndarray | None = None  # (T,) days per period
 
     def q(self, a: np.ndarray | None, p: float) -> float | None:
         return None if a is None else float(np.quantile(a, p))
@@ -80,26 +85,24 @@ def _not_evaluable(methods, reason, **kw) -> list[MethodResult]:
     return [MethodResult(m, "not_evaluable", reason, **kw) for m in methods]
 
 
-def _index(series: np.ndarray, n_pre: int) -> tuple[np.ndarray, float]:
-    scale = float(series[:n_pre].mean())
-    return series / scale, scale
-
-
-def _donor_matrix(panel: pd.DataFrame, donors: list[str], rows: slice, n_pre: int) -> np.ndarray:
-    X = panel[donors].to_numpy()[rows]
-    return X / X[:n_pre].mean(axis=0)
-
-
-def _its_covariates(days: list[date], n_pre: int) -> np.ndarray:
+def _its_covariates(days: list[date], n_pre: int, block_days: int) -> np.ndarray:
     t = np.arange(len(days), dtype=float)
     cols = [(t - t[:n_pre].mean()) / max(t[:n_pre].std(), 1.0)]
-    dow = np.array([d.weekday() for d in days])
-    cols += [(dow == k).astype(float) - (dow[:n_pre] == k).mean() for k in range(6)]
-    if n_pre >= 365:
-        doy = np.array([d.timetuple().tm_yday for d in days], dtype=float)
+    if block_days == 1:
+        dow = np.array([d.weekday() for d in days])
+        cols += [(dow == k).astype(float) - (dow[:n_pre] == k).mean() for k in range(6)]
+    if n_pre * block_days >= 365:
+        doy = np.array([d.timetuple().tm_yday for d in days], dtype=float) + (block_days - 1) / 2
         for k in (1, 2):
             cols += [np.sin(2 * np.pi * k * doy / 365.25), np.cos(2 * np.pi * k * doy / 365.25)]
     return np.column_stack(cols)
+
+
+def periods(a: int, s: int, e: int, block: int) -> list[tuple[int, int]]:
+    """Row ranges [i, j) of whole `block`-day periods ending at the start `s` (back to `a`), then the window
+    [s, e) cut into `block`-day periods from its start (the last may be shorter)."""
+    pre = [(t - block, t) for t in range(s, a + block - 1, -block)][::-1]
+    return pre + [(t, min(t + block, e)) for t in range(s, e, block)]
 
 
 class _Panel:
@@ -128,7 +131,7 @@ def _placebo_designs(p: _Panel, treated_y: np.ndarray, donors: list[str], start_
                      settings: AuditSettings, weights: str, its: bool) -> list[Design]:
     h = end_pos - start_pos + 1
     fit_start = max(0, start_pos - settings.pre_period_days)
-    designs: list[Design] = []
+    built: list = []
     times = _time_placebo_rows(p, start_pos, h, settings.pre_period_days, settings.min_pre_days,
                                settings.placebo_step_days)
     units: list[tuple[np.ndarray, list[str]]] = [(treated_y, donors)]
@@ -136,28 +139,34 @@ def _placebo_designs(p: _Panel, treated_y: np.ndarray, donors: list[str], start_
         units += [(p.kpi[d].to_numpy(), [o for o in donors if o != d]) for d in donors]
     # space: each donor pseudo-treated over the real window
     for y_raw, dn in units[1:]:
-        designs.append(_design(p, y_raw, dn, fit_start, start_pos, end_pos + 1, weights, its))
+        built.append(_design(p, y_raw, dn, fit_start, start_pos, end_pos + 1, weights, its, settings.block_days))
     # time (treated unit) first, then space x time
     for y_raw, dn in units:
         for a, s in times:
-            designs.append(_design(p, y_raw, dn, a, s, s + h, weights, its))
-    return [d for d in designs if d is not None][: settings.max_placebos]
+            built.append(_design(p, y_raw, dn, a, s, s + h, weights, its, settings.block_days))
+    return [b[0] for b in built if b is not None][: settings.max_placebos]
 
 
 def _design(p: _Panel, y_raw: np.ndarray, donors: list[str], a: int, s: int, e: int, weights: str,
-            its: bool) -> Design | None:
-    n_pre = s - a
-    rows = slice(a, e)
-    y = y_raw[rows]
-    if y[:n_pre].mean() <= 0:
+            its: bool, block: int) -> tuple[Design, float, list[tuple[int, int]]] | None:
+    """The design on period means, indexed to the pre-period mean, with that mean (money per day) and the rows."""
+    rows = periods(a, s, e, block)
+    n_pre = sum(1 for _, j in rows if j <= s)
+    if n_pre < 3:
         return None
-    y = y / y[:n_pre].mean()
+    y = np.array([y_raw[i:j].mean() for i, j in rows])
+    scale = float(y[:n_pre].mean())
+    if scale <= 0:
+        return None
+    lengths = np.array([j - i for i, j in rows], dtype=float)
     if its:
-        return Design(y, None, _its_covariates(p.days[rows], n_pre), n_pre, "none")
-    X = p.kpi[donors].to_numpy()[rows]
+        Z = _its_covariates([p.days[i] for i, _ in rows], n_pre, block)
+        return Design(y / scale, None, Z, n_pre, "none", lengths), scale, rows
+    raw = p.kpi[donors].to_numpy()
+    X = np.array([raw[i:j].mean(axis=0) for i, j in rows])
     if (X[:n_pre].mean(axis=0) <= 0).any():
         return None
-    return Design(y, X / X[:n_pre].mean(axis=0), None, n_pre, weights)
+    return Design(y / scale, X / X[:n_pre].mean(axis=0), None, n_pre, weights, lengths), scale, rows
 
 
 def _incremental_spend(spend: pd.DataFrame, treated: tuple[str, ...], donors: list[str], a: date, s: date,
@@ -239,18 +248,19 @@ def audit_intervention(kpi: pd.DataFrame, spend: pd.DataFrame | None, iv: Interv
 def _estimate(p: _Panel, spend, treated_y: np.ndarray, donors: list[str], a: int, s: int, e: int,
               settings: AuditSettings, weights: str, method: str, seed: int, base: dict) -> MethodResult:
     its = weights == "none"
-    design = _design(p, treated_y, donors, a, s, e + 1, weights, its)
-    if design is None:
+    built = _design(p, treated_y, donors, a, s, e + 1, weights, its, settings.block_days)
+    if built is None:
         return MethodResult(method, "not_evaluable", "missing data: no KPI in the pre-period", **base)
-    scale = float(treated_y[a:s].mean())
-    rows = slice(a, e + 1)
+    design, scale, rows = built
     res = MethodResult(method, "not_evaluable", None, **base)
-    res.dates, res.observed = p.days[rows], treated_y[rows]
+    res.dates = [p.days[i] for i, _ in rows]
+    res.observed, res.lengths = design.y * scale, design.lengths
     res.incremental_spend = _incremental_spend(spend, res.treated, donors, p.days[a], p.days[s], p.days[e])
     # screen the pre-period fit with the point estimate before spending a posterior on it
     pf = point_fit(design)
-    y_pre = design.y[: design.n_pre]
-    res.pre_r2, res.pre_mape = weekly_fit(y_pre, pf.mean[: design.n_pre])
+    n = design.n_pre
+    group = max(1, 7 // settings.block_days)
+    res.pre_r2, res.pre_mape = weekly_fit(design.y[:n], pf.mean[:n], group)
     if res.pre_mape > settings.max_pre_mape:
         res.reason = poor_fit_reason(res, settings)
         return res
@@ -258,11 +268,12 @@ def _estimate(p: _Panel, spend, treated_y: np.ndarray, donors: list[str], a: int
                sampler=settings.sampler)
     res.posterior = post
     cf = counterfactual_draws(design, post, seed=seed + 1)
-    res.pre_r2, res.pre_mape = weekly_fit(y_pre, cf[:, : design.n_pre].mean(axis=0))
+    res.pre_r2, res.pre_mape = weekly_fit(design.y[:n], cf[:, :n].mean(axis=0), group)
     res.counterfactual = cf * scale
-    win = slice(design.n_pre, None)
-    res.effect = (res.observed[win][None, :] - res.counterfactual[:, win]).sum(axis=1)
-    res.relative = res.effect / res.counterfactual[:, win].sum(axis=1)
+    win = slice(n, None)
+    days = design.lengths[win]
+    res.effect = ((res.observed[win][None, :] - res.counterfactual[:, win]) * days).sum(axis=1)
+    res.relative = res.effect / (res.counterfactual[:, win] * days).sum(axis=1)
     if post.w is not None:
         res.donors = {d: float(w) for d, w in zip(donors, post.w.mean(axis=0))}
     elif weights == "equal":
@@ -276,11 +287,12 @@ def _estimate(p: _Panel, spend, treated_y: np.ndarray, donors: list[str], a: int
     return res
 
 
-def weekly_fit(y: np.ndarray, fitted: np.ndarray) -> tuple[float, float]:
-    """(R², MAPE) of the fitted mean against the observed series over whole 7-day sums, the latest weeks."""
-    k = len(y) // 7
-    a = y[len(y) - 7 * k:].reshape(k, 7).sum(axis=1)
-    b = fitted[len(y) - 7 * k:].reshape(k, 7).sum(axis=1)
+def weekly_fit(y: np.ndarray, fitted: np.ndarray, group: int = 1) -> tuple[float, float]:
+    """(R², MAPE) of the fitted mean against the observed pre-period over sums of `group` periods (whole weeks),
+    the latest first."""
+    k = len(y) // group
+    a = y[len(y) - group * k:].reshape(k, group).sum(axis=1)
+    b = fitted[len(y) - group * k:].reshape(k, group).sum(axis=1)
     r2 = 1 - np.sum((a - b) ** 2) / max(np.sum((a - a.mean()) ** 2), 1e-12)
     return float(r2), float(np.mean(np.abs(a - b) / np.maximum(np.abs(a), 1e-12)))
 

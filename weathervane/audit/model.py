@@ -36,8 +36,11 @@ class Design:
     Z: np.ndarray | None  # (T, P) free covariates, or None
     n_pre: int
     weights: str = "simplex"
+    lengths: np.ndarray | None = None  # days in each period (7-day blocks; the window's last may be shorter)
 
     def __post_init__(self):
+        if self.lengths is None:
+            self.lengths = np.ones(len(self.y))
         if self.weights not in WEIGHTS:
             raise ValueError(f"weights must be one of {WEIGHTS}, got {self.weights!r}")
         if self.weights != "none" and (self.X is None or self.X.shape[1] == 0):
@@ -257,14 +260,16 @@ def point_fit(design: Design) -> PointFit:
 
 
 def standardized_effect(design: Design, fit_: PointFit | None = None) -> float:
-    """Window's summed residual, minus what the last pre-period residual predicts, over its forecast sd under
-    the fitted AR(1): a z-score comparable between the treated unit and every placebo."""
+    """Window's summed residual (periods weighted by their days), minus what the last pre-period residual
+    predicts, over its forecast sd under the fitted AR(1): a z-score comparable between the treated unit and every
+    placebo."""
     f = fit_ or point_fit(design)
     n, h = design.n_pre, len(design.y) - design.n_pre
     resid = design.y - f.mean
+    length = design.lengths[n:]
     powers = f.phi ** np.arange(1, h + 1)
-    carried = resid[n - 1] * powers.sum()
-    # the innovation at step k enters every later day: sum_{j=0}^{h-k} phi^j
-    gain = (1 - f.phi ** np.arange(h, 0, -1)) / (1 - f.phi)
+    carried = resid[n - 1] * np.sum(length * powers)
+    # the innovation of window period k enters every later period j with weight length_j * phi^(j-k)
+    gain = np.array([np.sum(length[k:] * f.phi ** np.arange(h - k)) for k in range(h)])
     sd = f.sigma * np.sqrt(np.sum(gain**2))
-    return float((resid[n:].sum() - carried) / sd)
+    return float((np.sum(length * resid[n:]) - carried) / sd)

@@ -42,7 +42,7 @@ def _observed_fig(res) -> str:
     ax.plot(x, res.counterfactual.mean(axis=0), color="tab:orange", lw=1, label="counterfactual (mean)")
     ax.plot(x, res.observed, color="black", lw=0.8, label="observed")
     ax.axvline(res.window_start, color="grey", ls="--")
-    ax.set_ylabel("net revenue per day")
+    ax.set_ylabel("net revenue per day (period mean)")
     ax.set_title("Treated geos: observed vs counterfactual")
     ax.legend(loc="upper left", fontsize=8)
     return _png(fig)
@@ -52,10 +52,10 @@ def _effect_fig(res) -> str:
     plt = _plt()
     m = _window_mask(res)
     x = np.array(res.dates)[m]
-    pointwise = res.observed[m][None, :] - res.counterfactual[:, m]
+    pointwise = (res.observed[m][None, :] - res.counterfactual[:, m]) * res.lengths[m]
     cumulative = np.cumsum(pointwise, axis=1)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
-    for ax, draws, title in ((axes[0], pointwise, "Pointwise effect"), (axes[1], cumulative, "Cumulative effect")):
+    for ax, draws, title in ((axes[0], pointwise, "Effect per period"), (axes[1], cumulative, "Cumulative effect")):
         lo, hi = np.quantile(draws, [0.05, 0.95], axis=0)
         ax.fill_between(x, lo, hi, alpha=0.3, label="90% interval")
         ax.plot(x, draws.mean(axis=0), lw=1, label="mean")
