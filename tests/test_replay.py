@@ -80,9 +80,9 @@ def test_each_period_is_valued_by_a_model_fitted_before_it(clear_winner, tmp_pat
         assert all(np.datetime64(te) < np.datetime64(s) for s, _, te, p in served if p == path)
 
 
-def test_a_log_whose_spend_never_moved_is_not_evaluable(clear_winner):
+def test_candidates_are_not_evaluable_where_the_logged_split_never_moved(clear_winner):
     from weathervane.replay.policies import default_policies
-    from weathervane.replay.run import run_replay
+    from weathervane.replay.run import ReplaySettings, run_replay
 
     history, log, result, _, _ = clear_winner
     # the same tenant had it kept one split throughout: the outcome models (fitted on the moving log) are reused,
@@ -92,7 +92,8 @@ def test_a_log_whose_spend_never_moved_is_not_evaluable(clear_winner):
     still = flat.decision_log()
     still.model_data = log.model_data
     reuse = dict(result.origin_models)
-    res = run_replay(still, default_policies(30), None, reuse=reuse, policy_response=history.truth_response())
+    res = run_replay(still, default_policies(30), None, ReplaySettings(n_origins=2), reuse=reuse,
+                     policy_response=history.truth_response())
     rows = res.rows.set_index(["policy", "estimator"])
     movers = [p.name for p in res.policies if p.name != "keep_split"]
     assert not rows.loc[movers, "evaluable"].any()

@@ -67,8 +67,13 @@ def fit_origin(data, origin: int, stop: int, settings, *, tenant_id: str, store:
     from weathervane.mmm.model import adstock_lags, fit_mmm
     from weathervane.mmm.response import META_ATTR, PosteriorResponse, model_path
 
+    import pytensor
+
     t0 = time.perf_counter()
-    fit = fit_mmm(data, settings, stop=origin)
+    # PyTensor's C backend: its compiled modules are cached and reused by the next origin's fit, where the
+    # default backend compiles every fit's graph afresh (measured: about 4x the CPU time per MAP fit)
+    with pytensor.config.change_flags(mode="FAST_RUN"):
+        fit = fit_mmm(data, settings, stop=origin)
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     train_end = (data.dates[origin - 1] + _period_offset(data)).date()
     model_id = f"{tenant_id}-replay-o{origin}-{data.period}-{now:%Y%m%dT%H%M%S%f}"
@@ -84,7 +89,8 @@ def fit_origin(data, origin: int, stop: int, settings, *, tenant_id: str, store:
             warnings.simplefilter("ignore")
             fit.mmm.save(str(path))
     response = MMMResponse(PosteriorResponse.from_idata(fit.mmm.idata, model_id=model_id), draws=None)
-    pred = _predict_logged(fit.mmm, data, origin, stop, settings.seed)
+    with pytensor.config.change_flags(mode="FAST_RUN"):
+        pred = _predict_logged(fit.mmm, data, origin, stop, settings.seed)
     om = OriginModel(model_id=model_id, origin=origin, train_start=data.dates[0].date(), train_end=train_end,
                      method=settings.method, fit_seconds=time.perf_counter() - t0, response=response,
                      pred_block=pred, path=path)

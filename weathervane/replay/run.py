@@ -41,6 +41,7 @@ class ReplayResult:
     behaviour: bh.BehaviourModel
     policies: list[PolicySpec]
     origin_models: dict = field(default_factory=dict)  # origin -> OriginModel
+    actions: dict = field(default_factory=dict)  # policy -> [period, channel, geo] allocation judged
     notes: list[str] = field(default_factory=list)
     conclusion: str = ""
     report_path: object = None
@@ -178,7 +179,7 @@ def run_replay(log: DecisionLog, policies: list[PolicySpec], fit_settings, setti
             periods_served=int(sum(1 for x in served if x == o)),
             first_period_start=min((log.date_of(s) for (s, _), x in zip(window, served) if x == o), default=None),
             path=str(om.path) if om.path else None) for o, om in models.items()]),
-        behaviour=behaviour, policies=list(policies), origin_models=models,
+        behaviour=behaviour, policies=list(policies), origin_models=models, actions=actions,
     )
     res.notes.append(f"{len(models)} outcome models at rolling origins ({', '.join(str(data.dates[o].date()) for o in origins)}), "
                      f"fitted by {', '.join(sorted({m.method for m in models.values()}))}; each period is valued by the last model fitted before it")
