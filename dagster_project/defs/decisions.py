@@ -50,6 +50,7 @@ RAW_FORECAST = AssetKey(["raw", "weather__forecast"])
 def budget_plan(context: AssetExecutionContext, weathervane: WeathervaneResource) -> MaterializeResult:
     from weathervane.allocate import propose_plan
     from weathervane.allocate.mmm_response import load_latest_response
+    from weathervane.governance.outbox import deliver_outbox
     from weathervane.report_server import report_url
 
     tenant = context.partition_key
@@ -57,6 +58,7 @@ def budget_plan(context: AssetExecutionContext, weathervane: WeathervaneResource
     with weathervane.connect() as con:
         response = load_latest_response(con, tenant, weathervane.models())
         plan = propose_plan(con, tenant, cfg, response, reports_dir=weathervane.reports())
+    deliver_outbox(tenant, weathervane.warehouse(), cfg)  # the proposal's notification, warehouse released
     if plan.fallback_reasons:
         context.log.warning(f"plan {plan.plan_id} is keep-the-split: {plan.fallback_reason}")
     metadata = {
@@ -153,11 +155,16 @@ _TO_STATUS = {"approve": "approved", "reject": "rejected", "apply": "applied", "
 def decide_plan(context: OpExecutionContext, config: PlanDecision, weathervane: WeathervaneResource) -> None:
     from weathervane.governance import transition
     from weathervane.governance.events import plan_status
+    from weathervane.governance.outbox import deliver_outbox
 
     with weathervane.connect() as con:
         tenant, _ = plan_status(con, config.plan_id)
-        events = transition(con, config.plan_id, _TO_STATUS[config.decision], config.actor, config.reason,
-                            weathervane.tenant_config(tenant))
+        cfg = weathervane.tenant_config(tenant)
+        events = transition(con, config.plan_id, _TO_STATUS[config.decision], config.actor, config.reason, cfg,
+                            deliver=False)
+    # notifications go out once the warehouse is released
+    delivery = deliver_outbox(tenant, weathervane.warehouse(), cfg)
+    context.log.info(delivery.describe())
     for ev in events:
         context.log.info(f"plan {ev.plan_id}: {ev.from_status} -> {ev.to_status} by {ev.actor} (event {ev.seq})")
 

@@ -22,7 +22,6 @@ from weathervane.allocate.response import ResponseModel
 from weathervane.allocate.safety import MOVE_STEPS, ModelEvidence, choose_step, gate, read_evidence
 from weathervane.config import TenantConfig, validate_tenant_id
 from weathervane.governance.events import record_proposal
-from weathervane.governance.outbox import deliver_pending
 from weathervane.governance.tables import ensure_decision_tables
 
 
@@ -334,7 +333,7 @@ def write_plan(con, plan: Plan, cfg: TenantConfig) -> None:
     except BaseException:
         con.execute("rollback")
         raise
-    deliver_pending(con, plan.tenant_id)
+    # notifications are posted by the caller once it has released the warehouse (governance.outbox.deliver_outbox)
 
 
 def propose_plan(

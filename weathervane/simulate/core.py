@@ -402,7 +402,7 @@ def _write_tenant_yaml(writer: _Writer, tenant_id: str, grain: tuple[str, str]) 
         f"grain: {{product: {grain[0]}, geo: {grain[1]}}}\n"
         "planning: {horizon_days: 28, max_change_pct: 30}\n"
         f"autopilot: {{requires_approval: true, approvers: [growth-lead@{tenant_id}.example, "
-        f"cfo@{tenant_id}.example]}}\n"
+        f"cfo@{tenant_id}.example], appliers: [media-ops@{tenant_id}.example]}}\n"
     ))
 
 
