@@ -431,6 +431,10 @@ def test_sessions_expire_end_on_sign_out_and_on_a_password_reset_and_cookies_are
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
     assert page.headers["X-Frame-Options"] == "DENY"
 
+    for _ in range(7):  # with the one above, 8 failures from this address: guessing stops, even the right one
+        assert sign_in(CFO, "a wrong guess again").status_code == 401
+    assert sign_in(CFO, PASSWORDS[CFO]).status_code == 429
+
 
 def _row(cols, **values):
     """A row for a table written by another stage: typed placeholders, the given values where named."""

@@ -403,7 +403,7 @@ def _register(app: Flask) -> None:
             s.throttle.fail(*keys)
             flash("Unknown user or wrong password.", "error")
             return render_template("login.html", next=request.form.get("next", "")), 401
-        s.throttle.clear(*keys)
+        s.throttle.clear(keys[0])  # the address keeps its count: one good account must not reset guessing
         session.clear()
         session.permanent = True
         session["sid"] = s.sessions.open(user.user_id, user.fingerprint)
