@@ -243,3 +243,30 @@ def test_gate_check_blocks_the_plan_in_dagster_until_the_evidence_holds(audited,
         assert evaluation.check_name == GATE_CHECK
         results.append((run.success, evaluation.passed, evaluation.metadata["mode"].value))
     assert results == [(False, False, "assisted"), (True, True, "autopilot")]
+
+
+def test_applied_plan_is_an_intervention_on_the_geos_it_moved(tmp_path, monkeypatch):
+    from weathervane.audit.panel import read_applied_plans
+    from weathervane.governance import apply, approve, ensure_decision_tables, record_proposal
+
+    monkeypatch.setenv("WEATHERVANE_MODEL_STORE", str(tmp_path / "models"))
+    cfg = TenantConfig(autopilot=Autopilot(approvers=["lead@shop.example"], appliers=["ops@shop.example"]))
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    ensure_decision_tables(con)
+    start = date.today()
+    con.execute("begin transaction")
+    con.execute("insert into decisions.plans (plan_id, tenant_id, model_id, created_at, horizon_start, horizon_end, "
+                "total_budget, status) values ('p1', ?, 'm1', now(), ?, ?, 3800, null)",
+                [TENANT, start, start + timedelta(days=27)])
+    for geo, rec, prev in (("US-CA", 2800.0, 2000.0), ("US-TX", 1000.0, 1010.0)):
+        con.execute("insert into decisions.plan_lines (plan_id, tenant_id, channel, geo_id, recommended_spend, "
+                    "previous_spend) values ('p1', ?, 'meta', ?, ?, ?)", [TENANT, geo, rec, prev])
+    record_proposal(con, TENANT, "p1", cfg)
+    con.execute("commit")
+    assert read_applied_plans(con, TENANT) == []  # proposed is not applied
+    approve(con, "p1", "lead@shop.example", "ok", cfg)
+    apply(con, "p1", "ops@shop.example", "live", cfg)
+    (plan,) = read_applied_plans(con, TENANT)
+    con.close()
+    assert (plan.plan_id, plan.deployment_id, plan.geo_ids, plan.channels) == ("p1", None, ("US-CA",), ("meta",))
+    assert (plan.start, plan.end, plan.key) == (start, start + timedelta(days=27), "plan:p1")
