@@ -323,11 +323,5 @@ def verdict(res: MethodResult, post: Posterior, settings: AuditSettings) -> tupl
     return "no_detectable_effect", "; ".join(why)
 
 
-def window_days(res: MethodResult) -> int | None:
-    if res.window_start is None or res.window_end is None:
-        return None
-    return (res.window_end - res.window_start).days + 1
-
-
 __all__ = ["AuditSettings", "MethodResult", "audit_intervention", "verdict", "seed_for", "SYNTH", "DID", "ITS",
-           "VERDICTS", "window_days"]
+           "VERDICTS"]
