@@ -1,6 +1,6 @@
 """The robustness matrix: worlds the model was not written for, through simulate -> ingest -> dbt -> fit.
 
-    nice -n 10 .venv/bin/python bench/bench_robustness.py --label after          # every world, seeds 0 and 1
+    nice -n 10 .venv/bin/python bench/bench_robustness.py --label before after   # every world, seeds 0 and 1
     .venv/bin/python bench/bench_robustness.py --worlds reference paced_search --seeds 0
     .venv/bin/python bench/bench_robustness.py --render data/robustness/after.jsonl   # table from saved results
 
@@ -28,6 +28,21 @@ from weathervane.simulate.robustness import (  # noqa: E402
 from weathervane.simulate.worlds import MATRIX, WORLDS  # noqa: E402
 
 
+def _before():
+    from weathervane.mmm import FitSettings
+
+    return FitSettings(holdout_weeks=0, retries=0, peak_season=False)
+
+
+def _after():
+    from weathervane.mmm import FitSettings
+
+    return FitSettings(holdout_weeks=0)
+
+
+SETTINGS = {"before": _before, "after": _after}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worlds", nargs="*", default=[w.name for w in MATRIX], choices=sorted(WORLDS))
@@ -35,7 +50,9 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=420)
     ap.add_argument("--geos", type=int, default=3)
     ap.add_argument("--workdir", type=Path, default=REPO / "data" / "robustness")
-    ap.add_argument("--label", default="run")
+    ap.add_argument("--label", nargs="*", default=["after"], choices=sorted(SETTINGS),
+                    help="model settings to fit each world with, in turn (before: the model as it was before the "
+                         "robustness work, no retry and no peak-season control; after: production's defaults)")
     ap.add_argument("--draws", type=int)
     ap.add_argument("--tune", type=int)
     ap.add_argument("--table", type=Path)
@@ -48,37 +65,38 @@ def main() -> None:
         return
 
     os.environ.setdefault("PYTENSOR_FLAGS", f"compiledir={tempfile.mkdtemp(prefix='wv-pytensor-')}")
-    from weathervane.mmm import FitSettings
-
-    settings = FitSettings(holdout_weeks=0)
-    if args.draws:
-        settings.draws = args.draws
-    if args.tune:
-        settings.tune = args.tune
     args.workdir.mkdir(parents=True, exist_ok=True)
-    out = args.workdir / f"{args.label}.jsonl"
-    done = {(r.world, r.seed) for r in load_results(out)}
-    print(f"matrix {args.label}: {len(args.worlds)} worlds x seeds {args.seeds}, {args.days} days, {args.geos} geos; "
-          f"nutpie {settings.draws}+{settings.tune} x {settings.chains}, gate r-hat <= {settings.max_rhat}, "
-          f"bulk ESS >= {settings.min_ess_bulk}, retries {settings.retries}", flush=True)
     t_all = time.perf_counter()
+    for label in args.label:
+        s = SETTINGS[label]()
+        print(f"matrix {label}: {len(args.worlds)} worlds x seeds {args.seeds}, {args.days} days, {args.geos} geos; "
+              f"nutpie {args.draws or s.draws}+{args.tune or s.tune} x {s.chains}, gate r-hat <= {s.max_rhat}, "
+              f"bulk ESS >= {s.min_ess_bulk}, retries {s.retries}, peak season {s.peak_season}", flush=True)
+    # world by world, every label in turn: a run cut short still holds paired before / after results
     for seed in args.seeds:
         for name in args.worlds:
-            if (name, seed) in done:
-                continue
-            world = WORLDS[name]
-            t0 = time.perf_counter()
-            r = run_world(world, seed, args.workdir / "inputs" / tenant_for(world, seed), settings,
-                          days=args.days, n_geos=args.geos, regret=not args.no_regret)
-            with out.open("a") as f:
-                f.write(r.to_json() + "\n")
-            cov, n = r.coverage()
-            reg = "n/a" if r.regret is None else r.regret.get("regret_plan_pct", r.regret.get("error"))
-            print(f"{name} seed {seed}: {r.status} in {time.perf_counter() - t0:.0f} s; median ROAS error "
-                  f"{r.median_roas_error:.1%}, coverage {cov}/{n}, gate first try {r.passed_first_try}; "
-                  f"regret: {reg}" + (f"; ERROR {r.error}" if r.error else ""), flush=True)
-    results = load_results(out)
-    text = markdown_table(results) + "\n" + pooled_summary(results)
+            for label in args.label:
+                out = args.workdir / f"{label}.jsonl"
+                if (name, seed) in {(r.world, r.seed) for r in load_results(out)}:
+                    continue
+                settings = SETTINGS[label]()
+                settings.draws = args.draws or settings.draws
+                settings.tune = args.tune or settings.tune
+                world = WORLDS[name]
+                t0 = time.perf_counter()
+                r = run_world(world, seed, args.workdir / "inputs" / tenant_for(world, seed), settings,
+                              days=args.days, n_geos=args.geos, regret=not args.no_regret)
+                with out.open("a") as f:
+                    f.write(r.to_json() + "\n")
+                cov, n = r.coverage()
+                reg = "n/a" if r.regret is None else r.regret.get("regret_plan_pct", r.regret.get("error"))
+                print(f"[{label}] {name} seed {seed}: {r.status} in {time.perf_counter() - t0:.0f} s; median ROAS "
+                      f"error {r.median_roas_error:.1%}, coverage {cov}/{n}, gate first try {r.passed_first_try}; "
+                      f"regret: {reg}" + (f"; ERROR {r.error}" if r.error else ""), flush=True)
+    text = ""
+    for label in args.label:
+        results = load_results(args.workdir / f"{label}.jsonl")
+        text += f"### {label}\n\n" + markdown_table(results) + "\n" + pooled_summary(results) + "\n"
     print(text)
     print(f"total {time.perf_counter() - t_all:.0f} s")
     if args.table:

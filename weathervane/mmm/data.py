@@ -209,6 +209,19 @@ def _weather_z(panel, dates, cells, cell_geo, weather_daily, period):
     return z, stats
 
 
+def peak_season_share(dates: pd.DatetimeIndex, period: str) -> np.ndarray:
+    """Share of each period's days from a week before Black Friday to Christmas Eve (the retail peak season)."""
+    days = 7 if period == "week" else 1
+    out = np.zeros(len(dates))
+    for i, start in enumerate(dates):
+        for d in pd.date_range(start, periods=days, freq="D"):
+            nov1 = pd.Timestamp(d.year, 11, 1)
+            black_friday = nov1 + pd.Timedelta(days=(3 - nov1.weekday()) % 7 + 22)
+            if black_friday - pd.Timedelta(days=7) <= d <= pd.Timestamp(d.year, 12, 24):
+                out[i] += 1.0 / days
+    return out
+
+
 def _controls(panel, dates, cells, weather_z, period, arr) -> dict[str, np.ndarray]:
     """Controls on comparable scales (coefficients share one prior): flags as is, magnitudes over their max."""
     out: dict[str, np.ndarray] = {}
@@ -218,6 +231,9 @@ def _controls(panel, dates, cells, weather_z, period, arr) -> dict[str, np.ndarr
     peak = sends.max(axis=0, keepdims=True)
     out["lifecycle_sends"] = np.divide(sends, peak, out=np.zeros_like(sends), where=peak > 0)
     out["is_holiday"] = arr("is_holiday")
+    # Peak season (Cyber Week to Christmas Eve): demand and budgets rise together then; without its own term the
+    # season's extra sales are credited to the budget pushes.
+    out["peak_season"] = np.repeat(peak_season_share(dates, period)[:, None], len(cells), axis=1)
     for k, var in enumerate(WEATHER_VARS):
         out[f"{var}_z"] = weather_z[:, :, k]
     n = len(dates)

@@ -49,6 +49,7 @@ class FitSettings:
     retry_max_draws: int = 2000
     retry_target_accept: float = 0.95  # smaller steps: the usual cure for a few divergences
     yearly_seasonality: int = 2
+    peak_season: bool = True  # the peak-season control (see data._controls); off reproduces earlier fits
     weather: bool = True
     advi_iterations: int = 20_000
     posterior_draws_map: int = 1  # a MAP point is one draw
@@ -199,6 +200,10 @@ class FitResult:
 def fit_mmm(data: ModelData, settings: FitSettings, *, stop: int | None = None, weather: bool | None = None,
             lift_tests: pd.DataFrame | None = None) -> FitResult:
     """Build and fit on the first `stop` periods (all when None); lift tests calibrate the saturation curves."""
+    if not settings.peak_season and "peak_season" in data.controls:
+        from dataclasses import replace
+
+        data = replace(data, controls={k: v for k, v in data.controls.items() if k != "peak_season"})
     mmm = build_mmm(data, settings, weather=weather)
     ds = data.to_dataset(stop)
     t0 = time.perf_counter()
