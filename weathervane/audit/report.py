@@ -45,6 +45,7 @@ def _observed_fig(res) -> str:
     ax.set_ylabel("net revenue per day (period mean)")
     ax.set_title("Treated geos: observed vs counterfactual")
     ax.legend(loc="upper left", fontsize=8)
+    fig.autofmt_xdate()
     return _png(fig)
 
 
