@@ -135,6 +135,21 @@ def binding_sentences(plan) -> list[str]:
     return []
 
 
+def experiment_sentences(plan, currency: str) -> list[str]:
+    """The lift tests the model recommends for the channels it cannot measure (mmm.experiment_recommendations)."""
+    import json
+
+    out = []
+    for e in getattr(plan, "experiments", []) or []:
+        controls = ", ".join(json.loads(e["control_geo_ids"])) or "the model's own forecast"
+        out.append(f"{rp.channel_name(e['channel'])}: raise spend in {', '.join(json.loads(e['treated_geo_ids']))} "
+                   f"by {rp.money(e['spend_change'], currency)} over {e['duration_days']} days, compared with "
+                   f"{controls}; the measured lift should come within ±{rp.money(e['expected_interval_width'] / 2, currency)} "
+                   f"(90%) of the truth, against an expected lift of {rp.money(e['expected_lift_mean'], currency)}."
+                   + (f" {e['design_note']}." if e.get("design_note") else ""))
+    return out
+
+
 def render_plan_html(plan, currency: str | None = None) -> str:
     from weathervane.mmm.report import tenant_currency
 
@@ -171,6 +186,8 @@ def render_plan_html(plan, currency: str | None = None) -> str:
 {_lift_fig(plan, currency)}
 <h2>What holds the plan back</h2>
 <ul class="plain">{''.join(f'<li>{rp.esc(s)}</li>' for s in binds) or '<li>No constraint binds.</li>'}</ul>
+{'<h2>Experiments that would let the plan move held channels</h2><ul class="plain">' + ''.join(
+    f'<li>{rp.esc(s)}</li>' for s in experiment_sentences(plan, currency)) + '</ul>' if getattr(plan, "experiments", None) else ''}
 <h2>Allocation</h2>{_allocation_fig(plan, currency)}
 <p class="note">Weather effect = how much better (or worse) each line is expected to work under the horizon's weather
 than under its geo's average weather. Marginal ROAS = net revenue the next {rp.esc(m(1))} of spend would bring.</p>
