@@ -135,23 +135,41 @@ def _decisions_section(sniff: pd.DataFrame) -> str:
             + (f"<h3>What to fix in the data</h3><ul class=plain>{w}</ul>" if w else ""))
 
 
+def _is_point(model: pd.Series | None) -> bool:
+    """A MAP (or variational) preview: one draw, so intervals and probabilities say nothing."""
+    if model is None:
+        return False
+    return str(model.get("sampler")) in ("map", "advi") or (rp.is_number(model.get("draws"))
+                                                           and int(model["draws"]) <= 1)
+
+
+def _day(value) -> str:
+    try:
+        return str(pd.Timestamp(value).date())
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def _model_section(model: pd.Series | None) -> str:
     if model is None:
         return "<p>No model was fitted.</p>"
     ok = model["status"] == "ok"
     mape = model.get("holdout_mape")
+    if _is_point(model):
+        checks = ("This fit is a quick point estimate (MAP): it has no sampler checks, and its intervals below have "
+                  "no width — they are not a measure of certainty. Plans need a full (NUTS) fit.")
+    elif ok:
+        checks = ("Its sampler checks passed: the chains agree (largest r-hat "
+                  f"{rp.ratio(model['max_rhat'], 3)}, at most 1.05 wanted) and no divergent transitions were seen.")
+    else:
+        checks = "Its sampler checks FAILED: the numbers below are for inspection only and no plan uses this model."
     words = [
-        f"The model was fitted on {int(model['n_obs']):,} observations from {model['train_start']} to "
-        f"{model['train_end']} ({model['grain_product']} × {model['grain_geo']}).",
-        ("Its sampler checks passed: the chains agree (largest r-hat "
-         f"{rp.ratio(model['max_rhat'], 3)}, at most 1.05 wanted) and no divergent transitions were seen."
-         if ok else "Its sampler checks FAILED: the numbers below are shown for inspection only and no plan uses "
-                    "this model."),
+        f"The model was fitted on {int(model['n_obs']):,} observations from {_day(model['train_start'])} to "
+        f"{_day(model['train_end'])} ({model['grain_product']} × {model['grain_geo']}).",
+        checks,
         (f"On the last weeks, which the fit never saw, its predictions were off by {_k('holdout_mape', rp.pct(mape, 1))} "
          "on average." if rp.is_number(mape) else "The history was too short to hold weeks out and score them."),
     ]
-    if model.get("sampler") == "map":
-        words.append("This fit is a quick point estimate (MAP): its intervals are narrower than a full posterior's.")
     return "<ul class=plain>" + "".join(f"<li>{w}</li>" for w in words) + "</ul>"
 
 
@@ -203,7 +221,8 @@ def _coverage_figure(con, tenant: str, currency: str) -> str | None:
                      caption="The data the model learnt from: sales and the spend that may have driven them.")
 
 
-def _channel_section(con, model_id: str, currency: str, truth: dict | None) -> tuple[str, pd.DataFrame]:
+def _channel_section(con, model_id: str, currency: str, truth: dict | None,
+                     point: bool = False) -> tuple[str, pd.DataFrame]:
     cs = _frame(con, "mmm", "channel_summary", "model_id = ? and geo_id is null", [model_id], order="spend desc")
     if cs.empty:
         return "<p>No channel results.</p>", cs
@@ -224,7 +243,9 @@ def _channel_section(con, model_id: str, currency: str, truth: dict | None) -> t
         if truth is not None:
             t = truth.get(r.channel, {}).get("roas")
             covered = t is not None and r.roas_p05 <= t <= r.roas_p95
-            row.append(f"{rp.ratio(t)} ({'inside' if covered else 'outside'} the interval)" if t is not None else "—")
+            where = ("point estimate: no interval" if point else
+                     f"{'inside' if covered else 'outside'} the interval")
+            row.append(f"{rp.ratio(t)} ({where})" if t is not None else "—")
         rows.append(row)
     headers = ["channel", "spend", "net revenue brought (90% interval)", "ROAS (90% interval)", "marginal ROAS",
                "identifiability"] + (["true ROAS (simulated)"] if truth is not None else [])
@@ -291,7 +312,8 @@ def _binding_counts(lines: pd.DataFrame) -> list[str]:
     return out
 
 
-def _plan_section(con, tenant: str, currency: str, max_change_pct) -> tuple[str, pd.Series | None]:
+def _plan_section(con, tenant: str, currency: str, max_change_pct,
+                  point: bool = False) -> tuple[str, pd.Series | None]:
     plans = _frame(con, "decisions", "plans", "tenant_id = ?", [tenant], order="created_at desc", limit=1)
     if plans.empty:
         return "<p>No plan was proposed (the model did not pass its checks, or no spend to plan).</p>", None
@@ -310,8 +332,12 @@ def _plan_section(con, tenant: str, currency: str, max_change_pct) -> tuple[str,
     scope = "net revenue from paid media" if p.get("kpi_scope") == "media_contribution" else "net revenue"
     if rp.is_number(p.get("expected_lift_mean")):
         items.append(f"Expected extra {scope} over keeping the split: "
-                     f"{_k('plan_lift', m(p['expected_lift_mean']))} ({rp.esc(rp.interval(p['expected_lift_p05'], p['expected_lift_p95'], m))}).")
-    if prob is not None:
+                     f"{_k('plan_lift', m(p['expected_lift_mean']))} "
+                     f"({rp.esc(rp.interval(p['expected_lift_p05'], p['expected_lift_p95'], m))}).")
+    if prob is not None and point:
+        items.append("Probability it beats keeping the split: not given — the model is a point estimate, so there "
+                     "is no uncertainty to weigh.")
+    elif prob is not None:
         items.append(f"Probability it beats keeping the split: {_k('plan_prob', rp.pct(prob))} — assuming the model's "
                      "response curves and weather effects hold over the horizon and the assumed weather comes; it is "
                      "not a guarantee.")
@@ -321,7 +347,7 @@ def _plan_section(con, tenant: str, currency: str, max_change_pct) -> tuple[str,
     binds = _binding_counts(lines)
     limit = f" (tenant.yaml allows ±{max_change_pct:.0f}% per line)" if rp.is_number(max_change_pct) else ""
     items.append(("What holds it: " + "; ".join(binds) + limit + ".") if binds else "No limit binds.")
-    items = [i if i.startswith("Expected") or i.startswith("Probability") else rp.esc(i) for i in items]
+    items = [i if i.startswith("Expected") or "data-key" in i else rp.esc(i) for i in items]
     rows = []
     if not lines.empty:
         for r in lines.itertuples():
@@ -437,13 +463,14 @@ def render_proof(con, run: ProofRun, currency: str, kpi: str = "net_revenue", ma
     if cov:
         sections.append(("Sales and spend over time" + (" (twin)" if run.mode == TWIN else ""), cov))
     sections.append(("Model fit and diagnostics", _model_section(model)))
-    ch_html, channels = (_channel_section(con, model["model_id"], currency, truth) if model is not None
+    ch_html, channels = (_channel_section(con, model["model_id"], currency, truth, _is_point(model))
+                         if model is not None
                          else ("<p>No model.</p>", pd.DataFrame()))
     sections.append((f"Return on ad spend per channel ({rp.kpi_name(kpi)}, {currency})", ch_html))
     if model is not None:
         sections.append(("How weather changes each channel's effect", _weather_section(con, model["model_id"], truth)))
     sections.append(("Promotions and emails", _promo_section(con, model_tenant, sniff, currency, truth_obj)))
-    plan_html, _ = _plan_section(con, model_tenant, currency, max_change_pct)
+    plan_html, _ = _plan_section(con, model_tenant, currency, max_change_pct, _is_point(model))
     sections.append(("Recommended plan vs keeping the split", plan_html))
     sections.append(("Audits of past changes", _audit_section(con, model_tenant, currency)))
     sections.append(("Identifiability and experiments to run",

@@ -67,8 +67,10 @@ class Sniff:
                 (f" field {q['field']}" if q["field"] else "")
             add("quarantine", q["file_path"], where, status="fail", reason=q["reason"])
         add("sales", "history_days", number=p.span_days)
-        add("sales", "first_date", p.sales_start)
-        add("sales", "last_date", p.sales_end)
+        firsts = [d for d in (p.sales_start, p.aggregated_start) if d]
+        lasts = [d for d in (p.sales_end, p.aggregated_end) if d]
+        add("sales", "first_date", min(firsts) if firsts else None)
+        add("sales", "last_date", max(lasts) if lasts else None)
         add("sales", "orders", number=p.orders)
         add("sales", "net_revenue", p.currency, number=round(p.net_revenue, 2))
         add("sales", "days_without_orders", number=p.missing_sales_days,
