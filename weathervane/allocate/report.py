@@ -121,8 +121,13 @@ def decision_sentences(plan, currency: str) -> list[str]:
         out.append(f"Recommendation: move the budget as below{part}.")
     out.append(f"Expected extra net revenue over keeping the split: {m(lift[0])} "
                f"({rp.interval(lift[1], lift[2], m)}).")
-    out.append(f"Probability the plan beats keeping the split: {prob:.0%} — under the model's assumptions "
-               "(its adstock, saturation and weather effects hold over the horizon and the assumed weather comes).")
+    if len(plan.lift_draws) <= 1:
+        out.append("Probability the plan beats keeping the split: not given — the model is a point estimate (one "
+                   "draw), so there is no uncertainty to weigh.")
+    else:
+        out.append(f"Probability the plan beats keeping the split: {prob:.0%} — under the model's assumptions "
+                   "(its adstock, saturation and weather effects hold over the horizon and the assumed weather "
+                   "comes).")
     if plan.kpi_scope != "total":
         out.append("Totals count only the net revenue attributable to paid media: the model gives no baseline "
                    "forecast for this horizon.")
@@ -183,7 +188,7 @@ def render_plan_html(plan, currency: str | None = None) -> str:
 <h2>The decision</h2>
 <ul class="plain">{''.join(f'<li>{rp.esc(s)}</li>' for s in decision_sentences(plan, currency))}</ul>
 <h2>Expected outcome over the horizon</h2>{outcome}
-{_lift_fig(plan, currency)}
+{_lift_fig(plan, currency) if len(plan.lift_draws) > 1 else ''}
 <h2>What holds the plan back</h2>
 <ul class="plain">{''.join(f'<li>{rp.esc(s)}</li>' for s in binds) or '<li>No constraint binds.</li>'}</ul>
 {'<h2>Experiments that would let the plan move held channels</h2><ul class="plain">' + ''.join(

@@ -96,8 +96,9 @@ def channel_rows(overall: pd.DataFrame, currency: str) -> list[tuple]:
         flag = ""
         if "needs_experiment" in overall.columns and bool(getattr(r, "needs_experiment")):
             flag = "needs an experiment: the data barely moved the prior"
-        rows.append((rp.channel_name(r.channel), rp.money(r.spend, currency),
-                     rp.money(r.contribution_mean, currency) + f" ({rp.interval(r.contribution_p05, r.contribution_p95, lambda v: rp.money(v, currency))})",
+        m = lambda v: rp.money(v, currency)  # noqa: E731
+        rows.append((rp.channel_name(r.channel), m(r.spend),
+                     rp.with_interval(r.contribution_mean, r.contribution_p05, r.contribution_p95, m),
                      rp.with_interval(r.roas_mean, r.roas_p05, r.roas_p95), rp.ratio(r.mroas_mean), flag))
     return rows
 
@@ -118,8 +119,11 @@ def write_report(mmm, resp, data, frames: dict[str, pd.DataFrame], meta: dict, p
     overall = summary[summary["geo_id"].isna()]
     m = frames["models"].iloc[0]
     ok = m["status"] == "ok"
+    point = str(m["sampler"]) in ("map", "advi")
+    status = ("a quick point estimate: no sampler checks apply, and its intervals have no width" if point else
+              "passed the sampler checks" if ok else "FAILED the sampler checks: not used for plans")
     diag = [
-        ("status", "passed the sampler checks" if ok else "FAILED the sampler checks: not used for plans"),
+        ("status", status),
         ("sampler", f"{m['sampler']}, {m['draws']} draws × {m['chains']} chain(s)"),
         ("largest r-hat (≤ 1.05 means the chains agree)", rp.ratio(m["max_rhat"], 3)),
         ("smallest effective sample size", rp.ratio(m["min_ess_bulk"], 0)),

@@ -165,8 +165,13 @@ def table(headers: Sequence[str], rows: Iterable[Sequence], numeric_from: int = 
     """An HTML table; cells are escaped text, columns from `numeric_from` on are right-aligned."""
     head = "".join(f'<th scope="col"{" class=num" if i >= numeric_from else ""}>{esc(h)}</th>'
                    for i, h in enumerate(headers))
-    body = "".join("<tr>" + "".join(f'<td{" class=num" if i >= numeric_from else ""}>{esc(c)}</td>'
-                                    for i, c in enumerate(r)) + "</tr>" for r in rows)
+    def cls(i, c):
+        # short cells (ids, money, dates) never break inside; long text wraps
+        names = (["num"] if i >= numeric_from else []) + (["nw"] if len(str(c)) <= 24 else [])
+        return f' class="{" ".join(names)}"' if names else ""
+
+    body = "".join("<tr>" + "".join(f"<td{cls(i, c)}>{esc(c)}</td>" for i, c in enumerate(r)) + "</tr>"
+                   for r in rows)
     return f'<table class="{esc(cls)}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
@@ -177,7 +182,7 @@ h1{font-size:1.7em;margin-bottom:.2em}h2{margin-top:1.8em;border-bottom:1px soli
 h3{margin-bottom:.3em}
 table{border-collapse:collapse;font-size:14px;margin:.6em 0}th,td{padding:4px 10px;border-bottom:1px solid #e4e7eb;
 text-align:left;vertical-align:top}th.num,td.num{text-align:right;font-variant-numeric:tabular-nums}
-thead th{background:#f5f7fa}
+thead th{background:#f5f7fa}td.nw{white-space:nowrap}
 figure.plot{margin:1em 0}figure.plot img{max-width:100%;height:auto}figcaption{color:#52606d;font-size:13px}
 .banner{background:#fff3c4;border:1px solid #f0b429;padding:.5em 1em;margin:1em 0;font-weight:600}
 .note{color:#52606d;font-size:14px}.warn{color:#8d2b0b}.ok{color:#0e7c3a}
