@@ -61,7 +61,7 @@ def _requirements(config: dict):
     requirements=_requirements,
 )
 def weathervane_executor(init_context):
-    from dagster._core.definitions.executor_definition import InitExecutorContext
+    from dagster._core.executor.init import InitExecutorContext
 
     config = init_context.executor_config
     kind = next(iter(config))

@@ -22,7 +22,8 @@ def standalone_ingest_job():
     from dagster import Definitions
 
     from dagster_project.defs import ingest
+    from dagster_project.executor import weathervane_executor
     from dagster_project.resources import WeathervaneResource
 
-    return Definitions(assets=ingest.assets, jobs=[ingest_job],
+    return Definitions(assets=ingest.assets, jobs=[ingest_job], executor=weathervane_executor,
                        resources={"weathervane": WeathervaneResource()}).resolve_job_def("ingest_job")

@@ -112,3 +112,22 @@ def test_every_offline_dbt_target_parses(tmp_path):
             cwd=REPO_ROOT / "dbt", env=env, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, (target, proc.stdout[-2000:])
         assert (out / "target" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("executor_config", [{"in_process": {}}, {"multiprocess": {"max_concurrent": 2}}])
+def test_a_job_runs_on_the_weathervane_executor(executor_config, tmp_path, monkeypatch):
+    """The executor every job gets really starts runs (in-process and a process per step)."""
+    from dagster import execute_job, instance_for_test, reconstructable
+
+    from dagster_project.jobs import standalone_ingest_job
+    from tests.conftest import ACME_EXAMPLE
+
+    shutil.copytree(ACME_EXAMPLE, tmp_path / "landing" / "acme")
+    monkeypatch.setenv("WEATHERVANE_LANDING", str(tmp_path / "landing"))
+    monkeypatch.setenv("WEATHERVANE_WAREHOUSE", str(tmp_path / "wh.duckdb"))
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions("tenants", ["acme"])
+        result = execute_job(reconstructable(standalone_ingest_job), instance=instance,
+                             run_config={"execution": {"config": executor_config}}, tags={"dagster/partition": "acme"})
+        assert result.success
+        assert len(result.get_asset_materialization_events()) == 14  # 13 streams + the tenant's settings
