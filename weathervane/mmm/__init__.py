@@ -1,14 +1,30 @@
-"""Weather-aware Bayesian MMM on PyMC-Marketing: fit, gate, save, summarise, and answer response queries."""
-from weathervane.mmm.data import ModelData, ModelInputError, prepare_model_data, read_model_input
-from weathervane.mmm.lift_tests import LiftTestError, lift_measurements, read_lift_tests
-from weathervane.mmm.model import FitSettings, build_mmm, diagnostics, fit_mmm
-from weathervane.mmm.pipeline import FittedModel, duckdb_connect, fit_panel, fit_tenant
-from weathervane.mmm.response import PosteriorResponse, load_response
-from weathervane.mmm.store import STATUS_FAILED, STATUS_OK, ModelRecord, latest_usable_model, write_model_outputs
+"""Weather-aware Bayesian MMM on PyMC-Marketing: fit, gate, save, summarise, and answer response queries.
 
-__all__ = [
-    "STATUS_FAILED", "STATUS_OK", "FitSettings", "FittedModel", "LiftTestError", "ModelData", "ModelInputError",
-    "ModelRecord", "PosteriorResponse", "build_mmm", "diagnostics", "duckdb_connect", "fit_mmm", "fit_panel",
-    "fit_tenant", "latest_usable_model", "lift_measurements", "load_response", "prepare_model_data",
-    "read_lift_tests", "read_model_input", "write_model_outputs",
-]
+Names are imported on first use (PEP 562): reading a saved model's response or the mmm tables does not import
+PyMC; fitting does.
+"""
+from __future__ import annotations
+
+import importlib
+
+_WHERE = {
+    "weathervane.mmm.data": ["ModelData", "ModelInputError", "prepare_model_data", "read_model_input"],
+    "weathervane.mmm.lift_tests": ["LiftTestError", "lift_measurements", "read_lift_tests"],
+    "weathervane.mmm.model": ["FitSettings", "build_mmm", "diagnostics", "fit_mmm"],
+    "weathervane.mmm.pipeline": ["FittedModel", "duckdb_connect", "fit_panel", "fit_tenant"],
+    "weathervane.mmm.response": ["PosteriorResponse", "load_response"],
+    "weathervane.mmm.store": ["STATUS_FAILED", "STATUS_OK", "ModelRecord", "latest_usable_model",
+                              "write_model_outputs"],
+}
+_MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'weathervane.mmm' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
