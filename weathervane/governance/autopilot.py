@@ -180,16 +180,21 @@ def print_gate(con, tenant: str, cfg: TenantConfig) -> GateState:
     history = mode_events(con, tenant)
     audits = con.execute(
         "select coalesce(deployment_id, 'plan:' || plan_id), method, window_start, window_end, verdict, "
-        "round(effect_mean), round(effect_p05), round(effect_p95), round(placebo_p_value, 3), "
-        "coalesce(reason, ''), coalesce(report_path, '') from decisions.causal_audits "
+        "effect_mean, effect_p05, effect_p95, placebo_p_value, reason, report_path from decisions.causal_audits "
         "where tenant_id = ? and is_primary order by window_end nulls last, 1",
         [tenant]).fetchall() if table_exists(con, "decisions", "causal_audits") else []
-    print_table(f"Causal audits of {tenant} (primary method; effect on net revenue, 90% interval)",
-                ["deployment", "method", "from", "to", "verdict", "effect", "p05", "p95", "placebo p", "why"],
-                [a[:10] for a in audits])
+
+    def effect(mean, lo, hi):
+        return "—" if mean is None else f"{mean:,.0f} [{lo:,.0f}, {hi:,.0f}]"
+
+    print_table(f"Causal audits of {tenant} (effect on net revenue over the window, 90% interval)",
+                ["deployment", "window", "verdict", "effect", "placebo p"],
+                [(a[0], f"{a[2]} .. {a[3] or 'live'}", a[4], effect(*a[5:8]),
+                  "—" if a[8] is None else f"{a[8]:.2f}") for a in audits])
     for a in audits:
+        console.print(f"  {a[0]} ({a[1].replace('_', ' ')}): {a[4]}" + (f" — {a[9]}" if a[9] else ""))
         if a[10]:
-            console.print(f"audit report {a[0]}: {a[10]}")
+            console.print(f"  report: {a[10]}")
     console.print(f"[bold]{tenant}[/bold]: mode in force [bold]{state.effective}[/bold]"
                   f"{'' if state.recorded else ' (no mode event recorded yet)'}; tenant.yaml autopilot.mode: "
                   f"{state.configured}")
