@@ -61,33 +61,34 @@ def one_log(seed: int, origins: int) -> list[dict]:
 
 
 def summarise(rows: list[dict]) -> dict:
+    """Accuracy over every candidate row (evaluable or not: the flags are judged separately by how often they
+    hold), lift metrics over the candidates that move budget."""
     import pandas as pd
 
     df = pd.DataFrame(rows)
     movers = df[df["policy"] != "keep_split"]
     summary = {}
     for est, g in df.groupby("estimator"):
-        ok = g[g["evaluable"]]
-        mv = movers[(movers["estimator"] == est) & movers["evaluable"]]
-        err = ok["value"] - ok["true_value"]
+        mv = movers[movers["estimator"] == est]
+        err = g["value"] - g["true_value"]
         lift_err = mv["lift"] - mv["true_lift"]
-        naive_lift_rmse = float(np.sqrt((mv["true_lift"] ** 2).mean())) if len(mv) else float("nan")
-        naive_value_rmse = float(np.sqrt(((ok["observed"] - ok["true_value"]) ** 2).mean())) if len(ok) else float("nan")
-        ranks = []
-        for _, lg in g.groupby("log"):
-            e = lg[lg["evaluable"]]
-            if len(e) >= 2:
-                ranks.append(e.loc[e["value"].idxmax(), "policy"] == lg.loc[lg["true_value"].idxmax(), "policy"])
+        naive_lift_rmse = float(np.sqrt((mv["true_lift"] ** 2).mean()))
+        naive_value_rmse = float(np.sqrt(((g["observed"] - g["true_value"]) ** 2).mean()))
+        covered = (mv["lift_lo"] <= mv["true_lift"]) & (mv["true_lift"] <= mv["lift_hi"])
+        ranks = [lg.loc[lg["value"].idxmax(), "policy"] == lg.loc[lg["true_value"].idxmax(), "policy"]
+                 for _, lg in g.groupby("log")]
         summary[est] = {
-            "evaluable_share": float(g["evaluable"].mean()),
+            "evaluable_share": float(mv["evaluable"].mean()),
             "value_bias": float(err.mean()), "value_rmse": float(np.sqrt((err ** 2).mean())),
             "value_rmse_vs_naive": float(np.sqrt((err ** 2).mean()) / naive_value_rmse),
-            "value_coverage90": float(((ok["lo"] <= ok["true_value"]) & (ok["true_value"] <= ok["hi"])).mean()),
+            "value_coverage90": float(((g["lo"] <= g["true_value"]) & (g["true_value"] <= g["hi"])).mean()),
             "lift_bias": float(lift_err.mean()), "lift_rmse": float(np.sqrt((lift_err ** 2).mean())),
             "lift_rmse_vs_naive": float(np.sqrt((lift_err ** 2).mean()) / naive_lift_rmse),
-            "lift_coverage90": float(((mv["lift_lo"] <= mv["true_lift"]) & (mv["true_lift"] <= mv["lift_hi"])).mean()),
-            "rank1_accuracy": float(np.mean(ranks)) if ranks else float("nan"), "logs_ranked": len(ranks),
-            "median_ess": float(mv["ess"].median()) if len(mv) else float("nan"),
+            "lift_coverage90": float(covered.mean()),
+            "lift_coverage90_evaluable": float(covered[mv["evaluable"]].mean()) if mv["evaluable"].any() else float("nan"),
+            "rank1_accuracy": float(np.mean(ranks)),
+            "median_ess": float(mv["ess"].median()),
+            "mean_true_lift": float(mv["true_lift"].mean()),
         }
     # the replay's own choice: doubly robust when all its rows are evaluable, else the direct method
     picks = []
@@ -103,13 +104,34 @@ def summarise(rows: list[dict]) -> dict:
     return summary
 
 
+def report(summary: dict, rows: list[dict], origins: int, seconds: float) -> None:
+    logs = len({r["log"] for r in rows})
+    print(f"\npolicy replay, {logs} simulated logs, {origins} MAP origin(s) per log, "
+          f"{rows[0]['n_periods']} periods each, {seconds:.0f}s")
+    cols = ["evaluable_share", "value_bias", "value_rmse", "value_rmse_vs_naive", "value_coverage90", "lift_bias",
+            "lift_rmse", "lift_rmse_vs_naive", "lift_coverage90", "lift_coverage90_evaluable", "rank1_accuracy",
+            "median_ess", "mean_true_lift"]
+    print(f"{'estimator':<14}" + "".join(f"{c:>26}" for c in cols))
+    for est, s in summary.items():
+        if est != "replay_choice":
+            print(f"{est:<14}" + "".join(f"{s[c]:>26.3f}" for c in cols))
+    print(f"replay's own choice (doubly robust when all evaluable, else direct): rank-1 accuracy "
+          f"{summary['replay_choice']['rank1_accuracy']:.3f}, doubly robust used in "
+          f"{summary['replay_choice']['doubly_robust_used']:.0%} of logs")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--logs", type=int, default=30)
     ap.add_argument("--origins", type=int, default=1)
     ap.add_argument("--seed0", type=int, default=1000)
     ap.add_argument("--out", default="data/bench/replay.json")
+    ap.add_argument("--summarise", action="store_true", help="only summarise the rows already in --out")
     args = ap.parse_args(argv)
+    if args.summarise:
+        done = json.loads(Path(args.out).read_text())
+        report(summarise(done["rows"]), done["rows"], done["args"]["origins"], 0.0)
+        return 0
     warnings.simplefilter("ignore")
     t0 = time.perf_counter()
     rows = []
@@ -122,17 +144,7 @@ def main(argv=None) -> int:
         # partial results survive an interrupted run
         out.write_text(json.dumps({"args": vars(args), "logs_done": i + 1, "rows": rows}, default=float))
     summary = summarise(rows)
-    print(f"\npolicy replay, {args.logs} simulated logs, {args.origins} MAP origin(s) per log, "
-          f"{rows[0]['n_periods']} periods each, {time.perf_counter() - t0:.0f}s")
-    cols = ["evaluable_share", "value_bias", "value_rmse", "value_rmse_vs_naive", "value_coverage90", "lift_bias",
-            "lift_rmse", "lift_rmse_vs_naive", "lift_coverage90", "rank1_accuracy", "median_ess"]
-    print(f"{'estimator':<14}" + "".join(f"{c:>20}" for c in cols))
-    for est, s in summary.items():
-        if est != "replay_choice":
-            print(f"{est:<14}" + "".join(f"{s[c]:>20.3f}" for c in cols))
-    print(f"replay's own choice (doubly robust when all evaluable, else direct): rank-1 accuracy "
-          f"{summary['replay_choice']['rank1_accuracy']:.3f}, doubly robust used in "
-          f"{summary['replay_choice']['doubly_robust_used']:.0%} of logs")
+    report(summary, rows, args.origins, time.perf_counter() - t0)
     out.write_text(json.dumps({"args": vars(args), "summary": summary, "rows": rows}, indent=1, default=float))
     print(f"rows: {out}")
     return 0
