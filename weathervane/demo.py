@@ -73,13 +73,13 @@ def print_demo_summary(tenant_id: str, warehouse: Path | None = None) -> None:
                 )
         if _table_exists(con, "decisions", "policy_replay"):
             replay = con.execute(
-                "select policy, estimator, round(value_mean), round(lift_mean), round(lift_p05), round(lift_p95), "
+                "select policy, estimator, round(lift_mean)::bigint, round(lift_p05)::bigint, round(lift_p95)::bigint, "
                 "round(effective_sample_size, 1), round(support_share, 2), evaluable from decisions.policy_replay "
                 "where tenant_id = ? order by policy, estimator", [tenant_id],
             ).fetchall()
             if replay:
-                print_table("Policy replay on the logged periods (lift vs keeping the split, 90% interval)",
-                            ["policy", "estimator", "KPI", "lift", "p05", "p95", "ESS", "support", "evaluable"], replay)
+                print_table("Policy replay on the logged periods (KPI vs keeping the split, 90% interval)",
+                            ["policy", "estimator", "lift", "p05", "p95", "ESS", "support", "evaluable"], replay)
         if _table_exists(con, "decisions", "causal_audits"):
             from weathervane.governance.autopilot import print_gate
 
