@@ -213,7 +213,6 @@ def _evaluable(spec: PolicySpec, est: str, wts: bh.Weights, behaviour: bh.Behavi
 
 def conclusion(res: ReplayResult) -> str:
     """One plain sentence on the weather-aware policy against keeping the split (doubly robust, else direct)."""
-    keep = next(p.name for p in res.policies if p.kind == KEEP_SPLIT)
     target = "weather_aware" if any(p.name == "weather_aware" for p in res.policies) else \
         next(p.name for p in res.policies if p.kind != KEEP_SPLIT)
     rows = res.rows[res.rows["policy"] == target].set_index("estimator")
@@ -221,8 +220,10 @@ def conclusion(res: ReplayResult) -> str:
         r = rows.loc[est]
         if bool(r["evaluable"]):
             verb = "earned" if r["lift_mean"] >= 0 else "lost"
+            why = "" if est == "doubly_robust" else \
+                f"; the doubly robust estimate is not evaluable: {rows.loc['doubly_robust', 'reason']}"
             return (f"The {target.replace('_', '-')} policy would have {verb} {abs(r['lift_mean']):,.0f} "
                     f"[{r['lift_p05']:,.0f}, {r['lift_p95']:,.0f}] {'more' if r['lift_mean'] >= 0 else 'less'} than "
-                    f"{keep.replace('_', ' ')} over {res.n_periods} periods ({res.window_start} to "
-                    f"{res.window_end}; {est.replace('_', ' ')} estimate, 90% interval).")
+                    f"keeping the split over {res.n_periods} periods ({res.window_start} to {res.window_end}; "
+                    f"{est.replace('_', ' ')} estimate, 90% interval{why}).")
     return f"Not evaluable: {rows.loc['doubly_robust', 'reason']}."
