@@ -134,6 +134,16 @@ def test_only_appliers_apply_and_roll_back_and_the_os_user_is_recorded(con):
     assert verify_chain(con, "acme", CFG).ok
 
 
+def test_shadow_mode_never_applies(con):
+    shadow = TenantConfig(autopilot=Autopilot(approvers=[APPROVER], appliers=[APPLIER], mode="shadow"))
+    _propose(con, "p1", cfg=shadow)
+    approve(con, "p1", APPROVER, "ok", shadow)
+    with pytest.raises(IllegalTransition, match="shadow"):
+        apply(con, "p1", APPLIER, "pushed", shadow)
+    assert [e.to_status for e in plan_events(con, "p1")] == ["proposed", "approved"]
+    apply(con, "p1", APPLIER, "pushed", CFG)  # the same plan once the tenant is out of shadow
+
+
 # --- 8. webhooks ------------------------------------------------------------------------------------------
 
 

@@ -168,6 +168,15 @@ def is_applier(actor: str, cfg: TenantConfig) -> bool:
     return actor.strip().lower() in {a.strip().lower() for a in cfg.autopilot.appliers}
 
 
+def _refuse_in_shadow(con, tenant_id: str, plan_id: str, cfg: TenantConfig) -> None:
+    """Shadow mode computes plans and never applies them: tenant.yaml's mode or the ledger's recorded one."""
+    from weathervane.governance.autopilot import recorded_mode
+
+    if "shadow" in (cfg.autopilot.mode, recorded_mode(con, tenant_id)):
+        raise IllegalTransition(f"plan {plan_id}: autopilot mode is shadow, so plans are computed and never "
+                                "applied (tenant.yaml autopilot.mode; promotion needs audited evidence)")
+
+
 def _check_transition(con, plan_id: str, current: str | None, to_status: str, actor: str, cfg: TenantConfig) -> None:
     if to_status not in STATUSES:
         raise IllegalTransition(f"plan {plan_id}: unknown status {to_status!r}; expected one of {', '.join(STATUSES)}")
@@ -303,6 +312,8 @@ def transition(
         if tenant_id is not None and validate_tenant_id(tenant_id) != owner:
             raise PlanNotFound(f"plan {plan_id!r} belongs to tenant {owner!r}, not {tenant_id!r}")
         _check_transition(con, plan_id, current, to_status, actor, cfg)
+        if to_status == "applied":
+            _refuse_in_shadow(con, owner, plan_id, cfg)
         events = [append_event(con, owner, plan_id, current, to_status, actor.strip(), reason)]
         if to_status == "applied":
             live = con.execute(
