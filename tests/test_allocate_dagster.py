@@ -68,7 +68,7 @@ def test_map_fit_then_plan_asset_records_keep_the_split_with_reasons_total_kpi_a
     con = duckdb.connect(str(wv_env["warehouse"]), read_only=True)
     plan = con.execute("select plan_id, decision, fallback_reason, kpi_scope, expected_kpi_mean, expected_kpi_p05, "
                        "expected_kpi_p95, media_kpi_mean, baseline_media_kpi_mean, held_channels, horizon_start, "
-                       "horizon_end, weather_assumed, status from decisions.plans").df().iloc[0]
+                       "horizon_end, weather_assumed, status, report_path from decisions.plans").df().iloc[0]
     lines = con.execute("select channel, recommended_spend, baseline_spend, candidate_spend, binding_constraint, "
                         "needs_experiment from decisions.plan_lines").df()
     recent = con.execute("select sum(kpi) from marts.fct_model_input where date >= date '2024-02-12'").fetchone()[0]
@@ -96,3 +96,7 @@ def test_map_fit_then_plan_asset_records_keep_the_split_with_reasons_total_kpi_a
     assert len(treated) == 1 and set(treated) | set(controls) <= {"US-CA", "US-TX"} and not set(treated) & set(controls)
     assert exp["duration_days"].iloc[0] >= 14 and exp["spend_change"].iloc[0] > 0
     assert exp["expected_interval_width"].iloc[0] > 0
+    # the report says why the plan keeps the split and which experiment would let it move meta
+    html = open(plan["report_path"], encoding="utf-8").read()
+    assert "Recommendation: keep the current split" in html and "map preview without sampler diagnostics" in html
+    assert "Experiments that would let the plan move held channels" in html and "held: needs an experiment" in html
