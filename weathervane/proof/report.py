@@ -393,15 +393,23 @@ def _experiments_section(con, model_id: str, channels: pd.DataFrame) -> str:
         items.append("Channels the data cannot pin down: " + (", ".join(rp.channel_name(c) for c in flagged)
                                                               if flagged else "none") + ".")
     if not recs.empty:
+        def geos(value) -> str:
+            try:
+                return ", ".join(json.loads(value)) or "—"
+            except (TypeError, ValueError):
+                return str(value)
+
         for _, r in recs.iterrows():
             txt = f"{rp.channel_name(r['channel'])}: "
             if "treated_geo_ids" in r.index:
-                txt += f"change spend in {r['treated_geo_ids']}"
-            if "duration_days" in r.index and rp.is_number(r["duration_days"]):
-                txt += f" for {int(r['duration_days'])} days"
+                txt += f"change spend in {geos(r['treated_geo_ids'])}"
             if "spend_multiplier" in r.index and rp.is_number(r["spend_multiplier"]):
                 txt += f" (×{r['spend_multiplier']:.2f} spend)"
-            if "design_note" in r.index and r["design_note"]:
+            if "duration_days" in r.index and rp.is_number(r["duration_days"]):
+                txt += f" for {int(r['duration_days'])} days"
+            if "control_geo_ids" in r.index:
+                txt += f", compared with {geos(r['control_geo_ids'])}"
+            if "design_note" in r.index and isinstance(r["design_note"], str) and r["design_note"]:
                 txt += f". {r['design_note']}"
             items.append(txt)
     elif not items:
