@@ -53,6 +53,18 @@ class DecisionLog:
     def action(self, start: int, stop: int) -> np.ndarray:
         return self.spend[start:stop].sum(axis=0)
 
+    def plan_context(self, start: int, stop: int) -> dict:
+        """The plan that covered days start..stop-1, if any: its id, status, planned and executed spend."""
+        empty = {"plan_id": None, "plan_status": None, "planned_spend": None, "executed_spend": None}
+        if self.plans is None or self.plans.empty:
+            return empty
+        when = pd.to_datetime(self.plans["period_start"]).dt.date
+        hit = self.plans[(when >= self.date_of(start)) & (when <= self.date_of(stop - 1))]
+        if hit.empty:
+            return empty
+        return {"plan_id": str(hit["plan_id"].iloc[0]), "plan_status": str(hit["plan_status"].iloc[0]),
+                "planned_spend": float(hit["planned_spend"].sum()), "executed_spend": float(hit["executed_spend"].sum())}
+
     def outcome(self, start: int, stop: int) -> float:
         return float(self.kpi[start:stop].sum())
 

@@ -147,7 +147,7 @@ def run_replay(log: DecisionLog, policies: list[PolicySpec], fit_settings, setti
                 predicted_kpi=float(q[:, t].mean()), weight=float(wts.w[t]), in_support=bool(wts.in_support[t]),
                 action_distance=float(wts.distance[t]),
                 moved_share=float(np.abs(acts[t] - logged[t]).sum() / max(logged[t].sum(), 1e-9) / 2),
-                note=notes[t] or None,
+                note=notes[t] or None, **log.plan_context(s, e),
             ))
     reps = bootstrap(y, {k: v[0] for k, v in cand_inputs.items()}, settings.n_boot, settings.seed)
     keep = next(p.name for p in policies if p.kind == KEEP_SPLIT)

@@ -22,6 +22,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("policy", "VARCHAR"), ("model_id", "VARCHAR"), ("logged_spend", "DOUBLE"), ("observed_kpi", "DOUBLE"),
         ("predicted_logged_kpi", "DOUBLE"), ("predicted_kpi", "DOUBLE"), ("weight", "DOUBLE"),
         ("in_support", "BOOLEAN"), ("action_distance", "DOUBLE"), ("moved_share", "DOUBLE"), ("note", "VARCHAR"),
+        ("plan_id", "VARCHAR"), ("plan_status", "VARCHAR"), ("planned_spend", "DOUBLE"), ("executed_spend", "DOUBLE"),
     ],
     "policy_replay_models": [
         ("tenant_id", "VARCHAR"), ("replay_id", "VARCHAR"), ("model_id", "VARCHAR"), ("origin_date", "DATE"),
@@ -35,6 +36,8 @@ def ensure_replay_tables(con) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS decisions")
     for table, cols in TABLES.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS decisions.{table} ({', '.join(f'{c} {t}' for c, t in cols)})")
+        for c, t in cols:  # a warehouse written by an earlier version gains the columns added since
+            con.execute(f"ALTER TABLE decisions.{table} ADD COLUMN IF NOT EXISTS {c} {t}")
 
 
 def frames(result, outcome_fit: str) -> dict[str, pd.DataFrame]:
