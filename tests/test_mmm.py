@@ -232,11 +232,14 @@ def test_failed_diagnostics_are_recorded_and_skipped(wv_env, tiny_panel):
     ok = fit_tenant(connect, TENANT, FitSettings(method="map", holdout_weeks=0))
     # a short NUTS run cannot reach an absurd ESS threshold: it must be kept, but marked failed. PyMC's own NUTS
     # reuses the C the MAP fit compiled, so this tiny run starts in seconds.
+    # It is refitted once (same length here, to stay quick) before being stored as failed, and says so plainly.
     strict = FitSettings(method="nuts", nuts_sampler="pymc", draws=30, tune=30, chains=2, holdout_weeks=0,
-                         min_ess_bulk=1e9)
+                         min_ess_bulk=1e9, retry_scale=1.0)
     failed = fit_tenant(connect, TENANT, strict)
     assert ok.status == STATUS_OK and failed.status == STATUS_FAILED
     assert failed.diagnostics["min_ess_bulk"] < 1e9 and failed.path.exists()
+    assert [a["draws"] for a in failed.attempts] == [30, 30] and failed.diagnostics["attempts"] == 2
+    assert "failed its diagnostics after 2 tries" in failed.message and "last usable model" in failed.message
     with connect(True) as con:
         statuses = dict(con.execute("SELECT model_id, status FROM mmm.models").fetchall())
         assert statuses == {ok.model_id: STATUS_OK, failed.model_id: STATUS_FAILED}
@@ -262,3 +265,32 @@ def test_fit_grain_follows_what_harmonize_built(tmp_path):
     assert model_grain(con, TENANT, cfg) == cfg.grain
     assert model_grain(con, TENANT, cfg, {"geo": "country"}) == Grain(product="category", geo="country")
     con.close()
+
+
+def test_identifiability_flags_channels_the_data_cannot_pin_down():
+    from weathervane.mmm.summaries import identifiability
+
+    rng = np.random.default_rng(0)
+    prior = np.exp(rng.normal(np.log(1.5), 1.0, 400))
+    t = np.arange(60)
+    demand = 100 + 40 * np.sin(2 * np.pi * t / 52)
+    flighted = np.where((t // 6) % 2 == 0, 10.0, 1.0) * rng.lognormal(0, 0.1, 60)
+    learnt = np.exp(rng.normal(np.log(2.0), 0.1, 400))  # posterior log sd 0.1 vs the prior's 1.0
+    ok = identifiability(learnt, prior, flighted, demand, has_lift_test=False)
+    assert ok["roas_contraction"] == pytest.approx(0.99, abs=0.01) and not ok["needs_experiment"]
+    assert ok["roas_prior_sd"] > ok["roas_posterior_sd"] > 0 and ok["spend_cv"] > 0.5
+    # the posterior is still nearly the prior: flagged
+    vague = identifiability(np.exp(rng.normal(np.log(1.5), 0.8, 400)), prior, flighted, demand, False)
+    assert vague["roas_contraction"] < 0.5 and vague["needs_experiment"]
+    # contracted, but still uncertain by more than a factor of 4 across its 90% interval: flagged
+    wide = identifiability(np.exp(rng.normal(np.log(1.5), 0.5, 400)), prior, flighted, demand, False)
+    assert wide["roas_contraction"] > 0.5 and wide["needs_experiment"]
+    # spend paced by demand: flagged unless a lift test covers the channel
+    paced = demand ** 0.7 * rng.lognormal(0, 0.02, 60)
+    assert identifiability(learnt, prior, paced, demand, False)["spend_baseline_corr"] > 0.9
+    assert identifiability(learnt, prior, paced, demand, False)["needs_experiment"]
+    assert not identifiability(learnt, prior, paced, demand, True)["needs_experiment"]
+    # spend that never moves, and a MAP point (one draw: no spread to judge)
+    assert identifiability(learnt, prior, np.full(60, 5.0) * rng.lognormal(0, 0.01, 60), demand, True)["needs_experiment"]
+    point = identifiability(learnt[:1], prior, flighted, demand, False)
+    assert np.isnan(point["roas_contraction"]) and not point["needs_experiment"]
