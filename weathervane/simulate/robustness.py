@@ -327,9 +327,11 @@ def markdown_table(results: list[WorldResult]) -> str:
         wc = sum(v["covered"] for v in r.weather.values())
         fp, nulls = r.false_positives
         reg = r.regret or {}
+        # the bench skips the holdout score (compute), which the plan requires: also the plan it would have made
         regret = (f"{_fmt(reg.get('regret_plan_pct'), '.1f')} / {_fmt(reg.get('regret_keep_split_pct'), '.1f')} / "
-                  f"{_fmt(reg.get('regret_weather_blind_pct'), '.1f')} ({reg.get('decision', reg.get('error', '?'))})"
-                  ) if r.regret else "n/a"
+                  f"{_fmt(reg.get('regret_weather_blind_pct'), '.1f')} ({reg.get('decision', reg.get('error', '?'))}"
+                  f"; with a holdout pass: {_fmt(reg.get('regret_plan_no_holdout_pct'), '.1f')} "
+                  f"{reg.get('decision_plan_no_holdout', '')})") if r.regret else "n/a"
         misses = ", ".join(k for k, ok in targets(r).items() if not ok) or "-"
         rows.append(
             f"| {r.world} | {r.seed} | {r.median_roas_error:.0%} | {worst[0]} ({worst[1]['rel_err']:.0%}) | "
