@@ -253,7 +253,7 @@ def read_experiments(con, tenant_id: str, model_id: str) -> list[dict]:
         return []
     df = con.execute("select * from mmm.experiment_recommendations where tenant_id = ? and model_id = ? "
                      "order by channel", [tenant_id, model_id]).fetchdf()
-    return df.to_dict("records")
+    return df.astype(object).where(df.notna(), None).to_dict("records")  # nulls as None, not NaN
 
 
 # Columns added to the contract's decisions tables (the contract only grows): what a plan's claim rests on.
@@ -381,6 +381,9 @@ def describe_decision(con, plan_id: str) -> list[str]:
                  for g, zs in w["mean_z"].items()]
         lines.append(f"Weather assumed ({w.get('source')}): " + "; ".join(parts))
     for e in read_experiments(con, tenant, model_id):
+        if not e.get("treated_geo_ids"):
+            lines.append(f"Experiment for {e['channel']}: no design ({e.get('design_note')})")
+            continue
         lines.append(f"Experiment for {e['channel']}: +{e['spend_change']:,.0f} spend in "
                      f"{', '.join(json.loads(e['treated_geo_ids']))} for {e['duration_days']} days vs "
                      f"{', '.join(json.loads(e['control_geo_ids'])) or 'the model forecast'}; expected 90% interval "

@@ -146,6 +146,9 @@ def experiment_sentences(plan, currency: str) -> list[str]:
 
     out = []
     for e in getattr(plan, "experiments", []) or []:
+        if not e.get("treated_geo_ids"):
+            out.append(f"{rp.channel_name(e['channel'])}: no test can be designed yet ({e.get('design_note')}).")
+            continue
         controls = ", ".join(json.loads(e["control_geo_ids"])) or "the model's own forecast"
         out.append(f"{rp.channel_name(e['channel'])}: raise spend in {', '.join(json.loads(e['treated_geo_ids']))} "
                    f"by {rp.money(e['spend_change'], currency)} over {e['duration_days']} days, compared with "

@@ -164,7 +164,10 @@ def recommend_experiments(con, tenant_id: str, model_id: str, store: Path | str 
     for ch in flagged:
         if ch not in resp.channels:
             continue
-        d = design_for_channel(resp, kpi, sigma, ch)
+        try:
+            d = design_for_channel(resp, kpi, sigma, ch)
+        except ValueError as exc:  # no design possible: say why rather than stop the plan that follows
+            d = dict(channel=ch, powered=False, design_note=str(exc))
         rows.append(dict(model_id=model_id, tenant_id=tenant_id, created_at=now,
                          why_flagged=_why_flagged(con, tenant_id, model_id, ch), **d))
     return pd.DataFrame(rows, columns=[c for c, _ in COLUMNS])
