@@ -31,6 +31,9 @@ def test_money_and_interval_words():
     assert rp.money(None) == "—" and rp.money(float("nan")) == "—"
     assert rp.money_short(1_250_000, "GBP") == "£1.25M" and rp.money_short(-3500, "USD") == "-$3.5k"
     assert rp.with_interval(2.1, 1.8, 2.4) == "2.10 (90% interval 1.80–2.40)"
+    # a posterior probability never reads as certainty
+    assert (rp.probability(0.999), rp.probability(0.001), rp.probability(0.8)) == ("more than 99%", "less than 1%",
+                                                                                   "80%")
 
 
 def test_weather_sentence_states_size_direction_interval_and_when_data_cannot_tell():

@@ -125,7 +125,7 @@ def decision_sentences(plan, currency: str) -> list[str]:
         out.append("Probability the plan beats keeping the split: not given — the model is a point estimate (one "
                    "draw), so there is no uncertainty to weigh.")
     else:
-        out.append(f"Probability the plan beats keeping the split: {prob:.0%} — under the model's assumptions "
+        out.append(f"Probability the plan beats keeping the split: {rp.probability(prob)} — under the model's assumptions "
                    "(its adstock, saturation and weather effects hold over the horizon and the assumed weather "
                    "comes).")
     if plan.kpi_scope != "total":

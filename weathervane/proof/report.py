@@ -327,8 +327,8 @@ def _plan_section(con, tenant: str, currency: str, max_change_pct,
     if decision == "keep_split" or (isinstance(p.get("fallback_reason"), str) and p.get("fallback_reason")):
         items.append(f"Recommendation: keep the current split. Why: {p.get('fallback_reason')}.")
     else:
-        items.append(f"Recommendation: re-split {m(p['total_budget'])} over {p['horizon_start']} to "
-                     f"{p['horizon_end']} as in the plan.")
+        items.append(f"Recommendation: re-split {m(p['total_budget'])} over {_day(p['horizon_start'])} to "
+                     f"{_day(p['horizon_end'])} as in the plan.")
     scope = "net revenue from paid media" if p.get("kpi_scope") == "media_contribution" else "net revenue"
     if rp.is_number(p.get("expected_lift_mean")):
         items.append(f"Expected extra {scope} over keeping the split: "
@@ -338,7 +338,7 @@ def _plan_section(con, tenant: str, currency: str, max_change_pct,
         items.append("Probability it beats keeping the split: not given — the model is a point estimate, so there "
                      "is no uncertainty to weigh.")
     elif prob is not None:
-        items.append(f"Probability it beats keeping the split: {_k('plan_prob', rp.pct(prob))} — assuming the model's "
+        items.append(f"Probability it beats keeping the split: {_k('plan_prob', rp.probability(prob))} — assuming the model's "
                      "response curves and weather effects hold over the horizon and the assumed weather comes; it is "
                      "not a guarantee.")
     if "media_kpi_mean" in p.index and rp.is_number(p.get("media_kpi_mean")):

@@ -76,6 +76,18 @@ def pct(x, digits: int = 0, signed: bool = False) -> str:
     return f"{float(x) * 100:+.{digits}f}%" if signed else f"{float(x) * 100:.{digits}f}%"
 
 
+def probability(p) -> str:
+    """A posterior probability in words that never read as certainty: 'more than 99%', 'less than 1%'."""
+    if not is_number(p):
+        return "—"
+    p = float(p)
+    if p >= 0.995:
+        return "more than 99%"
+    if p <= 0.005:
+        return "less than 1%"
+    return f"{p * 100:.0f}%"
+
+
 def ratio(x, digits: int = 2) -> str:
     return "—" if not is_number(x) else f"{float(x):.{digits}f}"
 
