@@ -46,7 +46,6 @@ def _after_peak():
     return FitSettings(holdout_weeks=0, peak_season=True)
 
 
-# "after" in docs/robustness.md was measured with the peak-season control on (after_peak here)
 SETTINGS = {"before": _before, "after": _after, "after_peak": _after_peak}
 
 

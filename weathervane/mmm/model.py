@@ -49,10 +49,8 @@ class FitSettings:
     retry_max_draws: int = 2000
     retry_target_accept: float = 0.95  # smaller steps: the usual cure for a few divergences
     yearly_seasonality: int = 2
-    # The peak-season control (data._controls). Off by default: on the promo-in-warm-weeks recovery world it moved
-    # meta's heat multiplier to 1.213 [1.162, 1.266] (truth 1.284); on the demand-paced world it widened the paced
-    # channels' ROAS intervals to cover the truth. See docs/robustness.md.
-    peak_season: bool = False
+    # The peak-season control (data._controls); off reproduces earlier fits. See docs/robustness.md.
+    peak_season: bool = True
     weather: bool = True
     advi_iterations: int = 20_000
     posterior_draws_map: int = 1  # a MAP point is one draw
