@@ -40,13 +40,7 @@ def _after():
     return FitSettings(holdout_weeks=0)
 
 
-def _after_peak():
-    from weathervane.mmm import FitSettings
-
-    return FitSettings(holdout_weeks=0, peak_season=True)
-
-
-SETTINGS = {"before": _before, "after": _after, "after_peak": _after_peak}
+SETTINGS = {"before": _before, "after": _after}
 
 
 def main() -> None:
