@@ -36,6 +36,13 @@ class _ReportHandler(SimpleHTTPRequestHandler):
         self.send_error(404, "Not found")
         return None
 
+    def do_GET(self):  # noqa: N802
+        if self.path == "/favicon.ico":  # browsers ask for one; a report page has none
+            self.send_response(204)
+            self.end_headers()
+            return
+        super().do_GET()
+
     def log_message(self, format, *args):  # quiet: the UI's own server logs are the ones to read
         pass
 
