@@ -5,9 +5,9 @@ loader's pandas/DuckDB imports.
 """
 from __future__ import annotations
 
-import importlib
+from weathervane.lazy import lazy_exports
 
-_WHERE = {
+__all__, __getattr__ = lazy_exports(__name__, {
     "weathervane.landing.ingest": [
         "LandingFile", "LandingPathError", "QuarantinedFile", "StreamReport", "TenantReport", "current_records",
         "ensure_raw_tables", "ingest_stream", "ingest_tenant", "landing_files", "list_tenants", "pending_files",
@@ -16,16 +16,4 @@ _WHERE = {
     "weathervane.landing.parse": ["ParsedFile", "Problem", "parse_file"],
     "weathervane.landing.schemas": ["export_json_schemas", "json_schema", "stale_schemas"],
     "weathervane.landing.streams": ["STREAMS", "Stream", "UnknownStream", "get_stream"],
-}
-_MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
-
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str):
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'weathervane.landing' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+})

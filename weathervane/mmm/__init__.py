@@ -5,9 +5,9 @@ PyMC; fitting does.
 """
 from __future__ import annotations
 
-import importlib
+from weathervane.lazy import lazy_exports
 
-_WHERE = {
+__all__, __getattr__ = lazy_exports(__name__, {
     "weathervane.mmm.data": ["ModelData", "ModelInputError", "prepare_model_data", "read_model_input"],
     "weathervane.mmm.lift_tests": ["LiftTestError", "lift_measurements", "read_lift_tests"],
     "weathervane.mmm.model": ["FitSettings", "build_mmm", "diagnostics", "fit_mmm"],
@@ -15,16 +15,4 @@ _WHERE = {
     "weathervane.mmm.response": ["PosteriorResponse", "load_response"],
     "weathervane.mmm.store": ["STATUS_FAILED", "STATUS_OK", "ModelRecord", "latest_usable_model",
                               "write_model_outputs"],
-}
-_MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
-
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str):
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'weathervane.mmm' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+})

@@ -179,8 +179,9 @@ def write_experiment_recommendations(con, tenant_id: str, model_id: str, frame: 
     con.execute(f"create table if not exists mmm.experiment_recommendations "
                 f"({', '.join(f'{c} {t}' for c, t in COLUMNS)})")
     names = [c for c, _ in COLUMNS]
-    con.execute("begin transaction")
-    try:
+    from weathervane.warehouse import transaction
+
+    with transaction(con):
         con.execute("delete from mmm.experiment_recommendations where tenant_id = ? and model_id = ?",
                     [tenant_id, model_id])
         if not frame.empty:
@@ -190,8 +191,4 @@ def write_experiment_recommendations(con, tenant_id: str, model_id: str, frame: 
                             f"select {', '.join(names)} from _wv_experiments")
             finally:
                 con.unregister("_wv_experiments")
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
     return len(frame)
