@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -97,9 +98,21 @@ def _cmd_ui(args: argparse.Namespace) -> int:
               + (f"   approvals: http://localhost:{args.approvals_port}" if args.approvals_port else ""))
     con.print("The landing sensor is on; the weekly refresh schedule is off until you turn it on (Automation).")
     cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-p", str(args.port)]
+    dev = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env)
+    # A stop (Ctrl-C, or SIGTERM from a service manager) lets `dagster dev` shut its webserver, daemon and code
+    # server down in order; it is killed only if that takes longer than a minute.
+    signal.signal(signal.SIGTERM, lambda *_: dev.send_signal(signal.SIGINT))
     try:
-        return subprocess.call(cmd, cwd=REPO_ROOT, env=env)
+        return dev.wait()
+    except KeyboardInterrupt:  # dagster dev got the same Ctrl-C from the terminal; let it finish below
+        return 130
     finally:
+        if dev.poll() is None:
+            dev.send_signal(signal.SIGINT)
+            try:
+                dev.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                dev.kill()
         reports.shutdown()
         for p in helpers:
             p.terminate()

@@ -2,7 +2,8 @@
 every report it produced rendered in Debian's chromium: no console errors, every plot drawn with alt text, and the
 key numbers on the page equal to the warehouse's.
 
-One proof run is shared by the module's tests (MAP fit: rendering and wiring, not statistics, are tested here).
+One proof run (MAP fit: rendering and wiring, not statistics, are tested here) is checked by one test: a module
+fixture shared by several tests would be built once per xdist worker.
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def _warehouse(proof):
     return duckdb.connect(str(proof["env"]["WEATHERVANE_WAREHOUSE"]), read_only=True)
 
 
-def test_acme_degrades_to_a_synthetic_twin_with_runs_in_the_dagster_instance(proof):
+def _acme_degrades_to_a_synthetic_twin_with_runs_in_the_dagster_instance(proof):
     from dagster import DagsterInstance, DagsterRunStatus
 
     run = proof["run"]
@@ -109,7 +110,7 @@ def _plots_drawn(r: dict, at_least: int) -> None:
         assert len(img["alt"]) > 20
 
 
-def test_proof_report_in_chromium_matches_the_warehouse(proof, tmp_path):
+def _proof_report_in_chromium_matches_the_warehouse(proof, tmp_path):
     r = _render(proof["path"].resolve().as_uri(), tmp_path / "proof.png")
     _plots_drawn(r, at_least=2)  # sales and spend over time, ROAS per channel
     assert r["banners"] == 2  # synthetic, at the top and the bottom
@@ -135,7 +136,7 @@ def test_proof_report_in_chromium_matches_the_warehouse(proof, tmp_path):
     assert r["keys"]["mode"] == "a synthetic twin"
 
 
-def test_model_and_plan_reports_in_chromium(proof, tmp_path):
+def _model_and_plan_reports_in_chromium(proof, tmp_path):
     reports = proof["env"]["WEATHERVANE_REPORTS"] / "acme-twin"
     con = _warehouse(proof)
     try:
@@ -160,3 +161,9 @@ def test_model_and_plan_reports_in_chromium(proof, tmp_path):
         assert not r["errors"], r["errors"]
         assert all(img["w"] > 100 and img["alt"] for img in r["images"])
     assert (tmp_path / "model.png").stat().st_size > 10_000
+
+
+def test_acme_proof_end_to_end_and_every_report_in_chromium(proof, tmp_path):
+    _acme_degrades_to_a_synthetic_twin_with_runs_in_the_dagster_instance(proof)
+    _proof_report_in_chromium_matches_the_warehouse(proof, tmp_path)
+    _model_and_plan_reports_in_chromium(proof, tmp_path)

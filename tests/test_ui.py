@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -40,6 +41,14 @@ def graphql(port: int, query: str) -> dict:
         return json.loads(resp.read())["data"]
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
 def wait_for_location(port: int, proc: subprocess.Popen, timeout: float = 400) -> dict:
     deadline = time.time() + timeout
     last = None
@@ -66,15 +75,25 @@ def test_ui_loads_the_code_location_with_nothing_activated(tmp_path):
     env.update(DAGSTER_HOME=str(tmp_path / "home"), WEATHERVANE_LANDING=str(tmp_path / "landing"),
                WEATHERVANE_WAREHOUSE=str(tmp_path / "wh.duckdb"), WEATHERVANE_REPORTS=str(tmp_path / "reports"))
     assert shutil.which("dbt", path=env["PATH"]) is None
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dagster_project.cli", "ui", "--port", str(ui_port), "--reports-port",
-         str(reports_port), "--approvals-port", "0"],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    log = tmp_path / "ui.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dagster_project.cli", "ui", "--port", str(ui_port), "--reports-port",
+             str(reports_port), "--approvals-port", "0"],
+            cwd=REPO_ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         entry = wait_for_location(ui_port, proc)
     finally:
-        os.killpg(proc.pid, 15)
-        out = proc.communicate(timeout=60)[0].decode(errors="replace")
+        # As a service manager stops it: SIGTERM to `weathervane ui` alone, which stops dagster dev in order.
+        proc.send_signal(signal.SIGTERM)
+        try:
+            stopped = proc.wait(timeout=120) is not None
+        except subprocess.TimeoutExpired:
+            stopped = False
+        if _group_alive(proc.pid):  # whatever is left of the process group
+            os.killpg(proc.pid, signal.SIGKILL)
+        out = log.read_text(errors="replace")
+    assert stopped, f"weathervane ui did not stop within 2 minutes of SIGTERM: {out[-3000:]}"
     location = entry["locationOrLoadError"]
     assert location["__typename"] == "RepositoryLocation", (location, out[-3000:])
     repo = location["repositories"][0]
