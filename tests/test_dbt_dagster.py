@@ -103,3 +103,18 @@ def test_materialize_the_dbt_assets_for_one_tenant_partition(wv_env):
         con.close()
     # the run config overrode tenant.yaml's region level; only the partition's tenant was built
     assert rows == [("acme", "category", "country", "US")]
+
+    # A subset builds only what was selected; a model dbt fails on fails the step with dbt's message, after the
+    # model that did build is recorded.
+    con = duckdb.connect(str(wv_env["warehouse"]))
+    con.execute("ALTER TABLE raw.weather__daily RENAME COLUMN geo_id TO geo")  # staging selects geo_id
+    con.close()
+    weather, orders = AssetKey(["staging", "stg_weather__daily"]), AssetKey(["staging", "stg_shopify__orders"])
+    result = materialize([harmonize, *asset_checks], partition_key="acme", instance=instance,
+                         resources={"weathervane": WeathervaneResource()}, selection=[weather, orders],
+                         raise_on_error=False)
+    assert not result.success
+    assert {e.asset_key for e in result.get_asset_materialization_events()} == {orders}
+    message = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "staging.stg_weather__daily" in message and "geo_id" in message
+    assert all(e.asset_key in (weather, orders) for e in result.get_asset_check_evaluations())
