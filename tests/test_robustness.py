@@ -141,3 +141,28 @@ def test_matrix_slice_no_weather_and_paced_budgets(tmp_path):
         assert overall.loc[c, "spend_baseline_corr"] > 0.3 and paced.roas[c]["covered"], (c, paced.roas[c])
     # meta is flighted: its on/off weeks identify it, and it is not flagged
     assert "meta" not in paced.needs_experiment and overall.loc["meta", "roas_contraction"] > 0.8
+
+
+def test_matrix_table_judges_the_gate_after_the_retry_and_says_when_plans_assumed_the_holdout():
+    from weathervane.simulate.robustness import WorldResult, markdown_table, pooled_summary, targets
+
+    roas = {c: dict(true=2.0, mean=2.2, p05=1.5, p95=3.0, rel_err=0.1, covered=True) for c in ("meta", "search")}
+    weather = {"meta|temperature_2m_mean": dict(true=1.0, mean=1.2, p05=1.05, p95=1.4, covered=False,
+                                                abs_log_err=0.18, null=True, excludes_one=True, wrong_side=False)}
+    regret = {"decision": "plan", "regret_plan_pct": 2.5, "regret_keep_split_pct": 5.0,
+              "regret_weather_blind_pct": 3.0, "holdout_guard": "not scored: plans made as if it passed"}
+    retried = WorldResult("w", 0, "t", status="ok", passed_first_try=False, attempts=2, roas=roas, weather=weather,
+                          regret=regret)
+    failed = WorldResult("w", 1, "t", status="failed_diagnostics", attempts=2, roas=roas, weather=weather,
+                         regret={"error": "ValueError: no usable model"})
+    # passing on the retry is the default fit passing; failing after it is a miss
+    assert targets(retried) == {"roas_err<=15%": True, "coverage>=85%": False, "no_wrong_side": True, "gate": True}
+    assert not targets(failed)["gate"]
+    table = markdown_table([retried, failed])
+    rows = table.strip().splitlines()[2:]
+    assert "no / yes" in rows[0] and "2.5 / 5.0 / 3.0 (plan, holdout assumed passed)" in rows[0]
+    assert rows[0].endswith("| coverage>=85% |")
+    assert "error: ValueError" in rows[1] and rows[1].endswith("| coverage>=85%, gate |")
+    summary = pooled_summary([retried, failed])
+    assert "2/2 = 100%" in summary.split("false positives")[1].splitlines()[0]  # meta × heat excludes 1, twice
+    assert "first try: 0/2; after the retry: 1/2" in summary
