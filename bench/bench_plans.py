@@ -15,7 +15,12 @@ that matter to a plan:
 The model's response is the allocator's logistic / geometric form with the truth's parameters, so in worlds with
 Hill saturation or delayed adstock it is also misspecified in shape.
 
-    nice -n 10 .venv/bin/python bench/bench_plans.py [--worlds reference hill_s_curve ...] [--days 400]
+Weather horizons: the worlds in --weather-worlds are also planned for a horizon whose forecast (and actual weather)
+holds a heat wave (first geo, +2.5 sd for 14 days) or a wet stretch (second geo, precipitation 2.5 sd above its
+mean every day for 14 days), put in by `weathervane.simulate.oracle.impose_weather_events`; there the weather-aware
+plan is compared with the weather-blind plan.
+
+    nice -n 10 .venv/bin/python bench/bench_plans.py [--worlds reference ...] [--weather-worlds ...] [--seeds 0 1]
 """
 from __future__ import annotations
 
@@ -36,6 +41,11 @@ sys.path.insert(0, str(REPO))
 DEFAULT_WORLDS = ("reference", "small_no_tests", "hill_s_curve", "slow_adstock", "paced_search", "no_weather",
                   "weather_swapped", "media_heavy")
 VARIANTS = ("right", "shaky", "undecided", "wrong", "wrong_flagged")
+# horizons where weather matters: (event kind, index of the geo it hits), put into the forecast and the truth
+WEATHER_HORIZONS = {"heat_wave": ("heat_wave", 0), "wet_stretch": ("wet_stretch", 1)}
+WEATHER_WORLDS = ("reference", "small_no_tests", "hill_s_curve", "weather_swapped", "no_weather")
+# weather matters where knowing the forecast is worth this much of the oracle's value (weather_worth_pct)
+WEATHER_MATTERS_PCT = 0.1
 
 
 def load_marts(con, folder: Path, truth) -> None:
@@ -79,19 +89,23 @@ def model(truth, variant: str):
     return r, ModelEvidence.assumed("simulator-truth", flags)
 
 
-def run_world(name: str, seed: int, days: int, geos: int, workdir: Path) -> list[dict]:
+def run_world(name: str, seed: int, days: int, geos: int, workdir: Path, horizon: str = "as simulated") -> list[dict]:
     import duckdb
 
     from weathervane.allocate import build_plan
     from weathervane.config import TenantConfig
     from weathervane.simulate import simulate_tenant
-    from weathervane.simulate.oracle import score_plans
+    from weathervane.simulate.oracle import WeatherEvent, impose_weather_events, score_plans
     from weathervane.simulate.worlds import WORLDS
 
     world = WORLDS[name]
-    tenant = f"p{seed}-{name.replace('_', '-')}"[:40]
+    tag = "" if horizon == "as simulated" else "-" + horizon.split("_")[0]
+    tenant = f"p{seed}-{name.replace('_', '-')}"[:34] + tag
     truth = simulate_tenant(tenant, workdir, days=days, n_geos=geos, seed=seed, world=world,
                             grain=("all", "region"), **world.simulate_kwargs())
+    if horizon != "as simulated":
+        kind, gi = WEATHER_HORIZONS[horizon]
+        truth = impose_weather_events(truth, workdir, [WeatherEvent(kind, (truth.geos[gi].geo_id,))])
     con = duckdb.connect(str(workdir / f"{tenant}.duckdb"))
     load_marts(con, workdir / tenant, truth)
     cfg = TenantConfig()
@@ -101,17 +115,22 @@ def run_world(name: str, seed: int, days: int, geos: int, workdir: Path) -> list
         plan = build_plan(con, tenant, cfg, response, evidence=evidence)
         blind = build_plan(con, tenant, cfg, response, evidence=evidence, weather_blind=True)
         s = score_plans(truth, plan, blind, cfg.planning.max_change_pct, workdir)
-        rows.append({"world": name, "seed": seed, "variant": variant, **s})
+        rows.append({"world": name, "seed": seed, "horizon": horizon, "variant": variant, **s})
     con.close()
     return rows
 
 
+def weather_matters(r: dict) -> bool:
+    return r["horizon"] != "as simulated" and r["weather_worth_pct"] >= WEATHER_MATTERS_PCT
+
+
 def table(rows: list[dict]) -> str:
-    out = ["| world | model | decision | P(better) | move | regret plan | keep | weather-blind | candidate | "
-           "weather worth |", "|---|---|---|---|---|---|---|---|---|---|"]
+    out = ["| world | horizon | model | decision | P(better) | move | weather share | regret plan | keep | "
+           "weather-blind | candidate | weather worth |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        out.append(f"| {r['world']} s{r['seed']} | {r['variant']} | {r['decision']} | {r['prob_better']:.2f} | "
-                   f"{r['move_fraction']:.2f} | {r['regret_plan_pct']:.2f}% | {r['regret_keep_split_pct']:.2f}% | "
+        out.append(f"| {r['world']} s{r['seed']} | {r['horizon']} | {r['variant']} | {r['decision']} | "
+                   f"{r['prob_better']:.2f} | {r['move_fraction']:.2f} | {r['weather_share']:.2f} | "
+                   f"{r['regret_plan_pct']:.2f}% | {r['regret_keep_split_pct']:.2f}% | "
                    f"{r['regret_weather_blind_pct']:.2f}% | {r['regret_candidate_pct']:.2f}% | "
                    f"{r['weather_worth_pct']:.2f}% |")
     return "\n".join(out)
@@ -126,15 +145,20 @@ def summary(rows: list[dict]) -> str:
         plan = np.array([r["regret_plan_pct"] for r in sub])
         keep = np.array([r["regret_keep_split_pct"] for r in sub])
         cand = np.array([r["regret_candidate_pct"] for r in sub])
+        wm = [r for r in sub if weather_matters(r)]
+        beat = sum(r["regret_plan_pct"] < r["regret_weather_blind_pct"] for r in wm)
         lines.append(f"{variant}: plan regret median {np.median(plan):.2f}% (max {plan.max():.2f}%), keep-the-split "
                      f"median {np.median(keep):.2f}%; plan <= keep in {(plan <= keep + 1e-9).sum()}/{len(sub)} "
-                     f"worlds; unguarded candidate <= keep in {(cand <= keep + 1e-9).sum()}/{len(sub)}")
+                     f"worlds; unguarded candidate <= keep in {(cand <= keep + 1e-9).sum()}/{len(sub)}; "
+                     f"plan < weather-blind in {beat}/{len(wm)} horizons where weather matters")
     return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worlds", nargs="*", default=list(DEFAULT_WORLDS))
+    ap.add_argument("--weather-worlds", nargs="*", default=list(WEATHER_WORLDS),
+                    help="worlds also planned with each of the weather horizons (a heat wave, a wet stretch)")
     ap.add_argument("--seeds", nargs="*", type=int, default=[0])
     ap.add_argument("--days", type=int, default=400)
     ap.add_argument("--geos", type=int, default=3)
@@ -144,11 +168,13 @@ def main() -> None:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
-            for name in args.worlds:
+            runs = [(name, "as simulated") for name in args.worlds]
+            runs += [(name, h) for name in args.weather_worlds for h in WEATHER_HORIZONS]
+            for name, horizon in runs:
                 t = time.perf_counter()
-                got = run_world(name, seed, args.days, args.geos, Path(tmp))
+                got = run_world(name, seed, args.days, args.geos, Path(tmp), horizon)
                 rows += got
-                print(f"{name} seed {seed}: {time.perf_counter() - t:.0f} s", flush=True)
+                print(f"{name} seed {seed} {horizon}: {time.perf_counter() - t:.0f} s", flush=True)
     print(table(rows))
     print(summary(rows))
     print(f"{len(rows)} plans in {time.perf_counter() - t0:.0f} s")

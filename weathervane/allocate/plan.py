@@ -19,7 +19,9 @@ from weathervane.allocate.inputs import (
 )
 from weathervane.allocate.optimize import Allocation, Constraints, Objective, optimize_allocation
 from weathervane.allocate.response import ResponseModel
-from weathervane.allocate.safety import MOVE_STEPS, ModelEvidence, choose_step, gate, read_evidence
+from weathervane.allocate.safety import (
+    MOVE_STEPS, WEATHER_SHARES, ModelEvidence, choose_step, gate, read_evidence,
+)
 from weathervane.config import TenantConfig, validate_tenant_id
 from weathervane.governance.events import record_proposal
 from weathervane.governance.tables import ensure_decision_tables
@@ -55,6 +57,7 @@ class Plan:
     # decision safety (weathervane.allocate.safety)
     candidate_spend: np.ndarray | None = None  # what the optimiser proposed before the evidence scaled it back
     move_fraction: float = 1.0  # share of the optimiser's move the plan takes (0 = keep-the-split)
+    weather_share: float = 1.0  # share of the forecast's pull on the allocation that move follows
     prob_better: float = 0.0  # P(move_fraction of the candidate beats keep-the-split)
     min_prob_better: float = 0.8
     fallback_reasons: list[str] = field(default_factory=list)
@@ -86,11 +89,17 @@ class Plan:
                 out[idx] = "held: needs an experiment"
             elif self.fallback_reasons:
                 out[idx] = "keep-the-split (see fallback_reason)"
-            elif self.move_fraction < 1:
-                out[idx] = f"evidence: {self.move_fraction:.0%} of the optimiser's move" + (
+            elif self.move_fraction < 1 or self.weather_share < 1:
+                out[idx] = f"evidence: {self.move_description()}" + (
                     f" (candidate at {cand[idx]})" if cand[idx] else "")
             else:
                 out[idx] = cand[idx]
+        return out
+
+    def move_description(self) -> str:
+        out = f"{self.move_fraction:.0%} of the optimiser's move"
+        if self.weather_share < 1:
+            out += f", following {self.weather_share:.0%} of the forecast's pull"
         return out
 
     def binding_summary(self) -> list[str]:
@@ -103,7 +112,7 @@ class Plan:
             if v:
                 counts[v] = counts.get(v, 0) + 1
         out = [f"{k} ({n} of {lines.size} lines)" for k, n in sorted(counts.items(), key=lambda kv: -kv[1])]
-        if self.move_fraction == 1:
+        if self.move_fraction == 1 and self.weather_share == 1:
             out += list(self.allocation.binding_totals)
         return out
 
@@ -184,6 +193,10 @@ def build_plan(
         raise PlanningInputError(f"tenant {tenant_id}: no spend in the previous {days} days, so max_change_pct "
                                  f"{p.max_change_pct} allows none; set planning.max_change_pct: null to plan from zero")
     alloc = optimize_allocation(response, z, history, constraints, objective)
+    # the same budget under average weather: what the plan would do without the forecast, so the forecast's pull
+    # on the allocation (alloc minus it) can be sized by its own evidence (safety.py, guard 2)
+    average = optimize_allocation(response, np.zeros_like(z), history, constraints, objective).spend \
+        if np.any(z != 0) else alloc.spend
 
     def run(spend, wz):
         s = np.broadcast_to(spend[None] / periods, (periods, *spend.shape))
@@ -197,9 +210,14 @@ def build_plan(
     # keep-the-split itself may sit outside the user's channel / geo limits: then the plan must move regardless
     keep_feasible = bool(np.all(baseline_spend >= alloc.lower - 1e-6) and np.all(baseline_spend <= alloc.upper + 1e-6))
     moved = not np.allclose(alloc.spend, baseline_spend, rtol=1e-6, atol=1e-6 * max(budget, 1.0))
+    shares = WEATHER_SHARES if not np.allclose(average, alloc.spend, rtol=1e-6, atol=1e-6 * max(budget, 1.0)) \
+        else (1.0,)
+    target = {w: average + w * (alloc.spend - average) for w in shares}  # convex: every mix keeps the limits
+    share = 1.0
     if keep_feasible and moved:
-        lift_by_step = {t: value(baseline_spend + t * (alloc.spend - baseline_spend)) - keep_value for t in MOVE_STEPS}
-        step, lift = choose_step(lift_by_step, p.min_prob_better)
+        lift_by_move = {(t, w): value(baseline_spend + t * (target[w] - baseline_spend)) - keep_value
+                        for t in MOVE_STEPS for w in shares}
+        (step, share), lift = choose_step(lift_by_move, p.min_prob_better)
     else:
         step, lift = (1.0, value(alloc.spend) - keep_value) if moved else (0.0, np.zeros_like(keep_total))
     prob, reasons = gate(evidence, lift, moved, p.min_prob_better, p.max_holdout_mape)
@@ -207,7 +225,7 @@ def build_plan(
         notes.append("keep-the-split breaks the planning limits, so the optimiser's plan is proposed although: "
                      + "; ".join(reasons))
         reasons = []
-    spend = baseline_spend.copy() if reasons else baseline_spend + step * (alloc.spend - baseline_spend)
+    spend = baseline_spend.copy() if reasons else baseline_spend + step * (target[share] - baseline_spend)
     if not keep_feasible:
         spend = alloc.spend
     contribution = run(spend, z)
@@ -227,6 +245,9 @@ def build_plan(
     elif 0 < step < 1:
         notes.append(f"the plan takes {step:.0%} of the optimiser's move: the larger moves risk more in the "
                      "posterior's worst draws")
+    if not reasons and share < 1:
+        notes.append(f"the plan follows {share:.0%} of the forecast's pull on the allocation: the model is unsure "
+                     "how strongly this weather moves the channels it favours")
     notes.append("weather: " + ("average weather assumed (weather-blind plan)" if weather_blind
                                 else "; ".join(weather.notes)))
     if base_note:
@@ -238,7 +259,8 @@ def build_plan(
         geos=geos, total_budget=float(budget), spend=spend, previous=previous, baseline_spend=baseline_spend,
         contribution=contribution, baseline_contribution=baseline_contribution, base_kpi=base,
         weather_multiplier=multiplier, allocation=alloc, weather=weather, objective=objective, notes=notes,
-        candidate_spend=alloc.spend, move_fraction=0.0 if reasons else float(step), prob_better=prob,
+        candidate_spend=alloc.spend, move_fraction=0.0 if reasons else float(step),
+        weather_share=1.0 if reasons else float(share), prob_better=prob,
         min_prob_better=p.min_prob_better, fallback_reasons=reasons, held=held, evidence=evidence,
         weather_blind=weather_blind, base_note=base_note,
         experiments=read_experiments(con, tenant_id, response.model_id),
@@ -259,7 +281,7 @@ def read_experiments(con, tenant_id: str, model_id: str) -> list[dict]:
 # Columns added to the contract's decisions tables (the contract only grows): what a plan's claim rests on.
 PLAN_COLUMNS = [
     ("decision", "varchar"), ("fallback_reason", "varchar"), ("prob_better", "double"), ("min_prob_better", "double"),
-    ("move_fraction", "double"), ("media_kpi_mean", "double"), ("media_kpi_p05", "double"),
+    ("move_fraction", "double"), ("weather_share", "double"), ("media_kpi_mean", "double"), ("media_kpi_p05", "double"),
     ("media_kpi_p95", "double"), ("baseline_media_kpi_mean", "double"), ("held_channels", "varchar"),
     ("binding_constraints", "varchar"), ("weather_assumed", "varchar"), ("identifiability_source", "varchar"),
 ]
@@ -298,7 +320,7 @@ def write_plan(con, plan: Plan, cfg: TenantConfig) -> None:
         for ci, ch in enumerate(plan.channels) for gi, g in enumerate(plan.geos)
     ]
     extra = [plan.decision, plan.fallback_reason, float(plan.prob_better), float(plan.min_prob_better),
-             float(plan.move_fraction), *map(float, media), float(plan.baseline_contribution.sum(axis=(1, 2)).mean()),
+             float(plan.move_fraction), float(plan.weather_share), *map(float, media), float(plan.baseline_contribution.sum(axis=(1, 2)).mean()),
              json.dumps(sorted({plan.channels[c] for c, _ in zip(*np.nonzero(held))})),
              json.dumps(plan.binding_summary()),
              json.dumps({"source": "average (weather-blind)" if plan.weather_blind else plan.weather.source,
@@ -355,19 +377,23 @@ def describe_decision(con, plan_id: str) -> list[str]:
     cols = {r[0] for r in con.execute("describe decisions.plans").fetchall()}
     if "decision" not in cols:
         return []
+    share_col = "weather_share" if "weather_share" in cols else "1.0"  # plans stored before the column
     row = con.execute("select decision, fallback_reason, prob_better, min_prob_better, move_fraction, "
                       "binding_constraints, held_channels, weather_assumed, kpi_scope, expected_kpi_mean, "
-                      "expected_kpi_p05, expected_kpi_p95, media_kpi_mean, tenant_id, model_id "
+                      f"expected_kpi_p05, expected_kpi_p95, media_kpi_mean, tenant_id, model_id, {share_col} "
                       "from decisions.plans where plan_id = ?", [plan_id]).fetchone()
     if row is None or row[0] is None:
         return []
     (decision, reason, prob, min_prob, move, binding, held, weather, scope, kpi, k05, k95, media, tenant,
-     model_id) = row
+     model_id, share) = row
     what = "total KPI" if scope == "total" else "media KPI"
     lines = []
     if decision == "plan":
-        lines.append(f"Plan {plan_id}: P(beats keep-the-split) {prob:.0%} (bar {min_prob:.0%}), taking "
-                     f"{move:.0%} of the optimiser's move")
+        from weathervane.reports import probability
+
+        lines.append(f"Plan {plan_id}: P(beats keep-the-split) {probability(prob)} (bar {min_prob:.0%}), taking "
+                     f"{move:.0%} of the optimiser's move"
+                     + (f", following {share:.0%} of the forecast's pull" if share is not None and share < 1 else ""))
         lines.append("Binding: " + "; ".join(json.loads(binding or "[]")))
     else:
         lines.append(f"Plan {plan_id} keeps the current split: {reason}")

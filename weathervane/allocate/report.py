@@ -117,7 +117,8 @@ def decision_sentences(plan, currency: str) -> list[str]:
         out.append("Recommendation: keep the current split. " + "; ".join(reasons) + ".")
     else:
         move = float(getattr(plan, "move_fraction", 1.0))
-        part = "" if move >= 1 else f" (taking {move:.0%} of the optimiser's move, to limit the downside)"
+        share = float(getattr(plan, "weather_share", 1.0))
+        part = "" if move >= 1 and share >= 1 else f" (taking {plan.move_description()}, to limit the downside)"
         out.append(f"Recommendation: move the budget as below{part}.")
     out.append(f"Expected extra net revenue over keeping the split: {m(lift[0])} "
                f"({rp.interval(lift[1], lift[2], m)}).")
@@ -131,6 +132,57 @@ def decision_sentences(plan, currency: str) -> list[str]:
     if plan.kpi_scope != "total":
         out.append("Totals count only the net revenue attributable to paid media: the model gives no baseline "
                    "forecast for this horizon.")
+    return out
+
+
+WEATHER_STRETCH_SD = 1.0  # a day this many sd from the geo's average counts toward a stretch worth naming
+MAX_WEATHER_LINES = 3
+
+
+def _longest_run(flags: np.ndarray) -> tuple[int, int]:
+    """(start, length) of the longest run of True."""
+    best, start, run_start = (0, 0), None, 0
+    for i, f in enumerate(list(flags) + [False]):
+        if f and start is None:
+            start = i
+        elif not f and start is not None:
+            if i - start > best[1]:
+                best = (start, i - start)
+            start = None
+    return best
+
+
+def weather_sentences(plan) -> list[str]:
+    """What the plan assumed about the horizon's weather, in words: where it came from, the stretches of unusual
+    weather in it, and the lines whose expected return it moves most."""
+    if getattr(plan, "weather_blind", False):
+        return ["Average weather assumed in every geo (a weather-blind plan)."]
+    w = plan.weather
+    out = [f"Source: {w.source}. " + "; ".join(w.notes) + "."] if w.notes else [f"Source: {w.source}."]
+    wvars = [c for c in w.values.columns if c not in ("date", "geo_id", "source")]
+    for gi, g in enumerate(plan.geos):
+        for k, v in enumerate(wvars):
+            z = w.z[:, gi, k]
+            word = rp.WEATHER_WORDS.get(v, (v.replace("_", " "),))[0]
+            for sign, what in ((1, word), (-1, {"warmer": "cooler", "hotter": "cooler", "wetter": "drier"}.get(
+                    word, f"less {word}"))):
+                start, n = _longest_run(sign * z >= WEATHER_STRETCH_SD)
+                if n >= 3:
+                    out.append(f"{g}: {n} days {what} than usual from {w.dates[start]} to {w.dates[start + n - 1]} "
+                               f"({float(np.abs(z[start:start + n]).mean()):.1f} sd on average).")
+    mult = np.asarray(plan.weather_multiplier, dtype=float)
+    order = [idx for idx in sorted(np.ndindex(mult.shape), key=lambda i: -abs(mult[i] - 1))
+             if abs(mult[idx] - 1) >= 0.05][:MAX_WEATHER_LINES]
+    for ci, gi in order:
+        out.append(f"{rp.channel_name(plan.channels[ci])} in {plan.geos[gi]} is expected to work "
+                   f"{rp.pct(abs(mult[ci, gi] - 1))} {'better' if mult[ci, gi] > 1 else 'worse'} than under average "
+                   "weather.")
+    if len(out) == 1:
+        out.append("No geo's forecast is far from its average weather: the weather barely moves this plan.")
+    share = float(getattr(plan, "weather_share", 1.0))
+    if share < 1 and not getattr(plan, "fallback_reasons", None):
+        out.append(f"The plan follows {rp.pct(share)} of the forecast's pull on the allocation: the model is unsure "
+                   "how strongly this weather moves those channels.")
     return out
 
 
@@ -202,7 +254,9 @@ than under its geo's average weather. Marginal ROAS = net revenue the next {rp.e
 {rp.table(["channel", "geo", "previous", "plan", "change", "weather effect", "net revenue brought (90% interval)",
            "marginal ROAS", "what holds it"], rows, numeric_from=2)}
 <h2>Why: response curves at the chosen points</h2>{_curves_fig(plan, currency)}
-{f'<h2>Weather assumed ({rp.esc(plan.weather.source)})</h2>' + weather_fig if weather_fig else ''}
+<h2>Weather assumed ({rp.esc("average" if getattr(plan, "weather_blind", False) else plan.weather.source)})</h2>
+<ul class="plain">{''.join(f'<li>{rp.esc(s)}</li>' for s in weather_sentences(plan))}</ul>
+{weather_fig or ''}
 <h2>Notes</h2><ul class="plain">{"".join(f"<li>{rp.esc(n)}</li>" for n in plan.notes)}</ul>"""
     return rp.page(f"Budget plan {plan.plan_id}", body, banner=rp.simulated_banner(plan.tenant_id),
                    subtitle="Weather-aware budget plan, proposed for approval.")

@@ -7,7 +7,14 @@ Three guards, in the order a plan meets them:
 2. The optimiser's move from keep-the-split is scaled back by the evidence: of the steps
    keep + t (candidate - keep), t in MOVE_STEPS, the plan takes the one whose lift over keep-the-split has the
    highest (1 - min_prob_better)-quantile across posterior draws: the largest gain the plan is min_prob_better
-   sure of (concave curves: a smaller step risks less where the draws disagree about direction).
+   sure of (concave curves: a smaller step risks less where the draws disagree about direction). Quantiles
+   within their Monte Carlo error of the highest are a tie, and a tie goes to the larger expected lift among the
+   moves that clear the bar (the argmax of a noisy quantile is otherwise an arbitrary pick).
+   When the forecast is not average weather, the candidate is split in two: the optimum under average weather
+   and the forecast's pull (the optimum under the forecast minus it). The pull is sized by its own evidence
+   (w in WEATHER_SHARES of it, the same quantile rule over t and w together), so uncertainty about how strongly
+   the weather moves a channel scales back only the weather-driven part of the move, not the budget moves the
+   posterior is sure of.
 3. The plan is proposed only when P(plan beats keep-the-split) >= planning.min_prob_better, the model is a sampled
    posterior that passed its diagnostics gate, and its holdout error is within planning.max_holdout_mape;
    otherwise the proposal is keep-the-split and the reason is recorded with it.
@@ -21,6 +28,7 @@ import numpy as np
 from weathervane.governance.tables import table_exists
 
 MOVE_STEPS = (1.0, 0.75, 0.5, 0.25)
+WEATHER_SHARES = (1.0, 0.75, 0.5, 0.25, 0.0)
 MIN_POSTERIOR_DRAWS = 20  # fewer draws (a MAP point is one) cannot say how likely the plan is to do better
 # mmm.models.sampler is the NUTS implementation (nutpie, pymc) for sampled fits, the method for previews
 PREVIEWS = ("map", "advi")
@@ -105,10 +113,28 @@ def _interval_flags(con, tenant_id: str, model_id: str) -> dict[tuple[str, str |
     return out
 
 
-def choose_step(lift_by_step: dict[float, np.ndarray], min_prob_better: float) -> tuple[float, np.ndarray]:
-    """The step whose lift draws have the highest (1 - min_prob_better)-quantile (the larger step on a tie)."""
+def quantile_error(draws: np.ndarray, q: float) -> float:
+    """Monte Carlo standard error of the q-quantile of `draws`: half the spread of the order statistics one
+    binomial sd either side of it."""
+    x = np.sort(np.asarray(draws, dtype=float))
+    n = len(x)
+    k, h = n * q, np.sqrt(n * q * (1 - q))
+    lo, hi = x[max(int(np.floor(k - h)), 0)], x[min(int(np.ceil(k + h)), n - 1)]
+    return float(hi - lo) / 2
+
+
+def choose_step(lift_by_step: dict, min_prob_better: float) -> tuple:
+    """The move to take: of the moves whose (1 - min_prob_better)-quantile of lift is within its Monte Carlo error
+    of the highest (the draws cannot tell them apart on the downside) and whose P(better) clears the bar, the one
+    with the largest expected lift; the highest quantile when none clears it. Ties go to the larger step (steps
+    may be tuples (t, w), compared in order)."""
     q = 1.0 - min_prob_better
-    best = max(lift_by_step, key=lambda t: (round(float(np.quantile(lift_by_step[t], q)), 9), t))
+    low = {t: float(np.quantile(d, q)) for t, d in lift_by_step.items()}
+    best = max(lift_by_step, key=lambda t: (round(low[t], 9), t))
+    floor = low[best] - quantile_error(lift_by_step[best], q)
+    near = [t for t, d in lift_by_step.items() if low[t] >= floor and float((d > 0).mean()) >= min_prob_better]
+    if near:
+        best = max(near, key=lambda t: (round(float(np.mean(lift_by_step[t])), 9), t))
     return best, lift_by_step[best]
 
 

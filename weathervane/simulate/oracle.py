@@ -93,6 +93,84 @@ def horizon_z(truth: Truth, weather_vars: list[str], start: date, days: int,
     return z
 
 
+@dataclass(frozen=True)
+class WeatherEvent:
+    """A stretch of unusual weather in a simulated horizon: what the forecast files say and what then happens.
+
+    heat_wave: the daily mean, max and min temperature `size_sd` of the geo's own sd above what was simulated;
+    wet_stretch: precipitation `size_sd` sd above the geo's mean on every day of the stretch."""
+
+    kind: str  # heat_wave | wet_stretch
+    geo_ids: tuple[str, ...]
+    first_day: int = 3  # day of the horizon the stretch starts on
+    days: int = 14
+    size_sd: float = 2.5
+
+    def label(self) -> str:
+        return f"{self.kind.replace('_', ' ')} in {', '.join(self.geo_ids)}"
+
+
+EVENT_VARIABLES = {"heat_wave": ("temperature_2m_mean", "temperature_2m_max", "temperature_2m_min"),
+                   "wet_stretch": ("precipitation_sum",)}
+
+
+def _event_value(ev: WeatherEvent, geo, var: str, value: float) -> float:
+    """The value of `var` on a day of the event, from the value simulated for that day."""
+    if ev.kind == "heat_wave":
+        return round(value + ev.size_sd * geo.weather_sd["temperature_2m_mean"], 1)
+    return round(max(value, geo.weather_mean[var] + ev.size_sd * geo.weather_sd[var]), 1)
+
+
+def impose_weather_events(truth: Truth, landing_root: Path | str, events: list[WeatherEvent]) -> Truth:
+    """Put the events into the tenant's forecast files and into the truth's horizon (its weather, z and expected
+    baseline), so the planner reads them as a forecast and the oracle values plans under them; the truth file is
+    rewritten when it sits beside the tenant folder. Returns the updated truth."""
+    horizon = truth.horizon
+    if horizon is None:
+        raise ValueError(f"truth {truth.tenant_id} has no horizon to put weather events in")
+    geos = {g.geo_id: g for g in truth.geos}
+    weather = {v: {g: list(s) for g, s in by_geo.items()} for v, by_geo in horizon.weather.items()}
+    z = {v: {g: list(s) for g, s in by_geo.items()} for v, by_geo in horizon.z.items()}
+    baseline = {g: list(s) for g, s in horizon.baseline.items()}
+    eta = dict(truth.baseline_params) if truth.world.baseline_weather else {}
+    pos = {d: i for i, d in enumerate(horizon.dates)}
+    folder = Path(landing_root) / truth.tenant_id / "weather" / "forecast"
+    for ev in events:
+        if ev.kind not in EVENT_VARIABLES:
+            raise ValueError(f"unknown weather event {ev.kind!r} (heat_wave or wet_stretch)")
+        days = range(ev.first_day, min(ev.first_day + ev.days, len(horizon.dates)))
+        for gid in ev.geo_ids:
+            if gid not in geos:
+                raise ValueError(f"weather event in {gid}: not a geo of {truth.tenant_id}")
+            g = geos[gid]
+            for v in EVENT_VARIABLES[ev.kind]:
+                if v not in weather:
+                    continue
+                for d in days:
+                    value = _event_value(ev, g, v, weather[v][gid][d])
+                    dz = (value - g.weather_mean[v]) / g.weather_sd[v] - z[v][gid][d]
+                    weather[v][gid][d] = value
+                    z[v][gid][d] += dz
+                    baseline[gid][d] *= float(np.exp(float(eta.get(f"eta_{v}", 0.0)) * dz))
+            for path in sorted((folder / gid).glob("*.json")):
+                doc = json.loads(path.read_text(encoding="utf-8"))
+                daily = doc["daily"]
+                for i, day in enumerate(daily["time"]):
+                    if pos.get(day, -1) in days:
+                        for v in EVENT_VARIABLES[ev.kind]:
+                            # the horizon's record where it has the variable, so files and truth agree
+                            daily[v][i] = (weather[v][gid][pos[day]] if v in weather
+                                           else _event_value(ev, g, v, daily[v][i]))
+                path.write_text(json.dumps(doc, ensure_ascii=False) + "\n", encoding="utf-8")
+    z = {v: {g: [round(x, 4) for x in s] for g, s in by_geo.items()} for v, by_geo in z.items()}
+    out = truth.model_copy(update={"horizon": horizon.model_copy(update={"weather": weather, "z": z,
+                                                                         "baseline": baseline})})
+    truth_path = Path(landing_root) / f"{truth.tenant_id}.truth.json"
+    if truth_path.exists():
+        out.write(truth_path)
+    return out
+
+
 def true_history(truth: Truth, channels: list[str], lags: int, start: date) -> np.ndarray:
     """[lag, channel, geo] the true daily spend of the `lags` days before `start` (carry-over into the horizon)."""
     geos = [g.geo_id for g in truth.geos]
@@ -215,6 +293,7 @@ def score_plans(truth: Truth, plan, blind, max_change_pct: float | None,
         "tenant_id": plan.tenant_id, "model_id": plan.model_id, "decision": plan.decision,
         "fallback_reason": plan.fallback_reason, "prob_better": round(float(plan.prob_better), 3),
         "move_fraction": round(float(plan.move_fraction), 2),
+        "weather_share": round(float(getattr(plan, "weather_share", 1.0)), 2),
         "held_channels": sorted({plan.channels[c] for c, _ in zip(*np.nonzero(plan.held))}) if plan.held is not None else [],
         "blind_decision": blind.decision, "weather_worth_pct": round(weather_worth, 3),
         "horizon_start": plan.horizon_start.isoformat(), "budget": round(float(plan.total_budget), 2),
