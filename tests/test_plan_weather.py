@@ -23,7 +23,10 @@ from weathervane.simulate import simulate_tenant
 from weathervane.simulate.oracle import WeatherEvent, impose_weather_events, score_plans
 
 HORIZONS = {"heat_wave": ("heat_wave", 0), "wet_stretch": ("wet_stretch", 1)}  # event, index of the geo it hits
-QUALITY = {"right": 0.1, "shaky": 0.5}  # posterior log-sd scatter of each cell's return (bench_plans' models)
+# posterior log-sd scatter of each cell's return (bench_plans' models); the plan is claimed to beat weather-blind
+# where the model knows the weather effects (right, shaky), and never to lose to keep-the-split
+QUALITY = {"right": 0.1, "shaky": 0.5, "undecided": 1.0}
+KNOWS_WEATHER = ("right", "shaky")
 
 
 @pytest.fixture(scope="module")
@@ -72,16 +75,58 @@ def test_where_weather_matters_the_plan_beats_the_weather_blind_plan_and_never_l
     w = worlds[horizon]
     evidence = ModelEvidence.assumed("simulator-truth")
     cfg = _cfg(max_change_pct=30)
-    for quality, spread in QUALITY.items():
-        response = _model(w["truth"], spread)
-        plan = build_plan(w["con"], TENANT, cfg, response, evidence=evidence)
-        blind = build_plan(w["con"], TENANT, cfg, response, evidence=evidence, weather_blind=True)
+    flagged = ModelEvidence.assumed("simulator-truth", {("meta", None): True})
+    models = [(q, _model(w["truth"], spread), evidence) for q, spread in QUALITY.items()]
+    wrong = _model(w["truth"], 0.05)
+    wrong.beta[:, wrong.channels.index("meta")] *= 2.3  # confidently wrong about meta, which the flag holds
+    models.append(("wrong_flagged", wrong, flagged))
+    for quality, response, ev in models:
+        plan = build_plan(w["con"], TENANT, cfg, response, evidence=ev)
+        blind = build_plan(w["con"], TENANT, cfg, response, evidence=ev, weather_blind=True)
         s = score_plans(w["truth"], plan, blind, 30, w["landing"])
         # the forecast is worth something here: the oracle planning for average weather would lose
         assert s["weather_worth_pct"] > 0.25, (quality, s["weather_worth_pct"])
-        assert s["decision"] == "plan", (quality, s["fallback_reason"])
         assert s["regret_plan_pct"] <= s["regret_keep_split_pct"], (quality, s)
-        assert s["regret_plan_pct"] < s["regret_weather_blind_pct"], (quality, s)
+        if quality in KNOWS_WEATHER:
+            assert s["decision"] == "plan", (quality, s["fallback_reason"])
+            assert s["regret_plan_pct"] < s["regret_weather_blind_pct"], (quality, s)
+
+
+def test_unsure_weather_effects_scale_back_only_the_weather_driven_part_of_the_move(worlds):
+    """Returns known to 10%, the heat effect only to +-0.5 per sd (twice its size): the plan takes the whole budget
+    move and follows part of the heat wave's pull, and still collects some of what the forecast is worth."""
+    w = worlds["heat_wave"]
+    response = _model(w["truth"], 0.1)
+    rng = np.random.default_rng(2)
+    response.gamma = response.gamma + rng.normal(0, 0.5, response.gamma.shape) * (response.gamma != 0)
+    cfg, evidence = _cfg(max_change_pct=30), ModelEvidence.assumed("simulator-truth")
+    plan = build_plan(w["con"], TENANT, cfg, response, evidence=evidence)
+    blind = build_plan(w["con"], TENANT, cfg, response, evidence=evidence, weather_blind=True)
+    s = score_plans(w["truth"], plan, blind, 30, w["landing"])
+    assert plan.decision == "plan" and plan.move_fraction == 1.0 and 0 <= plan.weather_share < 1
+    assert any("of the forecast's pull" in n for n in plan.notes)
+    assert s["regret_plan_pct"] < s["regret_weather_blind_pct"]
+
+
+def test_quantile_ties_within_monte_carlo_error_go_to_the_larger_expected_lift():
+    from weathervane.allocate.safety import choose_step, quantile_error
+
+    noise = np.random.default_rng(0).normal(0, 1, 200)
+    qn = float(np.quantile(noise, 0.2))
+
+    def draws(low, sd):  # lift draws with this 20% quantile and spread
+        return low - sd * qn + sd * noise
+
+    small = draws(8.0, 2.0)  # a sure, small gain
+    se = quantile_error(small, 0.2)
+    assert se > 0.1
+    large = draws(8.0 - se / 2, 12.0)  # a larger gain whose downside the draws cannot tell from small's
+    assert large.mean() > small.mean() and choose_step({0.5: small, 1.0: large}, 0.8)[0] == 1.0
+    assert choose_step({0.5: small, 1.0: draws(8.0 - 3 * se, 12.0)}, 0.8)[0] == 0.5  # clearly worse downside
+    # a tie on the downside that misses the bar (P(better) < 80%) does not win on its mean
+    edge, risky = draws(se / 4, 2.0), draws(-se / 4, 12.0)
+    assert (edge > 0).mean() >= 0.8 > (risky > 0).mean() and risky.mean() > edge.mean()
+    assert choose_step({0.5: edge, 1.0: risky}, 0.8)[0] == 0.5
 
 
 def _write_experiment_for(con, model_id, channel):
