@@ -74,6 +74,7 @@ def budget_plan(context: AssetExecutionContext, weathervane: WeathervaneResource
             "prob_better": float(plan.prob_better),
             "min_prob_better": float(plan.min_prob_better),
             "move_fraction": float(plan.move_fraction),
+            "weather_share": float(plan.weather_share),
             "weather_source": plan.weather.source,
         }),
         "fallback_reason": plan.fallback_reason or "",
