@@ -12,7 +12,8 @@ POLICY_REPLAY = AssetKey(["decisions", "policy_replay"])
 
 
 class ReplayConfig(Config):
-    """How the rolling-origin outcome models are fitted (default MAP: quick; nuts for posterior intervals)."""
+    """How the rolling-origin outcome models are fitted (default MAP widened by a Laplace approximation: quick;
+    nuts for full posterior draws)."""
 
     method: str = "map"  # map | nuts | advi
     draws: int = 200
@@ -40,14 +41,13 @@ class ReplayConfig(Config):
 )
 def policy_replay(context: AssetExecutionContext, config: ReplayConfig,
                   weathervane: WeathervaneResource) -> MaterializeResult:
-    from weathervane.mmm.model import FitSettings
     from weathervane.replay import replay_tenant
     from weathervane.replay.run import ReplaySettings
 
     tenant = context.partition_key
     cfg = weathervane.tenant_config(tenant)
-    fit = FitSettings(method=config.method, draws=config.draws, tune=config.tune, chains=config.chains,
-                      holdout_weeks=0)
+    # FitSettings' keyword arguments: the modelling stack is imported only when an outcome model is fitted
+    fit = dict(method=config.method, draws=config.draws, tune=config.tune, chains=config.chains, holdout_weeks=0)
     settings = ReplaySettings(n_origins=config.n_origins or cfg.replay.n_origins)
     result = replay_tenant(lambda read_only: weathervane.connect(read_only=read_only), tenant, cfg,
                            store=weathervane.models(), reports=weathervane.reports(), fit_settings=fit,
@@ -55,16 +55,21 @@ def policy_replay(context: AssetExecutionContext, config: ReplayConfig,
     dr = result.rows[result.rows["estimator"] == "doubly_robust"]
     return MaterializeResult(metadata={
         "replay_id": result.replay_id,
-        "window": f"{result.window_start} .. {result.window_end}",
+        "window": f"{result.window_start} .. {result.window_end}" if result.n_periods else "none",
         "periods": int(result.n_periods),
         "origins": int(len(result.models)),
         "conclusion": result.conclusion,
         "doubly_robust_lift": MetadataValue.json({
-            r.policy: {"lift": round(float(r.lift_mean), 1), "p05": round(float(r.lift_p05), 1),
-                       "p95": round(float(r.lift_p95), 1), "evaluable": bool(r.evaluable)}
+            r.policy: {"lift": _round(r.lift_mean), "p05": _round(r.lift_p05), "p95": _round(r.lift_p95),
+                       "evaluable": bool(r.evaluable)}
             for r in dr.itertuples()}),
         "report": MetadataValue.path(str(result.report_path)),
     })
+
+
+def _round(v) -> float | None:
+    """Metadata JSON has no NaN: a value the replay could not estimate is null."""
+    return round(float(v), 1) if v is not None and v == v else None
 
 
 assets = [policy_replay]

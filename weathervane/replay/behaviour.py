@@ -10,8 +10,13 @@ Behaviour density: the step from the previous period's coordinates u_{t-1} to th
 fitted per coordinate by least squares (a mean-reverting walk; context = the previous split), S the residual
 covariance shrunk towards its diagonal with weight min(1, (d-1)/n).
 
-Kernel: Gaussian on the difference between the logged step and the candidate's step with covariance h^2 S,
-h = n^(-1/(k+4)) (Scott's rule for k = d-1 dimensions in S-whitened coordinates). Weight of period t:
+Kernel: Gaussian on the difference between the logged step and the candidate's step with covariance h^2 S.
+Bandwidth rule: start at h = n^(-1/(k+4)) (Scott's rule for k = d-1 dimensions in S-whitened coordinates) and
+widen it by factors of H_GROWTH until the weights' effective sample size reaches the target the caller asks for
+(the replay: max(min_ess, n/4)), never beyond H_MAX. Scott's h against a behaviour step of a few S units leaves
+a handful of periods with all the weight; a wider kernel trades that variance for bias: SNIPS then values the
+candidate's step blurred by the kernel (logged steps up to about h behaviour sds away count as the candidate's),
+and the doubly robust correction becomes a smoothed average of the outcome model's residuals. Where even H_MAX does not reach the target the caller flags the row. Weight of period t:
   w_t = K_h(step_logged - step_candidate) / p_b(step_logged | u_{t-1}).
 A candidate is in support in period t when its step lies within the behaviour density's 99% ellipsoid.
 """
@@ -24,6 +29,8 @@ import numpy as np
 SHARE_FLOOR = 1e-3
 SUPPORT_LEVEL = 0.99
 MIN_MOVE = 0.02  # median |log-share step| below this: the logged spend never moved enough to learn from
+H_GROWTH = 1.25
+H_MAX = 2.0  # widest kernel, in behaviour-step sds: wider, it no longer tells the candidate's step from others
 
 
 def centred_basis(d: int) -> np.ndarray:
@@ -60,6 +67,7 @@ class BehaviourModel:
 
     @property
     def bandwidth(self) -> float:
+        """Scott's rule: the narrowest kernel the replay uses."""
         return float(self.n ** (-1.0 / (self.k + 4)))
 
     @property
@@ -71,8 +79,9 @@ class BehaviourModel:
 
     def describe(self) -> str:
         return (f"Gaussian mean-reverting walk on {self.k} log-share coordinates from {self.n} logged steps "
-                f"(median |step| {self.median_move:.3f}); kernel bandwidth h = n^(-1/(k+4)) = {self.bandwidth:.3f} "
-                "in units of the behaviour covariance (Scott's rule)")
+                f"(median |step| {self.median_move:.3f}); kernel bandwidth from Scott's h = n^(-1/(k+4)) = "
+                f"{self.bandwidth:.3f} (in behaviour-step sds), widened by {H_GROWTH:g}x per step up to {H_MAX:g} "
+                "until the weights' effective sample size reaches its target")
 
 
 def fit_behaviour(actions: np.ndarray) -> BehaviourModel:
@@ -106,6 +115,7 @@ class Weights:
     w: np.ndarray  # [period] unnormalised importance weights (scaled so the largest is 1)
     in_support: np.ndarray  # [period] bool
     distance: np.ndarray  # [period] Mahalanobis distance of the candidate's step from the logged step
+    bandwidth: float = float("nan")  # the kernel's h, in behaviour-step sds
 
     @property
     def ess(self) -> float:
@@ -117,20 +127,27 @@ class Weights:
         return float(self.in_support.mean()) if len(self.in_support) else 0.0
 
 
-def weights(model: BehaviourModel, prev: np.ndarray, logged: np.ndarray, candidate: np.ndarray) -> Weights:
+def weights(model: BehaviourModel, prev: np.ndarray, logged: np.ndarray, candidate: np.ndarray,
+            target_ess: float | None = None, h_max: float = H_MAX) -> Weights:
     """prev, logged, candidate: [period, channel, geo] spend of the previous period, the logged period and the
-    candidate's allocation for it."""
+    candidate's allocation for it. The kernel starts at Scott's bandwidth and widens until the effective sample
+    size reaches `target_ess` (None: Scott's bandwidth alone) or the bandwidth reaches `h_max`."""
     from scipy.stats import chi2
 
     u_prev, u_log, u_cand = coordinates(prev), coordinates(logged), coordinates(candidate)
     step_log, step_cand = u_log - u_prev, u_cand - u_prev
     mean = model.mean_step(u_prev)
     inv = np.linalg.inv(model.cov)
-    h2 = model.bandwidth ** 2
     d_kernel = np.einsum("ti,ij,tj->t", step_log - step_cand, inv, step_log - step_cand)
     d_behav = np.einsum("ti,ij,tj->t", step_log - mean, inv, step_log - mean)
     d_cand = np.einsum("ti,ij,tj->t", step_cand - mean, inv, step_cand - mean)
-    # log K_h(.) - log p_b(.): the normalising constants differ by h^-k, the same for every period
-    logw = -0.5 * d_kernel / h2 + 0.5 * d_behav
-    w = np.exp(logw - logw.max()) if len(logw) else logw
-    return Weights(w=w, in_support=d_cand <= chi2.ppf(SUPPORT_LEVEL, model.k), distance=np.sqrt(d_kernel))
+    in_support = d_cand <= chi2.ppf(SUPPORT_LEVEL, model.k)
+    h = model.bandwidth
+    while True:
+        # log K_h(.) - log p_b(.): the normalising constants differ by h^-k, the same for every period
+        logw = -0.5 * d_kernel / h ** 2 + 0.5 * d_behav
+        w = np.exp(logw - logw.max()) if len(logw) else logw
+        out = Weights(w=w, in_support=in_support, distance=np.sqrt(d_kernel), bandwidth=float(h))
+        if target_ess is None or out.ess >= target_ess or h >= h_max:
+            return out
+        h = min(h * H_GROWTH, h_max)

@@ -45,11 +45,13 @@ def bootstrap(y: np.ndarray, cands: dict[str, CandidateInputs], n_boot: int = 20
     rng = np.random.default_rng(seed)
     n = len(y)
     idx = rng.integers(0, n, (n_boot, n))
+    # one posterior draw per replicate, the same for every candidate: lifts are paired in the draws too
+    n_draws = max(c.q.shape[0] for c in cands.values()) if cands else 1
+    draw = rng.integers(0, n_draws, n_boot) if n_draws > 1 else np.zeros(n_boot, int)
     out: dict[str, dict[str, np.ndarray]] = {}
     for name, c in cands.items():
-        draws = c.q.shape[0]
-        d = rng.integers(0, draws, n_boot) if draws > 1 else np.zeros(n_boot, int)
-        md = np.minimum(d, c.m.shape[0] - 1)
+        d = np.minimum(draw, c.q.shape[0] - 1)
+        md = np.minimum(draw, c.m.shape[0] - 1)
         q = c.q[d[:, None], idx]  # [B, n]
         m = c.m[md[:, None], idx]
         w, yy = c.w[idx], y[idx]

@@ -12,12 +12,14 @@ from weathervane.replay.estimators import ESTIMATORS
 
 
 def _lift_fig(result) -> str:
+    rows = result.rows
+    if not np.isfinite(rows["lift_mean"].to_numpy(float)).any():
+        return ""  # nothing was valued (a history too short to replay)
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = result.rows
     policies = [p.name for p in result.policies]
     fig, ax = plt.subplots(figsize=(7.5, 0.5 + 0.6 * len(policies)))
     for k, est in enumerate(ESTIMATORS):
@@ -61,13 +63,17 @@ def write_replay_report(result, path: Path | str) -> Path:
                 e(r["policy"]), e(r["estimator"].replace("_", " ")),
                 f"{_fmt(r['value_mean'])} [{_fmt(r['value_p05'])}, {_fmt(r['value_p95'])}]",
                 f"{_fmt(r['lift_mean'])} [{_fmt(r['lift_p05'])}, {_fmt(r['lift_p95'])}]",
-                _fmt(r["effective_sample_size"], 1), f"{r['support_share']:.0%}",
+                _fmt(r["effective_sample_size"], 1), _fmt(r.get("bandwidth"), 2),
+                "–" if not np.isfinite(r["support_share"]) else f"{r['support_share']:.0%}",
                 "yes" if r["evaluable"] else f"no: {e(str(r['reason']))}",
             )) + "</tr>")
     models = "".join(
         f"<tr><td>{e(str(m.model_id))}</td><td>{m.train_start}</td><td>{m.train_end}</td><td>{e(str(m.method))}"
-        f"{' (reused)' if m.reused else ''}</td><td>{m.periods_served}</td><td>{m.first_period_start}</td></tr>"
-        for m in result.models.itertuples())
+        f"{' (reused)' if m.reused else ''}</td><td>{m.n_draws}</td><td>{m.periods_served}</td>"
+        f"<td>{m.first_period_start}</td></tr>"
+        for m in result.models.itertuples()) or '<tr><td colspan="7">none fitted</td></tr>'
+    window = (f"Window {result.window_start} to {result.window_end}: {result.n_periods} logged decision periods."
+              if result.n_periods else "No decision period could be replayed.")
     policies = "".join(f"<li><b>{e(p.name)}</b>: {e(p.describe())}</li>" for p in result.policies)
     notes = "".join(f"<li>{e(n)}</li>" for n in result.notes)
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Policy replay — {e(result.tenant_id)}</title>
@@ -75,16 +81,16 @@ def write_replay_report(result, path: Path | str) -> Path:
 text-align:left}}table{{border-collapse:collapse}}.c{{font-size:1.2em;background:#f4f6f8;padding:1em}}</style></head><body>
 <h1>Policy replay — {e(result.tenant_id)}</h1>
 <p class="c">{e(result.conclusion)}</p>
-<p>Window {result.window_start} to {result.window_end}: {result.n_periods} logged decision periods. Each candidate keeps
+<p>{window} Each candidate keeps
 the period's logged total budget and is judged on what really happened: the logged spend, the weather that came and
 the KPI observed. No synthetic shock is drawn.</p>
 <h2>Candidates</h2><ul>{policies}</ul>
 <h2>Value per candidate and estimator</h2>
 <table><tr><th>policy</th><th>estimator</th><th>KPI over the window [90%]</th><th>vs keep the split [90%]</th>
-<th>ESS</th><th>support</th><th>evaluable</th></tr>{''.join(lines)}</table>
+<th>ESS</th><th>kernel h</th><th>support</th><th>evaluable</th></tr>{''.join(lines)}</table>
 {_lift_fig(result)}
 <h2>Outcome models (rolling origin)</h2>
-<table><tr><th>model</th><th>trained from</th><th>trained to</th><th>fit</th><th>periods served</th><th>first served</th></tr>
+<table><tr><th>model</th><th>trained from</th><th>trained to</th><th>fit</th><th>draws</th><th>periods served</th><th>first served</th></tr>
 {models}</table>
 <h2>How to read this</h2><ul>
 <li><b>direct</b>: the outcome model's prediction under the candidate's allocation, from a model fitted only on
@@ -94,7 +100,11 @@ with the logged one through a kernel, over the density of how the logged split m
 <li><b>doubly robust</b>: direct plus the weighted residual of the observed KPI; right when either the model or the
 weights are.</li>
 <li><b>support</b>: share of periods whose candidate split lies within what the logged splits did;
-<b>ESS</b>: effective sample size of the weights. Too little of either makes a row not evaluable.</li>
+<b>ESS</b>: effective sample size of the weights; <b>kernel h</b>: the kernel's width in units of how far the
+logged split moved per period (Scott's rule, widened until the ESS reaches its target). Too little support or
+ESS makes a row not evaluable.</li>
+<li>Intervals: bootstrap over periods; for the direct and doubly robust estimators each replicate also takes one
+draw of the outcome model's parameters (a Laplace approximation around a MAP fit, or posterior draws).</li>
 {notes}</ul></body></html>"""
     path.write_text(page, encoding="utf-8")
     return path

@@ -24,7 +24,9 @@ class ReplaySettings:
     level: float = 0.9
     min_support: float = 0.8  # share of periods whose candidate action is within the logged support
     min_ess: float = 10.0  # effective sample size of the weights (snips, doubly_robust)
+    target_ess_share: float = 0.25  # the kernel widens until ESS >= max(min_ess, this share of the periods)
     min_periods: int = 8
+    laplace_draws: int = 200  # draws of the Laplace approximation around a MAP outcome model (0: the point)
     seed: int = 0
 
 
@@ -38,7 +40,7 @@ class ReplayResult:
     rows: pd.DataFrame  # decisions.policy_replay
     periods: pd.DataFrame  # decisions.policy_replay_periods
     models: pd.DataFrame  # decisions.policy_replay_models
-    behaviour: bh.BehaviourModel
+    behaviour: bh.BehaviourModel | None  # None when the history was too short to replay
     policies: list[PolicySpec]
     origin_models: dict = field(default_factory=dict)  # origin -> OriginModel
     actions: dict = field(default_factory=dict)  # policy -> [period, channel, geo] allocation judged
@@ -69,8 +71,10 @@ def run_replay(log: DecisionLog, policies: list[PolicySpec], fit_settings, setti
                save_models: bool = True) -> ReplayResult:
     """Fit the outcome model at rolling origins, act every candidate on every window period, estimate values.
 
-    `policy_response`: the response model the allocator candidates act with; None = the period's own origin
-    model (the allocator as it would have run then). `reuse`: origin -> an already fitted OriginModel."""
+    `fit_settings`: weathervane.mmm.model.FitSettings or its keyword arguments (built only when a model is fitted,
+    so a history too short to replay never imports the modelling stack). `policy_response`: the response model
+    the allocator candidates act with; None = the period's own origin model (the allocator as it would have run
+    then). `reuse`: origin -> an already fitted OriginModel."""
     settings = settings or ReplaySettings()
     data = log.model_data
     if data is None:
@@ -82,10 +86,12 @@ def run_replay(log: DecisionLog, policies: list[PolicySpec], fit_settings, setti
     n_model = len(data.dates)
     first = max(int(np.ceil(settings.min_train_share * n_model)), settings.min_train_periods * per_decision)
     if n_model - first < settings.min_periods * per_decision:
-        raise ReplayInputError(
-            f"tenant {log.tenant_id}: {n_model} {data.period}s of history leave fewer than {settings.min_periods} "
-            f"decision periods after the {first} needed to train the first outcome model")
+        return too_short(log, policies, settings, n_model, first, data.period)
     origins = rolling_origins(n_model, settings.n_origins, first, per_decision)
+    if isinstance(fit_settings, dict):
+        from weathervane.mmm.model import FitSettings
+
+        fit_settings = FitSettings(**fit_settings)
     offset = (data.dates[0].date() - log.start).days  # log day of model period 0
     all_periods = [(s, e) for s, e in log.periods() if s >= offset and (s - offset) % log.period_days == 0]
     window = [(s, e) for s, e in all_periods if (s - offset) // step_days >= origins[0]]
@@ -98,7 +104,7 @@ def run_replay(log: DecisionLog, policies: list[PolicySpec], fit_settings, setti
             models[o] = replace(reuse[o], reused=True)
         else:
             models[o] = fit_origin(data, o, stop, fit_settings, tenant_id=log.tenant_id, store=store,
-                                   save=save_models)
+                                   save=save_models, laplace_draws=settings.laplace_draws)
 
     # per period: logged action, outcome, predictions
     y = np.array([log.outcome(s, e) for s, e in window])
@@ -118,6 +124,7 @@ def run_replay(log: DecisionLog, policies: list[PolicySpec], fit_settings, setti
     m = np.stack([np.resize(b, n_draw) for b in m_pred], axis=1)  # [draw, period]
     # the behaviour density learns from every logged step, the training periods' included
     behaviour = _behaviour(log, all_periods)
+    target_ess = max(settings.min_ess, settings.target_ess_share * len(window))
     for spec in policies:
         acts, notes, deltas = [], [], []
         for t, (s, e) in enumerate(window):
@@ -136,7 +143,7 @@ def run_replay(log: DecisionLog, policies: list[PolicySpec], fit_settings, setti
         dd = max(delta.shape[0], m.shape[0])
         q = np.resize(m, (dd, m.shape[1])) if m.shape[0] != dd else m
         q = q + (np.resize(delta, (dd, delta.shape[1])) if delta.shape[0] != dd else delta)
-        wts = bh.weights(behaviour, prev, logged, acts)
+        wts = bh.weights(behaviour, prev, logged, acts, target_ess=target_ess)
         cand_inputs[spec.name] = (CandidateInputs(q=q, m=m, w=wts.w), wts)
         actions[spec.name] = acts
         for t, (s, e) in enumerate(window):
@@ -165,6 +172,7 @@ def run_replay(log: DecisionLog, policies: list[PolicySpec], fit_settings, setti
             rows.append(dict(
                 policy=spec.name, estimator=est, value_mean=val, value_p05=lo, value_p95=hi,
                 effective_sample_size=wts.ess, support_share=wts.support_share, evaluable=ok, reason=reason,
+                bandwidth=wts.bandwidth,
                 lift_mean=lift, lift_p05=llo, lift_p95=lhi,
                 prob_lift_positive=float(np.nanmean(diff > 0)) if spec.name != keep else None,
                 n_periods=n, description=spec.describe(),
@@ -176,17 +184,43 @@ def run_replay(log: DecisionLog, policies: list[PolicySpec], fit_settings, setti
         models=pd.DataFrame([dict(
             model_id=om.model_id, origin_date=data.dates[o].date(), train_start=om.train_start,
             train_end=om.train_end, method=om.method, fit_seconds=round(om.fit_seconds, 1), reused=om.reused,
+            n_draws=om.n_draws, laplace_held=om.laplace_held,
             periods_served=int(sum(1 for x in served if x == o)),
             first_period_start=min((log.date_of(s) for (s, _), x in zip(window, served) if x == o), default=None),
             path=str(om.path) if om.path else None) for o, om in models.items()]),
         behaviour=behaviour, policies=list(policies), origin_models=models, actions=actions,
     )
     res.notes.append(f"{len(models)} outcome models at rolling origins ({', '.join(str(data.dates[o].date()) for o in origins)}), "
-                     f"fitted by {', '.join(sorted({m.method for m in models.values()}))}; each period is valued by the last model fitted before it")
+                     f"fitted by {', '.join(sorted({m.method for m in models.values()}))} "
+                     f"({min(m.n_draws for m in models.values())} posterior draws or more); each period is valued by "
+                     "the last model fitted before it")
     res.notes.append(behaviour.describe())
     if policy_response is not None:
         res.notes.append(f"allocator candidates acted with the response model {policy_response.model_id}")
     res.conclusion = conclusion(res)
+    return res
+
+
+def too_short(log: DecisionLog, policies: list[PolicySpec], settings: ReplaySettings, n_model: int, first: int,
+              unit: str) -> ReplayResult:
+    """The replay of a history too short for rolling origins: every row not evaluable, with the reason, and no
+    outcome model fitted."""
+    have = n_model * (7 if unit == "week" else 1) // log.period_days
+    need = first * (7 if unit == "week" else 1) // log.period_days + settings.min_periods
+    reason = (f"the history is too short: {n_model} {unit}s ({have} decision periods); rolling-origin outcome "
+              f"models need {first} {unit}s to train the first model and {settings.min_periods} decision periods "
+              f"after it ({need} in all)")
+    rows = [dict(policy=spec.name, estimator=est, value_mean=np.nan, value_p05=np.nan, value_p95=np.nan,
+                 effective_sample_size=np.nan, support_share=np.nan, evaluable=False, reason=reason, bandwidth=np.nan,
+                 lift_mean=np.nan, lift_p05=np.nan, lift_p95=np.nan, prob_lift_positive=None, n_periods=0,
+                 description=spec.describe())
+            for spec in policies for est in ESTIMATORS]
+    res = ReplayResult(
+        replay_id=f"{log.tenant_id}-replay-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}",
+        tenant_id=log.tenant_id, window_start=None, window_end=None, n_periods=0, rows=pd.DataFrame(rows),
+        periods=pd.DataFrame(), models=pd.DataFrame(), behaviour=None, policies=list(policies))
+    res.notes.append(f"no outcome model fitted: {reason}")
+    res.conclusion = f"Not evaluable: {reason}."
     return res
 
 
@@ -198,7 +232,10 @@ def _evaluable(spec: PolicySpec, est: str, wts: bh.Weights, behaviour: bh.Behavi
                settings: ReplaySettings) -> tuple[bool, str | None]:
     if n < settings.min_periods:
         return False, f"only {n} periods in the window (need {settings.min_periods})"
+    low_ess = est != "direct" and wts.ess < settings.min_ess
     if spec.kind == KEEP_SPLIT:
+        if low_ess:
+            return False, f"effective sample size {wts.ess:.1f} < {settings.min_ess:g} at the widest kernel (h = {wts.bandwidth:.2f})"
         return True, None
     if not behaviour.moved:
         return False, (f"the logged spend never moved enough (median log-share change {behaviour.median_move:.3f} "
@@ -206,8 +243,8 @@ def _evaluable(spec: PolicySpec, est: str, wts: bh.Weights, behaviour: bh.Behavi
     if wts.support_share < settings.min_support:
         return False, (f"the candidate left the logged support in {1 - wts.support_share:.0%} of periods "
                        f"(allowed {1 - settings.min_support:.0%})")
-    if est != "direct" and wts.ess < settings.min_ess:
-        return False, f"effective sample size {wts.ess:.1f} < {settings.min_ess:g}"
+    if low_ess:
+        return False, f"effective sample size {wts.ess:.1f} < {settings.min_ess:g} at the widest kernel (h = {wts.bandwidth:.2f})"
     return True, None
 
 

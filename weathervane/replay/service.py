@@ -23,16 +23,17 @@ def replay_tenant(connect: Connect, tenant_id: str, cfg: config.TenantConfig, *,
                   reports: Path | str | None = None, fit_settings=None, settings=None, period: str = "week"):
     """Replay every candidate over the tenant's logged decision periods and write decisions.policy_replay.
 
-    The outcome models are fitted at cfg.replay.n_origins rolling origins with `fit_settings` (default: MAP, a
-    point estimate, so direct-method intervals carry the periods' uncertainty only)."""
-    from weathervane.mmm.model import FitSettings
+    The outcome models are fitted at cfg.replay.n_origins rolling origins with `fit_settings` (FitSettings or its
+    keyword arguments; default: MAP,
+    widened by a Laplace approximation so direct-method intervals carry parameter uncertainty too). A history too
+    short for rolling origins gives rows that are not evaluable, with the reason, and no fit."""
     from weathervane.replay.periods import load_decision_log
     from weathervane.replay.report import write_replay_report
     from weathervane.replay.run import ReplaySettings, run_replay
     from weathervane.replay.tables import write_replay
 
     tenant_id = config.validate_tenant_id(tenant_id)
-    fit_settings = fit_settings or FitSettings(method="map", holdout_weeks=0)
+    fit_settings = fit_settings or {"method": "map", "holdout_weeks": 0}
     settings = settings or ReplaySettings(n_origins=cfg.replay.n_origins)
     with connect(True) as con:
         log = load_decision_log(con, tenant_id, grain_product=cfg.grain.product, grain_geo=cfg.grain.geo,
@@ -40,6 +41,7 @@ def replay_tenant(connect: Connect, tenant_id: str, cfg: config.TenantConfig, *,
     result = run_replay(log, candidate_policies(cfg), fit_settings, settings, store=store)
     base = Path(reports) if reports is not None else config.reports_dir()
     result.report_path = write_replay_report(result, config.tenant_dir(base, tenant_id) / REPORT_NAME)
+    methods = sorted(set(result.models["method"])) if len(result.models) else []
     with connect(False) as con:
-        write_replay(con, result, fit_settings.method)
+        write_replay(con, result, ", ".join(methods) or "none")
     return result

@@ -15,7 +15,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("tenant_id", "VARCHAR"), ("replay_id", "VARCHAR"), ("window_start", "DATE"), ("window_end", "DATE"),
         ("n_periods", "INTEGER"), ("reason", "VARCHAR"), ("lift_mean", "DOUBLE"), ("lift_p05", "DOUBLE"),
         ("lift_p95", "DOUBLE"), ("prob_lift_positive", "DOUBLE"), ("description", "VARCHAR"),
-        ("n_origins", "INTEGER"), ("outcome_fit", "VARCHAR"), ("computed_at", "TIMESTAMP"),
+        ("n_origins", "INTEGER"), ("outcome_fit", "VARCHAR"), ("computed_at", "TIMESTAMP"), ("bandwidth", "DOUBLE"),
     ],
     "policy_replay_periods": [
         ("tenant_id", "VARCHAR"), ("replay_id", "VARCHAR"), ("period_start", "DATE"), ("period_end", "DATE"),
@@ -28,6 +28,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("tenant_id", "VARCHAR"), ("replay_id", "VARCHAR"), ("model_id", "VARCHAR"), ("origin_date", "DATE"),
         ("train_start", "DATE"), ("train_end", "DATE"), ("method", "VARCHAR"), ("fit_seconds", "DOUBLE"),
         ("reused", "BOOLEAN"), ("periods_served", "INTEGER"), ("first_period_start", "DATE"), ("path", "VARCHAR"),
+        ("n_draws", "INTEGER"), ("laplace_held", "INTEGER"),
     ],
 }
 
