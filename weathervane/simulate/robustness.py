@@ -322,7 +322,10 @@ def load_results(path: Path) -> list[WorldResult]:
 
 
 def _fmt(x, spec: str = ".2f") -> str:
-    return "n/a" if x is None or (isinstance(x, float) and not np.isfinite(x)) else format(x, spec)
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "n/a"
+    text = format(x, spec)
+    return text.lstrip("-") if float(text) == 0 else text  # no "-0.0"
 
 
 def targets(r: WorldResult) -> dict[str, bool]:
