@@ -46,6 +46,10 @@ class OriginModel:
     reused: bool = False
     n_draws: int = 1
     laplace_held: int = 0  # parameters held at the MAP by the Laplace approximation
+    actor: object = None  # the response the allocator candidates act with: the same posterior, thinned
+
+
+ACTOR_DRAWS = 50  # the allocator runs once per candidate and period: a thinned posterior keeps that affordable
 
 
 def _unconstrained(name: str, value: np.ndarray) -> np.ndarray:
@@ -198,12 +202,14 @@ def fit_origin(data, origin: int, stop: int, settings, *, tenant_id: str, store:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fit.mmm.save(str(path))
-    response = MMMResponse(PosteriorResponse.from_idata(fit.mmm.idata, model_id=model_id), draws=None)
+    posterior = PosteriorResponse.from_idata(fit.mmm.idata, model_id=model_id)
+    response = MMMResponse(posterior, draws=None)
+    actor = MMMResponse(posterior, draws=ACTOR_DRAWS) if posterior.beta.shape[0] > ACTOR_DRAWS else response
     with pytensor.config.change_flags(mode="FAST_RUN", traceback__limit=0):
         pred = _predict_logged(fit.mmm, data, origin, stop, settings.seed)
     om = OriginModel(model_id=model_id, origin=origin, train_start=data.dates[0].date(), train_end=train_end,
                      method=method, fit_seconds=time.perf_counter() - t0, response=response,
-                     pred_block=pred, path=path, n_draws=int(pred.shape[0]), laplace_held=held)
+                     pred_block=pred, path=path, n_draws=int(pred.shape[0]), laplace_held=held, actor=actor)
     return om
 
 

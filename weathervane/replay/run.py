@@ -129,7 +129,7 @@ def run_replay(log: DecisionLog, policies: list[PolicySpec], fit_settings, setti
         acts, notes, deltas = [], [], []
         for t, (s, e) in enumerate(window):
             om = models[served[t]]
-            a, note = act(spec, log, s, e, policy_response or om.response)
+            a, note = act(spec, log, s, e, policy_response or om.actor or om.response)
             acts.append(a)
             notes.append(note)
             resp = om.response
