@@ -3,6 +3,7 @@
     nice -n 10 .venv/bin/python bench/bench_robustness.py --label before after   # every world, seeds 0 and 1
     .venv/bin/python bench/bench_robustness.py --worlds reference paced_search --seeds 0
     .venv/bin/python bench/bench_robustness.py --render data/robustness/after.jsonl   # table from saved results
+    .venv/bin/python bench/bench_robustness.py --curve-credit --worlds reference hill_s_curve hill_concave --seeds 0
 
 One fit at a time (it runs for an hour or more on two cores: start it in the background). Each world × seed is
 appended to <workdir>/<label>.jsonl as it finishes, so a long run can be read while it goes on and a rerun
@@ -23,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from weathervane.simulate.robustness import (  # noqa: E402
-    load_results, markdown_table, pooled_summary, run_world, tenant_for,
+    build_warehouse, curve_credit, load_results, markdown_table, pooled_summary, run_world, tenant_for,
 )
 from weathervane.simulate.worlds import MATRIX, WORLDS  # noqa: E402
 
@@ -58,10 +59,29 @@ def main() -> None:
     ap.add_argument("--table", type=Path)
     ap.add_argument("--no-regret", action="store_true")
     ap.add_argument("--render", type=Path, help="print the table of a saved .jsonl and exit")
+    ap.add_argument("--curve-credit", action="store_true",
+                    help="no fits: per world and channel, the share of the true return the model's curve family "
+                         "credits when fitted to the true contributions beside a free level (robustness.curve_credit)")
     args = ap.parse_args()
     if args.render:
         results = load_results(args.render)
         print(markdown_table(results) + "\n" + pooled_summary(results))
+        return
+    if args.curve_credit:
+        from weathervane.simulate.truth import load_truth
+
+        print("| world | seed | channel | credited / true | fitted lam | within-geo R2 | rms residual / mean |\n"
+              "|---|---|---|---|---|---|---|")
+        for seed in args.seeds:
+            for name in args.worlds:
+                world = WORLDS[name]
+                truth_path, _ = build_warehouse(world, seed, args.workdir / "inputs" / tenant_for(world, seed),
+                                                days=args.days, n_geos=args.geos)
+                truth = load_truth(truth_path)
+                for c in truth.channels:
+                    cc = curve_credit(truth, c)
+                    print(f"| {name} | {seed} | {c} | {cc['credited']:.2f} | {cc['lam']:.2f} | {cc['r2']:.3f} | "
+                          f"{cc['resid']:.3f} |")
         return
 
     os.environ.setdefault("PYTENSOR_FLAGS", f"compiledir={tempfile.mkdtemp(prefix='wv-pytensor-')}")

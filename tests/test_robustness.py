@@ -166,3 +166,21 @@ def test_matrix_table_judges_the_gate_after_the_retry_and_says_when_plans_assume
     summary = pooled_summary([retried, failed])
     assert "2/2 = 100%" in summary.split("false positives")[1].splitlines()[0]  # meta × heat excludes 1, twice
     assert "first try: 0/2; after the retry: 1/2" in summary
+
+
+def test_curve_credit_shows_where_the_logistic_family_decides_a_hill_channels_return(wv_env):
+    """The model's logistic curve, fitted to a channel's true weekly contributions beside a free level (the
+    baseline), recovers a logistic world's return; in an S-curve world it fits the observed weeks as closely
+    and still over-credits search, whose spend never goes below the off-flight level: no out-of-sample score can
+    choose the family there, and the bias is the family's extrapolation (docs/robustness.md)."""
+    from weathervane.simulate.robustness import START, curve_credit
+
+    kw = dict(days=420, n_geos=2, start=START, lift_test_channels=())
+    std = simulate_tenant("std", wv_env["landing"], seed=0, **kw)
+    s_curve = simulate_tenant("s", wv_env["landing"], seed=0, world=WORLDS["hill_s_curve"], **kw)
+    ref = curve_credit(std, "google_search")
+    hill = curve_credit(s_curve, "google_search")
+    assert ref["credited"] == pytest.approx(1.0, abs=0.05) and ref["r2"] > 0.95
+    assert hill["credited"] > 1.1 and hill["r2"] > 0.95 and hill["resid"] < 1.5 * ref["resid"]
+    # meta goes dark between flights: its return is pinned at zero spend whatever the family
+    assert curve_credit(s_curve, "meta")["credited"] == pytest.approx(1.0, abs=0.08)

@@ -311,6 +311,47 @@ def world_regret(wh: Path, tenant: str, truth_path: Path, model_id: str, workdir
                 os.environ[k] = v
 
 
+def curve_credit(truth, channel: str, l_max: int = 3) -> dict:
+    """What the model's curve family can tell from the data, with the truth's own contributions as data.
+
+    Fits the model's form (geometric adstock over `l_max` weeks, a logistic curve shared by the geos, a scale
+    per geo) plus a free level per geo to the channel's true weekly contributions by least squares. The level
+    stands for the baseline: a return that no variation in spend reveals cannot be told from it. `credited` is
+    the fitted curve's total over the true total: 1 when the family pins the return down from the spend that
+    was observed, off 1 when the family's extrapolation below the lowest observed spend decides it. `r2`
+    (within geo) and `resid` (rms residual over the mean weekly contribution) say how well it fits what was
+    observed: a family that fits as well as another leaves no out-of-sample evidence to choose between them."""
+    from scipy.optimize import least_squares
+
+    from weathervane.simulate.media import adstock, logistic_saturation
+
+    spend, contrib = [], []
+    for g in truth.geos:
+        s = np.asarray(truth.daily.spend[channel][g.geo_id], dtype=float)
+        y = np.asarray(truth.daily.contribution[channel][g.geo_id], dtype=float)
+        n = len(s) // 7 * 7
+        spend.append(s[:n].reshape(-1, 7).sum(axis=1))
+        contrib.append(y[:n].reshape(-1, 7).sum(axis=1))
+    x = np.array(spend) / np.array(spend).max(axis=1, keepdims=True)
+    y = np.array(contrib)
+    unit = y.max()
+    n_geo = len(x)
+
+    def parts(p):
+        alpha, lam = 1 / (1 + np.exp(-p[0])), np.exp(p[1])
+        curve = np.exp(p[2:2 + n_geo])[:, None] * logistic_saturation(adstock(x, alpha ** np.arange(l_max)), lam)
+        return curve, p[2 + n_geo:][:, None]
+
+    fits = [least_squares(lambda p: (sum(parts(p)) - y / unit).ravel(),
+                          x0=[-1.0, np.log(lam0), *np.zeros(2 * n_geo)]) for lam0 in (0.3, 1.0, 3.0, 8.0)]
+    best = min(fits, key=lambda f: f.cost)
+    curve, level = parts(best.x)
+    fit = (curve + level) * unit
+    return dict(credited=float(curve.sum() * unit / y.sum()), lam=float(np.exp(best.x[1])),
+                r2=float(1 - ((fit - y) ** 2).sum() / ((y - y.mean(axis=1, keepdims=True)) ** 2).sum()),
+                resid=float(np.sqrt(((fit - y) ** 2).mean()) / y.mean()))
+
+
 def load_results(path: Path) -> list[WorldResult]:
     out = []
     if not path.exists():
