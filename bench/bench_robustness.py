@@ -41,7 +41,14 @@ def _after():
     return FitSettings(holdout_weeks=0)
 
 
-SETTINGS = {"before": _before, "after": _after}
+def _first_try_095():
+    from weathervane.mmm import FitSettings
+
+    return FitSettings(holdout_weeks=0, target_accept=0.95)
+
+
+# first_try_095: production's defaults but the first try at target_accept 0.95 (a candidate default)
+SETTINGS = {"before": _before, "after": _after, "first_try_095": _first_try_095}
 
 
 def main() -> None:
