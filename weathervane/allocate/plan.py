@@ -20,7 +20,7 @@ from weathervane.allocate.inputs import (
 from weathervane.allocate.optimize import Allocation, Constraints, Objective, optimize_allocation
 from weathervane.allocate.response import ResponseModel
 from weathervane.allocate.safety import (
-    MOVE_STEPS, WEATHER_SHARES, ModelEvidence, choose_step, gate, read_evidence,
+    MOVE_STEPS, WEATHER_SHARES, ModelEvidence, choose_and_judge, gate, read_evidence,
 )
 from weathervane.config import TenantConfig, validate_tenant_id
 from weathervane.governance.events import record_proposal
@@ -217,7 +217,7 @@ def build_plan(
     if keep_feasible and moved:
         lift_by_move = {(t, w): value(baseline_spend + t * (target[w] - baseline_spend)) - keep_value
                         for t in MOVE_STEPS for w in shares}
-        (step, share), lift = choose_step(lift_by_move, p.min_prob_better)
+        (step, share), lift = choose_and_judge(lift_by_move, p.min_prob_better)
     else:
         step, lift = (1.0, value(alloc.spend) - keep_value) if moved else (0.0, np.zeros_like(keep_total))
     prob, reasons = gate(evidence, lift, moved, p.min_prob_better, p.max_holdout_mape)

@@ -138,6 +138,22 @@ def choose_step(lift_by_step: dict, min_prob_better: float) -> tuple:
     return best, lift_by_step[best]
 
 
+def choose_and_judge(lift_by_move: dict, min_prob_better: float) -> tuple:
+    """The move (`choose_step`) chosen on half the posterior draws, and its lift on the other half to judge it by.
+
+    The move is the best of many on the draws that chose it, so its P(better) on those same draws is biased up
+    (the draws that happen to favour it picked it); judged on draws that played no part in the choice, the
+    estimate is honest. Even and odd draws split the chains alike."""
+    pick, judge = slice(0, None, 2), slice(1, None, 2)
+    best, _ = choose_step({k: np.asarray(v)[pick] for k, v in lift_by_move.items()}, min_prob_better)
+    return best, np.asarray(lift_by_move[best])[judge]
+
+
+def prob_error(prob: float, n: int) -> float:
+    """Monte Carlo standard error of a probability estimated as the share of n draws."""
+    return float(np.sqrt(prob * (1 - prob) / n)) if n else float("inf")
+
+
 def gate(evidence: ModelEvidence, lift: np.ndarray, moved: bool, min_prob_better: float,
          max_holdout_mape: float | None) -> tuple[float, list[str]]:
     """P(better) and the reasons (if any) the proposal must be keep-the-split."""
@@ -162,7 +178,9 @@ def gate(evidence: ModelEvidence, lift: np.ndarray, moved: bool, min_prob_better
         reasons.append(f"{lift.size} posterior draw(s): too few to judge P(plan beats keep-the-split)")
     elif not moved:
         reasons.append("no move from keep-the-split is expected to do better under the constraints")
-    elif prob < min_prob_better:
-        reasons.append(f"P(plan beats keep-the-split) {prob:.0%} below planning.min_prob_better "
-                       f"{min_prob_better:.0%}")
+    elif prob - prob_error(prob, lift.size) < min_prob_better:
+        # the bar is met only when the estimate clears it by more than its own Monte Carlo error
+        reasons.append(f"P(plan beats keep-the-split) {prob:.0%} less its Monte Carlo error "
+                       f"{prob_error(prob, lift.size):.0%} ({lift.size} held-out draws) below "
+                       f"planning.min_prob_better {min_prob_better:.0%}")
     return prob, reasons
