@@ -12,6 +12,10 @@ os.environ.setdefault(
     "PYTENSOR_FLAGS", f"compiledir={tempfile.mkdtemp(prefix='wv-pytensor-')}"
 )
 
+# Two test workers on two cores: BLAS threads on top of them contend (a small MAP fit ran >100x slower).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The contract's example tenant, shipped with the tests (a fresh clone has no shared/ folder beside it).
 ACME_EXAMPLE = REPO_ROOT / "tests" / "fixtures" / "acme"
