@@ -86,6 +86,10 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     from weathervane.report_server import make_report_server
 
     env = ui_environment()
+    # A parent that ignores SIGINT (nohup, some supervisors, test runners) would pass that on to dagster dev, which
+    # maps SIGTERM to its SIGINT handler: it could then never be stopped in order. Handle it here so the children
+    # start with the default.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     prepare_dbt_manifest()
     reports = make_report_server(port=args.reports_port)
     threading.Thread(target=reports.serve_forever, daemon=True).start()

@@ -90,10 +90,15 @@ def test_ui_loads_the_code_location_with_nothing_activated(tmp_path):
             stopped = proc.wait(timeout=120) is not None
         except subprocess.TimeoutExpired:
             stopped = False
-        if _group_alive(proc.pid):  # whatever is left of the process group
+        deadline = time.time() + 60
+        while _group_alive(proc.pid) and time.time() < deadline:  # its webserver, daemon and code server
+            time.sleep(1)
+        orphans = _group_alive(proc.pid)
+        if orphans:
             os.killpg(proc.pid, signal.SIGKILL)
         out = log.read_text(errors="replace")
     assert stopped, f"weathervane ui did not stop within 2 minutes of SIGTERM: {out[-3000:]}"
+    assert not orphans, "processes of weathervane ui were still running a minute after it stopped"
     location = entry["locationOrLoadError"]
     assert location["__typename"] == "RepositoryLocation", (location, out[-3000:])
     repo = location["repositories"][0]
