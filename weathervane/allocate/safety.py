@@ -181,9 +181,9 @@ def gate(evidence: ModelEvidence, lift: np.ndarray, moved: bool, min_prob_better
         reasons.append(f"{lift.size} posterior draw(s): too few to judge P(plan beats keep-the-split)")
     elif not moved:
         reasons.append("no move from keep-the-split is expected to do better under the constraints")
-    elif prob - prob_error(prob, lift.size) < min_prob_better:
+    elif prob - (error := prob_error(prob, lift.size)) < min_prob_better:
         # the bar is met only when the estimate clears it by more than its own Monte Carlo error
         reasons.append(f"P(plan beats keep-the-split) {prob:.0%} less its Monte Carlo error "
-                       f"{prob_error(prob, lift.size):.0%} ({lift.size} held-out draws) below "
+                       f"{error:.0%} ({lift.size} held-out draws) below "
                        f"planning.min_prob_better {min_prob_better:.0%}")
     return prob, reasons

@@ -240,7 +240,8 @@ def regret(oracle_value: float, value: float) -> float:
 
 
 def evaluate_world_decision(con, tenant_id: str, truth_path: Path | str, model_id: str, landing_root: Path | str,
-                            reports_dir: Path | str | None = None, store: Path | str | None = None) -> dict:
+                            reports_dir: Path | str | None = None, store: Path | str | None = None,
+                            require_holdout: bool = True) -> dict:
     """Make the production plan and the weather-blind plan (z = 0) with model `model_id`, and value them,
     keep-the-split and the optimiser's unscaled candidate under the world's true response and horizon weather.
 
@@ -248,13 +249,16 @@ def evaluate_world_decision(con, tenant_id: str, truth_path: Path | str, model_i
     oracle's value) of: plan, keep_split, weather_blind, candidate; with the plan's decision, P(better), the share
     of the move it took, the channels it held and why it fell back (if it did). When the plan fell back because
     the model has no holdout score (benchmarks skip it to save a fit), `*_no_holdout` also gives the plan the
-    other guards alone would have proposed."""
+    other guards alone would have proposed. `require_holdout=False` makes both plans as if the holdout had passed
+    (planning.max_holdout_mape off), every other guard as production has it."""
     from weathervane.allocate.mmm_response import load_model_response
     from weathervane.allocate.plan import build_plan
     from weathervane.config import load_tenant_config
 
     truth = load_truth(truth_path)
     cfg = load_tenant_config(landing_root, tenant_id)
+    if not require_holdout:
+        cfg = cfg.model_copy(update={"planning": cfg.planning.model_copy(update={"max_holdout_mape": None})})
     response = load_model_response(model_id, tenant_id, store)
     start = date.fromisoformat(truth.forecast_start)
     plan = build_plan(con, tenant_id, cfg, response, start=start)

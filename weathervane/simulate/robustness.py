@@ -263,42 +263,26 @@ def run_world(world: World, seed: int, workdir: Path, settings, *, days: int = 4
 
 
 def world_regret(wh: Path, tenant: str, truth_path: Path, model_id: str, workdir: Path,
-                 holdout_scored: bool = True) -> dict | None:
-    """The plan engineer's regrets (plan, keep-the-split, weather-blind vs the oracle), when their module exists.
+                 holdout_scored: bool = True) -> dict:
+    """Regrets of the plan, keep-the-split and the weather-blind plan against the oracle
+    (`oracle.evaluate_world_decision`).
 
     The bench skips the holdout score (it would cost a second fit per world) and the plan requires one, which
     would make every plan keep-the-split; without a holdout score the plans are therefore made as if the holdout
     had passed (planning.max_holdout_mape off), every other guard as production has it, and the result says so."""
-    try:
-        from weathervane.simulate.oracle import evaluate_world_decision, score_plans
-    except ImportError:
-        return None
     import duckdb
+
+    from weathervane.simulate.oracle import evaluate_world_decision
 
     before = {k: os.environ.get(k) for k in ("WEATHERVANE_MODEL_STORE", "WEATHERVANE_WAREHOUSE")}
     os.environ["WEATHERVANE_MODEL_STORE"] = str(workdir / "models")
     os.environ["WEATHERVANE_WAREHOUSE"] = str(wh)
     con = duckdb.connect(str(wh))
     try:
-        if holdout_scored:
-            out = evaluate_world_decision(con, tenant, truth_path, model_id, workdir / "landing",
-                                          reports_dir=workdir / "reports", store=workdir / "models")
-            out["holdout_guard"] = "scored"
-        else:
-            from weathervane.allocate.mmm_response import load_model_response
-            from weathervane.allocate.plan import build_plan
-            from weathervane.config import load_tenant_config
-            from weathervane.simulate.truth import load_truth
-
-            truth = load_truth(truth_path)
-            cfg = load_tenant_config(workdir / "landing", tenant)
-            cfg = cfg.model_copy(update={"planning": cfg.planning.model_copy(update={"max_holdout_mape": None})})
-            response = load_model_response(model_id, tenant, workdir / "models")
-            start = date.fromisoformat(truth.forecast_start)
-            plan = build_plan(con, tenant, cfg, response, start=start)
-            blind = build_plan(con, tenant, cfg, response, start=start, weather_blind=True)
-            out = score_plans(truth, plan, blind, cfg.planning.max_change_pct, workdir / "landing")
-            out["holdout_guard"] = "not scored: plans made as if it passed"
+        out = evaluate_world_decision(con, tenant, truth_path, model_id, workdir / "landing",
+                                      reports_dir=workdir / "reports", store=workdir / "models",
+                                      require_holdout=holdout_scored)
+        out["holdout_guard"] = "scored" if holdout_scored else "not scored: plans made as if it passed"
         return {k: v for k, v in out.items() if isinstance(v, (int, float, str, bool, list)) or v is None}
     except Exception as exc:
         return {"error": f"{type(exc).__name__}: {exc}"[:300]}
