@@ -376,20 +376,16 @@ def dbt_unit_tests(context: AssetCheckExecutionContext, weathervane: Weathervane
     tenant = context.partition_key
     build = _run_target(context.run.run_id) / "run_results.json"
 
-    def unit_results(path: Path) -> dict[str, dict]:
-        if not path.exists():
-            return {}
-        return {r["unique_id"].split(".")[-1]: r for r in json.loads(path.read_text())["results"]
-                if r["unique_id"].startswith("unit_test.")}
+    def unit_results(run_results: list[dict]) -> dict[str, dict]:
+        return {r["unique_id"].split(".")[-1]: r for r in run_results if r["unique_id"].startswith("unit_test.")}
 
-    results = unit_results(build)
+    results = unit_results(json.loads(build.read_text())["results"] if build.exists() else [])
     if any(spec.name not in results for spec in UNIT_TEST_SPECS):
         # a check-only run, or a build of a subset that left the unit tests out: run them here
         variables = dbt_vars(tenant, weathervane.tenant_config(tenant))
-        target = _run_target(context.run.run_id, "unit")
-        run_dbt(["test", "--select", "test_type:unit", "--vars", json.dumps(variables)], target,
-                weathervane.warehouse(), context.log)
-        results = {**results, **unit_results(target / "run_results.json")}
+        ran = run_dbt(["test", "--select", "test_type:unit", "--vars", json.dumps(variables)],
+                      _run_target(context.run.run_id, "unit"), weathervane.warehouse(), context.log)
+        results = {**results, **unit_results(ran)}
     for spec in UNIT_TEST_SPECS:
         result = results.get(spec.name)
         yield AssetCheckResult(
