@@ -183,11 +183,27 @@ class Replay(_Strict):
     policies: list[ReplayPolicy] = Field(default_factory=list)
 
 
+class ModelPins(_Strict):
+    """tenant.yaml `model:`: fields of the model spec pinned by hand; the sniff refuses, with the reason, a pin
+    the data cannot carry (weathervane.spec)."""
+
+    period: Literal["day", "week"] | None = None
+    weather: bool | list[Literal["temperature_2m_mean", "precipitation_sum"]] | None = None
+    held_channels: list[str] | None = None
+    controls: list[str] | None = None
+    adstock_max_lag: int | None = Field(None, ge=1, le=26)
+    draws: int | None = Field(None, ge=50, le=10_000)
+    tune: int | None = Field(None, ge=50, le=10_000)
+    chains: int | None = Field(None, ge=1, le=8)
+    fit_minutes: float | None = Field(None, gt=0, le=600)
+
+
 class TenantConfig(_Strict):
     timezone: str = "UTC"
     currency: str = "USD"
     kpi: Literal["net_revenue"] = "net_revenue"
-    grain: Grain = Field(default_factory=Grain)
+    grain: Grain | None = None  # a pin of the model spec's grain; absent: the data decides (weathervane.spec)
+    model: ModelPins | None = None
     channels: list[ChannelRule] = Field(default_factory=list)
     planning: Planning = Field(default_factory=Planning)
     autopilot: Autopilot = Field(default_factory=Autopilot)

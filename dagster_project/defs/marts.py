@@ -36,7 +36,6 @@ from dagster import (
 from dagster_project.metadata import round_value
 from dagster_project.partitions import WAREHOUSE_POOL, tenant_partitions
 from dagster_project.resources import WeathervaneResource
-from weathervane.grain import dbt_vars
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt"
 DBT_TARGET = DBT_PROJECT_DIR / "target"
@@ -189,14 +188,22 @@ graph = DbtGraph(json.loads(MANIFEST.read_text()))
 
 
 class HarmonizeConfig(Config):
-    """A one-off grain for this run; empty = tenant.yaml's grain."""
+    """A one-off grain for this run; empty = the tenant's model spec (weathervane.spec)."""
 
     grain_product: str | None = None
     grain_geo: str | None = None
 
-    def grain_override(self) -> dict[str, str] | None:
-        override = {k: v for k, v in (("product", self.grain_product), ("geo", self.grain_geo)) if v}
-        return override or None
+    def spec_overrides(self) -> dict[str, str]:
+        return {"grain_product": self.grain_product, "grain_geo": self.grain_geo}
+
+
+def _dbt_vars(weathervane: WeathervaneResource, tenant: str, overrides: dict | None = None) -> dict:
+    from weathervane.spec import dbt_vars, resolve_spec
+
+    cfg = weathervane.tenant_config(tenant)
+    with weathervane.connect() as con:
+        spec = resolve_spec(con, tenant, cfg, overrides)
+    return dbt_vars(tenant, cfg, spec)
 
 
 def _run_target(run_id: str, step: str = "build") -> Path:
@@ -286,7 +293,7 @@ def _test_result(check: AssetCheckKey, result: Mapping[str, Any]) -> AssetCheckR
 )
 def harmonize(context: AssetExecutionContext, weathervane: WeathervaneResource, config: HarmonizeConfig):
     tenant = context.partition_key
-    variables = dbt_vars(tenant, weathervane.tenant_config(tenant), config.grain_override())
+    variables = _dbt_vars(weathervane, tenant, config.spec_overrides())
     context.log.info(f"dbt vars for {tenant}: {variables}")
     with weathervane.connect():  # schemas and ops tables exist before dbt reads them
         pass
@@ -382,7 +389,7 @@ def dbt_unit_tests(context: AssetCheckExecutionContext, weathervane: Weathervane
     results = unit_results(json.loads(build.read_text())["results"] if build.exists() else [])
     if any(spec.name not in results for spec in UNIT_TEST_SPECS):
         # a check-only run, or a build of a subset that left the unit tests out: run them here
-        variables = dbt_vars(tenant, weathervane.tenant_config(tenant))
+        variables = _dbt_vars(weathervane, tenant)
         ran = run_dbt(["test", "--select", "test_type:unit", "--vars", json.dumps(variables)],
                       _run_target(context.run.run_id, "unit"), weathervane.warehouse(), context.log)
         results = {**results, **unit_results(ran)}
