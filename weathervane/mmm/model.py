@@ -53,6 +53,8 @@ class FitSettings:
     # (already non-centred); 0.95 still left 1 divergence in 2000 draws there, 0.99 none (docs/robustness.md).
     retry_target_accept: float = 0.99
     yearly_seasonality: int = 2
+    # Adstock length in periods; None: the period's default, adstock_lags(period).
+    adstock_max_lag: int | None = None
     # The peak-season control (data._controls); off reproduces earlier fits. See docs/robustness.md.
     peak_season: bool = True
     weather: bool = True
@@ -72,17 +74,33 @@ class FitSettings:
 
 
 def adstock_lags(period: str) -> int:
-    # The simulator's carry-over reaches 8 days: 8 daily lags, or the current and next two weeks.
-    return 8 if period == "day" else 3
+    """The default carry-over length in periods (the one home of this default; FitSettings.adstock_max_lag
+    overrides it). Weekly: 10 weeks, so a decay of up to about 0.7 a week (carry-over felt for 8+ weeks) is not
+    cut short; the learnt decay decides how much of it is used. Daily: the simulator's carry-over reaches 8 days."""
+    return 8 if period == "day" else 10
 
 
-# A paid channel's return a priori: about break-even-plus, within a factor of e either way (90%: 0.3 to 7.8).
-PRIOR_ROAS = 1.5
+def model_lags(period: str, settings: FitSettings) -> int:
+    """The adstock length a fit uses: the setting when given, else the period's default."""
+    lags = settings.adstock_max_lag if settings.adstock_max_lag is not None else adstock_lags(period)
+    if int(lags) < 1:
+        raise ValueError(f"adstock_max_lag must be at least 1 period, got {lags}")
+    return int(lags)
+
+
+# Priors relative to the data, never to a currency. A channel's return at its typical spend is written as
+# rho * R, where R = the panel's KPI over its paid spend (all channels): rho is the share of the KPI paid media
+# would drive if every channel earned like this one. A priori rho ~ 0.3 (media drives ~30% of the KPI), within a
+# factor of e either way (90%: 6% to 150%); on a brand that spends a fifth of its revenue this is the ROAS prior
+# of 1.5 the model had in currency terms, and rescaling spend or revenue rescales it with them.
+PRIOR_MEDIA_SHARE = 0.3
 PRIOR_LOG_ROAS_SD = 1.0
 # Saturation a priori: at its mean spend a channel sits in the concave part of its curve, lam * mean = 1.5
 # (the curve at 64% of its ceiling), with a 60% coefficient of variation.
 PRIOR_LAM_AT_MEAN = 1.5
 PRIOR_LAM_CV = 0.6
+# Revenue per unit of paid spend outside this range is not a brand's: spend under 0.5% of revenue, or above it.
+PLAUSIBLE_KPI_PER_SPEND = (1.0, 200.0)
 
 
 def scaled_mean_spend(data: ModelData) -> np.ndarray:
@@ -108,52 +126,151 @@ def lam_prior_mean(data: ModelData) -> np.ndarray:
     return PRIOR_LAM_AT_MEAN / mean_scaled_spend(data)
 
 
-def beta_prior_location(data: ModelData) -> np.ndarray:
-    """log saturation_beta per channel at which a channel returns PRIOR_ROAS at its mean spend, in the model's
-    scaled units (target / per-cell max target, spend / per-cell max spend).
+def kpi_per_spend(data: ModelData) -> float:
+    """R: the panel's KPI per unit of paid spend, the unit against which channel returns are judged a priori."""
+    spend, kpi = float(data.spend.sum()), float(data.kpi.sum())
+    return kpi / spend if spend > 0 and kpi > 0 else 1.0
 
-    A unit-free prior on beta would treat a channel with a twentieth of the budget like the largest one and
-    shrink its effect towards zero; centring each channel on the same return instead keeps small channels
-    on equal footing. The location is averaged over cells (geos share it; see saturation_beta)."""
-    target_max = np.abs(data.kpi).max(axis=0)  # [cell]
-    spend_mean = data.spend.mean(axis=0)  # [cell, channel]
+
+def data_warnings(data: ModelData) -> list[str]:
+    """Plain sentences on inputs a brand plausibly does not have (the fit still runs: its estimates do not depend
+    on the units, but a ROAS read in currency is only as right as the units of spend and revenue)."""
+    out = []
+    spend, kpi = float(data.spend.sum()), float(data.kpi.sum())
+    lo, hi = PLAUSIBLE_KPI_PER_SPEND
+    if spend > 0 and kpi > 0 and not lo <= kpi / spend <= hi:
+        out.append(f"revenue per unit of paid spend is {kpi / spend:.3g}, outside the {lo:g} to {hi:g} a brand "
+                   "plausibly has: check that spend and revenue are in the same currency unit (ROAS is reported "
+                   "in the units delivered)")
+    elif kpi <= 0:
+        out.append("the KPI sums to zero or less over the panel: returns cannot be judged against it")
+    return out
+
+
+def typical_spend_terms(data: ModelData) -> tuple[np.ndarray, np.ndarray]:
+    """(x, u), both [cell, channel]: x the cell's typical (mean) spend in the model's scaled units, u the factor
+    that turns a relative return rho into the scaled coefficient at that spend, beta * sat(lam * x) = rho * u
+    (u = R * mean spend / max KPI of the cell). A cell without spend of a channel borrows the channel's averages
+    over the cells that have it, so a plan that opens it is priced like them."""
+    spend_max = data.spend.max(axis=0)
+    has = spend_max > 0
     x = scaled_mean_spend(data)
-    sat = np.tanh(lam_prior_mean(data)[None, :] * x / 2)  # logistic saturation (1 - e^-lx) / (1 + e^-lx)
-    beta = np.divide(PRIOR_ROAS * spend_mean / np.where(target_max > 0, target_max, 1.0)[:, None], sat,
-                     out=np.full_like(sat, np.nan), where=sat > 0)
-    loc = np.nanmean(np.log(np.where(beta > 0, beta, np.nan)), axis=0)
-    return np.where(np.isfinite(loc), loc, np.log(0.1))
+    target_max = np.abs(data.kpi).max(axis=0)
+    u = kpi_per_spend(data) * data.spend.mean(axis=0) / np.where(target_max > 0, target_max, 1.0)[:, None]
+    with np.errstate(invalid="ignore"):
+        x_fill = np.nanmean(np.where(has, x, np.nan), axis=0)
+        u_fill = np.nanmean(np.where(has, u, np.nan), axis=0)
+    x = np.where(has, x, np.where(np.isfinite(x_fill), x_fill, 0.5)[None, :])
+    u = np.where(has, u, np.where(np.isfinite(u_fill), u_fill, 0.0)[None, :])
+    return x, u
+
+
+ROAS_NAME = "media_log_roas"  # log rho[geo, channel], the free parameter behind saturation_beta
+
+
+class ReturnAtTypicalSpend:
+    """saturation_beta[geo, channel] as a deterministic of each cell's return at its typical spend and the
+    channel's curvature: beta = exp(log_rho) * u / sat(lam * x), with x, u from `typical_spend_terms`.
+
+    With beta and lam free (PyMC-Marketing's parameterisation) a flatter curve and a higher ceiling describe the
+    same data, and the sampler crawls along that ridge (a small channel's lam running into its tail while beta
+    trades against it). Here the return at typical spend is one parameter and lam only bends the curve around
+    it. `log_rho` is the `roas` prior (partially pooled across geos, non-centred); saturation_lam must be built
+    first (PyMC-Marketing creates a transformation's parameters in its function's order: lam, then beta)."""
+
+    def __init__(self, roas: Prior, x_typical, unit, lam_name: str = "saturation_lam",
+                 dims: tuple[str, ...] = ("geo", "channel")):
+        self.roas = roas
+        self.x_typical = np.asarray(x_typical, dtype=float).tolist()
+        self.unit = np.asarray(unit, dtype=float).tolist()
+        self.lam_name = lam_name
+        self.dims = tuple(dims)
+
+    def create_variable(self, name: str, xdist: bool = False):
+        import pymc as pm
+        import pymc.dims as pmd
+        import pytensor.xtensor as ptx
+
+        model = pm.modelcontext(None)
+        lam = model[self.lam_name]
+        lam = lam if hasattr(lam.type, "dims") else ptx.as_xtensor(lam, dims=model.named_vars_to_dims[self.lam_name])
+        log_rho = self.roas.create_variable(ROAS_NAME, xdist=True)
+        x = ptx.as_xtensor(np.asarray(self.x_typical), dims=self.dims)
+        u = ptx.as_xtensor(np.asarray(self.unit), dims=self.dims)
+        sat = ptx.math.tanh(lam * x / 2)  # logistic saturation at typical spend
+        beta = pmd.Deterministic(name, (ptx.math.exp(log_rho) * u / sat).transpose(*self.dims))
+        return beta if xdist else beta.values
+
+    def to_dict(self) -> dict:
+        return {"roas": self.roas.to_dict(), "x_typical": self.x_typical, "unit": self.unit,
+                "lam_name": self.lam_name, "dims": list(self.dims)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ReturnAtTypicalSpend":
+        from pymc_extras.deserialize import deserialize
+
+        return cls(roas=deserialize(data["roas"]), x_typical=data["x_typical"], unit=data["unit"],
+                   lam_name=data.get("lam_name", "saturation_lam"), dims=tuple(data.get("dims", ("geo", "channel"))))
+
+
+def _register_serialization() -> None:
+    """MMM.load rebuilds the model from its saved config: both registries must know the factory."""
+    from pymc_extras.deserialize import register_deserialization
+
+    from pymc_marketing.serialization import serialization
+
+    key = f"{ReturnAtTypicalSpend.__module__}.{ReturnAtTypicalSpend.__qualname__}"
+    serialization.register(ReturnAtTypicalSpend)
+    register_deserialization(lambda d: isinstance(d, dict) and d.get("__type__") == key,
+                             ReturnAtTypicalSpend.from_dict)
+
+
+_register_serialization()
+
+
+def _head(data: ModelData, stop: int | None) -> ModelData:
+    """The panel's first `stop` periods (all when None): priors are set from what the fit sees."""
+    if stop is None or stop >= data.n_periods:
+        return data
+    from dataclasses import replace
+
+    return replace(data, dates=data.dates[:stop], spend=data.spend[:stop], kpi=data.kpi[:stop],
+                   controls={k: v[:stop] for k, v in data.controls.items()}, weather_z=data.weather_z[:stop])
 
 
 def model_config(data: ModelData, settings: FitSettings) -> dict:
-    """Priors. saturation_beta is log-normal per geo around a channel-level location (partial pooling across
-    geos, non-centred so the sampler does not meet a funnel); carry-over and saturation shape are shared by all
-    geos, where per-geo data cannot tell them apart. Targets and spend are scaled per geo, so a channel's beta
-    is comparable across geos of different size."""
-    loc = beta_prior_location(data)
+    """Priors, all relative to the data. saturation_beta comes from each cell's return at typical spend
+    (ReturnAtTypicalSpend): log rho per geo around a channel-level location (partial pooling across geos,
+    non-centred so the sampler does not meet a funnel where geos agree); carry-over and saturation shape are
+    shared by all geos, where per-geo data cannot tell them apart. Targets and spend are scaled per geo, so the
+    model itself does not see the units; R carries them into the return prior."""
+    x, u = typical_spend_terms(data)
     lam_mean = lam_prior_mean(data)
+    roas = Prior(
+        "Normal",
+        mu=Prior("Normal", mu=float(np.log(PRIOR_MEDIA_SHARE)), sigma=PRIOR_LOG_ROAS_SD, dims="channel"),
+        sigma=Prior("HalfNormal", sigma=0.2, dims="channel"),
+        dims=("geo", "channel"), centered=False,
+    )
     cfg = {
         "intercept": Prior("Normal", mu=0.4, sigma=0.4, dims="geo"),
         "likelihood": Prior("Normal", sigma=Prior("HalfNormal", sigma=0.2, dims="geo"), dims=("date", "geo")),
         "adstock_alpha": Prior("Beta", alpha=1, beta=3, dims="channel"),
         "saturation_lam": Prior("Gamma", mu=lam_mean.tolist(), sigma=(PRIOR_LAM_CV * lam_mean).tolist(),
                                 dims="channel"),
-        "saturation_beta": Prior(
-            "Normal",
-            mu=Prior("Normal", mu=loc.tolist(), sigma=PRIOR_LOG_ROAS_SD, dims="channel"),
-            sigma=Prior("HalfNormal", sigma=0.2, dims="channel"),
-            dims=("geo", "channel"), centered=False, transform="exp",
-        ),
+        "saturation_beta": ReturnAtTypicalSpend(roas, x, u),
         "gamma_control": Prior("Normal", mu=0, sigma=0.5, dims="control"),
         "gamma_fourier": Prior("Laplace", mu=0, b=0.2, dims="fourier_mode"),
     }
     return cfg
 
 
-def build_mmm(data: ModelData, settings: FitSettings, *, weather: bool | None = None) -> MMM:
-    """An (unbuilt) PyMC-Marketing MMM over dims ("geo",) whose geo coordinate is the grain cell."""
+def build_mmm(data: ModelData, settings: FitSettings, *, weather: bool | None = None,
+              stop: int | None = None) -> MMM:
+    """An (unbuilt) PyMC-Marketing MMM over dims ("geo",) whose geo coordinate is the grain cell, with priors
+    from the first `stop` periods (those it will be fitted on)."""
     weather = settings.weather if weather is None else weather
-    cfg = model_config(data, settings)
+    cfg = model_config(_head(data, stop), settings)
     n_years = (data.dates[-1] - data.dates[0]).days / 365.25
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
@@ -162,7 +279,7 @@ def build_mmm(data: ModelData, settings: FitSettings, *, weather: bool | None = 
             target_column="kpi",
             channel_columns=list(data.channels),
             dims=("geo",),
-            adstock=GeometricAdstock(l_max=adstock_lags(data.period)),
+            adstock=GeometricAdstock(l_max=model_lags(data.period, settings)),
             saturation=LogisticSaturation(),
             control_columns=list(data.controls) or None,
             yearly_seasonality=settings.yearly_seasonality if n_years >= 1.0 and settings.yearly_seasonality else None,
@@ -200,6 +317,7 @@ class FitResult:
     seconds: float
     lift_tests: int = 0
     extra: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # data_warnings: inputs a brand plausibly does not have
 
 
 def fit_mmm(data: ModelData, settings: FitSettings, *, stop: int | None = None, weather: bool | None = None,
@@ -209,7 +327,7 @@ def fit_mmm(data: ModelData, settings: FitSettings, *, stop: int | None = None, 
         from dataclasses import replace
 
         data = replace(data, controls={k: v for k, v in data.controls.items() if k != "peak_season"})
-    mmm = build_mmm(data, settings, weather=weather)
+    mmm = build_mmm(data, settings, weather=weather, stop=stop)
     ds = data.to_dataset(stop)
     t0 = time.perf_counter()
     mmm.build_model(ds)
@@ -220,7 +338,8 @@ def fit_mmm(data: ModelData, settings: FitSettings, *, stop: int | None = None, 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", (FutureWarning, UserWarning, RuntimeWarning))
         mmm.fit(ds, **kwargs)
-    return FitResult(mmm=mmm, seconds=time.perf_counter() - t0, lift_tests=n_lift)
+    return FitResult(mmm=mmm, seconds=time.perf_counter() - t0, lift_tests=n_lift,
+                     warnings=data_warnings(_head(data, stop)))
 
 
 def add_lift_tests(mmm: MMM, lift_tests: pd.DataFrame, ds: xr.Dataset) -> int:
