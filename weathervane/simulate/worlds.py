@@ -13,7 +13,18 @@ world). Each switch is realistic for a DTC brand:
   every channel's budget up by `q4_budget_bump` over the same days (budget pushes that coincide with demand);
 - weather: `gamma` replaces the channels' log-multipliers per sd ({} for no weather effect on any channel);
   `baseline_weather` False removes the weather's effect on the organic baseline as well;
-- promotions in warm weeks: `scenario="promo_weather_confounded"`.
+- promotions in warm weeks: `scenario="promo_weather_confounded"`;
+- geo parity (`geo_parity`): each geo's response curve is the same up to its size and each geo's budget is
+  exactly its population share (no per-geo random level), so true ROAS and marginal ROAS are identical across
+  geos and only weather can make one geo worth more than another;
+- geo-paced budgets (`geo_paced`): every channel's budget in a geo follows that geo's own demand (its seasonal
+  shape and the weather's effect on its baseline, last 7 days) to the power `pacing_exponent`: geo spend and
+  geo baseline move together;
+- budgets from last month's revenue (`budget_from_revenue`): each month's budget in a geo is proportional to the
+  geo's expected revenue in the month before;
+- flights with promotions (`promo_flight_channels`): those channels are on exactly while a promotion runs;
+- bad files: `scenario="bad_files"` writes the simulator's deliberately bad extracts beside the good ones
+  (ingest quarantines them; the data the model sees are the standard scenario's).
 
 Promotions, emails and weather act multiplicatively on the baseline in every world (see core.py). Brand size,
 media share and lift tests are `simulate_tenant` arguments; a world carries them for the robustness matrix.
@@ -41,12 +52,18 @@ class World:
     q4_budget_bump: float = 0.0
     gamma: dict[str, dict[str, float]] | None = None  # channel -> weather variable -> log-multiplier per sd
     baseline_weather: bool = True
+    geo_parity: bool = False
+    geo_paced: bool = False
+    budget_from_revenue: bool = False
+    promo_flight_channels: tuple[str, ...] = ()
     # simulate_tenant arguments, carried for the matrix
     scenario: str = "standard"
     orders_per_geo_day: float = 40.0
     media_share: float = 0.2
     lift_test_channels: tuple[str, ...] = ()
     channels: tuple[str, ...] = ("meta", "google_search", "google_shopping")
+    n_geos: int | None = None  # the bench's default when None
+    days: int | None = None
     notes: str = field(default="", compare=False)
 
     @property
@@ -54,7 +71,8 @@ class World:
         """Every data-generating switch off (the simulate_tenant arguments do not count)."""
         return (self.saturation == "logistic" and self.adstock == "default" and not self.paced_channels
                 and self.holiday_demand == 0 and self.q4_budget_bump == 0 and self.gamma is None
-                and self.baseline_weather)
+                and self.baseline_weather and not self.geo_parity and not self.geo_paced
+                and not self.budget_from_revenue and not self.promo_flight_channels)
 
     def channel(self, spec: ChannelSpec) -> ChannelSpec:
         """The channel as this world generates it."""
@@ -110,3 +128,23 @@ MATRIX: tuple[World, ...] = (
           notes="paced search and shopping, Q4 pushes, an S-curve, promotions in warm weeks, small, no lift test"),
 )
 WORLDS = {w.name: w for w in MATRIX}
+
+# Worlds with the traits of brands the matrix above did not have (issue 27): the plan's claims must hold here too.
+# Small brands get no lift test, as small brands rarely run one.
+TRAIT_WORLDS: tuple[World, ...] = (
+    World("geo_parity_paced", geo_parity=True, geo_paced=True, orders_per_geo_day=40,
+          notes="true ROAS identical across geos; each geo's spend follows its population and its own demand"),
+    World("revenue_budgets", budget_from_revenue=True, geo_parity=True, lift_test_channels=("meta",),
+          notes="each month's budget in a geo set from the geo's revenue the month before"),
+    World("promo_flights", promo_flight_channels=("meta",), orders_per_geo_day=40,
+          notes="meta's flights run exactly while a promotion does"),
+    World("small_bad_files", scenario="bad_files", orders_per_geo_day=12, media_share=0.15,
+          notes="a small brand (12 orders per geo-day), no lift test, bad files in its landing folder"),
+    World("small_parity_paced", geo_parity=True, geo_paced=True, budget_from_revenue=True, orders_per_geo_day=14,
+          media_share=0.15, notes="small (14 orders), no lift test, equal geo ROAS, geo spend follows geo demand"),
+    World("hidden_like", geo_parity=True, geo_paced=True, budget_from_revenue=True, promo_flight_channels=("meta",),
+          scenario="bad_files", orders_per_geo_day=14, media_share=0.15, n_geos=6,
+          notes="six geos, 14 orders per geo-day, no lift test, bad files, equal geo ROAS, spend following geo "
+                "demand and last month's revenue, meta flights with promotions"),
+)
+ALL_WORLDS = {w.name: w for w in MATRIX + TRAIT_WORLDS}
