@@ -95,6 +95,46 @@ def _holiday_season(dates: list[date]) -> np.ndarray:
     return flags
 
 
+def _geo_budget_options(world: World, dates: list[date], sizes: np.ndarray, z: dict, promos) -> dict:
+    """simulate_spend options for the worlds whose geo budgets follow demand, revenue or promotions (worlds.py).
+
+    Budgets from last month's revenue use the geo's expected organic revenue of the previous calendar month
+    (its demand shape and the weather's effect on it), not the realised revenue: media is a fifth of revenue or
+    less, so leaving out its feedback on next month's budget changes the pattern little and keeps the simulation
+    one pass."""
+    out: dict = {}
+    if not (world.geo_paced or world.budget_from_revenue or world.promo_flight_channels or world.geo_parity):
+        return out
+    out["level_noise"] = not world.geo_parity
+    eta_t, eta_p = (BASELINE["eta_temperature_2m_mean"], BASELINE["eta_precipitation_sum"]) \
+        if world.baseline_weather else (0.0, 0.0)
+    demand = _demand_shape(dates, world)[None, :] * np.exp(eta_t * z["temperature_2m_mean"]
+                                                          + eta_p * z["precipitation_sum"])  # [g, t]
+    pattern = np.ones_like(demand)
+    if world.geo_paced:  # the geo's demand over the last week, as pacing reacts to it
+        kernel = np.ones(7) / 7
+        smooth = np.array([np.convolve(d, kernel, mode="full")[:len(d)] for d in demand])
+        smooth[:, :6] = demand[:, :6]
+        paced = smooth ** world.pacing_exponent
+        pattern = pattern * paced / paced.mean(axis=1, keepdims=True)
+    if world.budget_from_revenue:
+        months = np.array([d.year * 12 + d.month for d in dates])
+        monthly = np.ones_like(demand)
+        first = months[0]
+        for m in np.unique(months):
+            source = months == (m - 1 if m > first else m)
+            monthly[:, months == m] = demand[:, source].mean(axis=1, keepdims=True)
+        pattern = pattern * monthly / monthly.mean(axis=1, keepdims=True)
+    if world.geo_paced or world.budget_from_revenue:
+        out["geo_pattern"] = pattern
+    if world.promo_flight_channels:
+        on = np.zeros(len(dates), dtype=bool)
+        for p in promos:
+            on[p.start:p.end + 1] = True
+        out["promo_days"], out["promo_channels"] = on, frozenset(world.promo_flight_channels)
+    return out
+
+
 def _demand_shape(dates: list[date], world: World) -> np.ndarray:
     """The organic baseline's smooth shape (trend, yearly cycle, peak season), mean 1: what paced budgets follow."""
     doy = np.array([d.timetuple().tm_yday for d in dates], dtype=float)
@@ -226,6 +266,7 @@ def simulate_tenant(
     if world.paced_channels or world.q4_budget_bump:
         pacing = dict(paced=frozenset(world.paced_channels), pacing_exponent=world.pacing_exponent,
                       demand=_demand_shape(dates, world), budget_bump=1 + world.q4_budget_bump * season)
+    pacing.update(_geo_budget_options(world, dates, sizes, z, promos))
     planned = simulate_spend(specs, sizes, media_share * target, n, r_spend, **pacing)
     multiplier = np.ones_like(planned)
     ci_meta = next((i for i, c in enumerate(specs) if c.name == "meta"), 0)
@@ -255,6 +296,8 @@ def simulate_tenant(
     for ci, spec in enumerate(specs):
         ad = adstock(spend[ci], channel_weights(spec))
         scale = float(ad[ad > 0].mean()) if (ad > 0).any() else 1.0
+        if world.geo_parity:  # each geo's curve the same up to its size: equal ROAS and marginal ROAS by geo
+            scale = scale * sizes[:, None]
         shape = response_shape(spend[ci], spec, scale, zt, zp)
         b = spec.target_roas * spend[ci].sum() / max((sizes[:, None] * shape).sum(), 1e-9)
         scales.append(scale)
@@ -596,7 +639,10 @@ def _build_truth(tenant_id, scenario, seed, dates, orders_per_geo_day, geos: tup
             alpha=spec.alpha, l_max=L_MAX, adstock_weights=_series(channel_weights(spec), 8), lam=spec.lam,
             saturation=spec.saturation, hill_slope=spec.hill_slope, hill_half=spec.hill_half,
             adstock_kind=spec.adstock_kind, delay_peak=spec.delay_peak,
-            scale=_round(scales[ci], 6), beta={gid: _round(betas[ci][gi], 6) for gi, gid in enumerate(gids)},
+            scale=_round(float(np.mean(scales[ci])), 6),
+            scale_by_geo=({gid: _round(float(np.ravel(scales[ci])[gi]), 6) for gi, gid in enumerate(gids)}
+                          if np.ndim(scales[ci]) else None),
+            beta={gid: _round(betas[ci][gi], 6) for gi, gid in enumerate(gids)},
             gamma=gamma, multiplier_per_sd={k: _round(np.exp(v), 6) for k, v in gamma.items()},
             spend=_round(sp_g.sum()), contribution=_round(co_g.sum()),
             roas=_round(co_g.sum() / sp_g.sum(), 6) if sp_g.sum() > 0 else 0.0,

@@ -98,16 +98,23 @@ def flights(n: int, spec: ChannelSpec, rng: np.random.Generator) -> np.ndarray:
 def simulate_spend(channels: tuple[ChannelSpec, ...], sizes: np.ndarray, daily_budget: np.ndarray, n: int,
                    rng: np.random.Generator, *, paced: frozenset[str] = frozenset(),
                    demand: np.ndarray | None = None, pacing_exponent: float = 0.7,
-                   budget_bump: np.ndarray | None = None) -> np.ndarray:
+                   budget_bump: np.ndarray | None = None, geo_pattern: np.ndarray | None = None,
+                   promo_days: np.ndarray | None = None, promo_channels: frozenset[str] = frozenset(),
+                   level_noise: bool = True) -> np.ndarray:
     """Planned spend[c, g, t]: per-geo budget level x flights x slow drift x daily noise.
 
     A channel in `paced` has no flights: its budget follows `demand` (the organic baseline's smooth shape, mean 1)
     to the power `pacing_exponent`, as search and shopping budgets paced by demand do. `budget_bump` [t]
-    multiplies every channel's budget (Q4 pushes)."""
+    multiplies every channel's budget (Q4 pushes). `geo_pattern` [g, t] multiplies every channel's budget in each
+    geo (budgets that follow the geo's own demand, or last month's revenue). A channel in `promo_channels` is on
+    exactly on `promo_days` [t] (flights that coincide with promotions). `level_noise` False: each geo's budget
+    level is exactly its share of the budget (no per-geo random level). The random draws are the same whatever
+    these options say, so the standard simulator's files do not change."""
     spend = np.zeros((len(channels), len(sizes), n))
     for ci, spec in enumerate(channels):
         for gi in range(len(sizes)):
-            level = spec.spend_share * daily_budget[gi] * np.exp(rng.normal(0.0, 0.25))
+            level_draw = np.exp(rng.normal(0.0, 0.25))
+            level = spec.spend_share * daily_budget[gi] * (level_draw if level_noise else 1.0)
             drift = np.empty(n)
             prev = rng.normal(0.0, 0.15)
             shocks = rng.normal(0.0, 0.03, n)
@@ -120,6 +127,10 @@ def simulate_spend(channels: tuple[ChannelSpec, ...], sizes: np.ndarray, daily_b
                 pattern = pattern / pattern.mean()
             else:
                 pattern = flights(n, spec, rng)
+                if spec.name in promo_channels and promo_days is not None:
+                    pattern = np.where(promo_days, 1.0, spec.off_level)
+            if geo_pattern is not None:
+                pattern = pattern * geo_pattern[gi]
             spend[ci, gi] = level * pattern * np.exp(drift) * noise
             if budget_bump is not None:
                 spend[ci, gi] *= budget_bump

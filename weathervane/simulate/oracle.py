@@ -43,7 +43,9 @@ class TrueResponse:
         out = np.zeros((1, spend.shape[0], len(self.channels), len(self.geos)))
         for ci, name in enumerate(self.channels):
             ch = self.truth.channels[name]
-            x = adstock(full[:, ci, :].T, np.asarray(ch.adstock_weights, dtype=float)) / ch.scale  # [g, t]
+            scale = (np.array([ch.scale_by_geo[g] for g in self.geos])[:, None]
+                     if getattr(ch, "scale_by_geo", None) else ch.scale)  # geo_parity worlds: one per geo
+            x = adstock(full[:, ci, :].T, np.asarray(ch.adstock_weights, dtype=float)) / scale  # [g, t]
             if getattr(ch, "saturation", "logistic") == "hill":
                 sat = hill_saturation(x, ch.hill_slope, ch.hill_half)
             else:

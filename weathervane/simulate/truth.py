@@ -63,6 +63,7 @@ class ChannelTruth(_Model):
     adstock_kind: str = "geometric"  # geometric | delayed
     delay_peak: float = 0.0
     scale: float  # spend units the saturation input is divided by
+    scale_by_geo: dict[str, float] | None = None  # per geo, where the world gives each geo its own (geo_parity)
     beta: dict[str, float]  # per geo: maximum daily contribution at the weather mean (includes geo size)
     gamma: dict[str, float]  # per weather variable: log-multiplier per within-geo sd
     multiplier_per_sd: dict[str, float]  # exp(gamma)
@@ -167,13 +168,20 @@ class WorldTruth(_Model):
     holiday_demand: float = 0.0
     q4_budget_bump: float = 0.0
     baseline_weather: bool = True
+    geo_parity: bool = False
+    geo_paced: bool = False
+    budget_from_revenue: bool = False
+    promo_flight_channels: list[str] = []
 
     @classmethod
     def from_world(cls, world) -> "WorldTruth":
         return cls(name=world.name, saturation=world.saturation, hill_slope=world.hill_slope,
                    hill_half=world.hill_half, adstock=world.adstock, paced_channels=list(world.paced_channels),
                    pacing_exponent=world.pacing_exponent, holiday_demand=world.holiday_demand,
-                   q4_budget_bump=world.q4_budget_bump, baseline_weather=world.baseline_weather)
+                   q4_budget_bump=world.q4_budget_bump, baseline_weather=world.baseline_weather,
+                   geo_parity=world.geo_parity, geo_paced=world.geo_paced,
+                   budget_from_revenue=world.budget_from_revenue,
+                   promo_flight_channels=list(world.promo_flight_channels))
 
 
 class Truth(_Model):
