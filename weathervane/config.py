@@ -9,6 +9,7 @@ import os
 import re
 import stat
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -129,6 +130,8 @@ class Autopilot(_Strict):
     approvers: list[str] = Field(default_factory=list)
     # who may apply an approved plan and roll it back; empty = no one
     appliers: list[str] = Field(default_factory=list)
+    # who may read the tenant's plans on the approvals page without deciding (approvers and appliers may too)
+    viewers: list[str] = Field(default_factory=list)
     # a person who proposed a plan may not also approve it (four eyes)
     requires_distinct_approver: bool = True
     webhook_url: str | None = None
@@ -198,6 +201,13 @@ class ModelPins(_Strict):
     fit_minutes: float | None = Field(None, gt=0, le=600)
 
 
+@lru_cache(maxsize=1)
+def iso4217_codes() -> frozenset[str]:
+    """Currency codes tenant.yaml may name (assets/reference/iso4217.txt)."""
+    text = (assets_dir() / "reference" / "iso4217.txt").read_text(encoding="utf-8")
+    return frozenset(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
 class TenantConfig(_Strict):
     timezone: str = "UTC"
     currency: str = "USD"
@@ -209,6 +219,16 @@ class TenantConfig(_Strict):
     autopilot: Autopilot = Field(default_factory=Autopilot)
     replay: Replay = Field(default_factory=Replay)
     audit: Audit = Field(default_factory=Audit)
+
+    @field_validator("currency")
+    @classmethod
+    def _iso4217(cls, v: str) -> str:
+        # printed into every report and plan page: only a known code may get there
+        if v not in iso4217_codes():
+            shown = repr(v) if len(v) <= 40 else repr(v[:37]) + "..."
+            raise ValueError(f"{shown} is not an ISO 4217 currency code (three capital letters such as USD, "
+                             "EUR, SEK; assets/reference/iso4217.txt lists them)")
+        return v
 
     @field_validator("timezone")
     @classmethod

@@ -2,18 +2,29 @@
 
 `report_url(path)` is the address of a report file under the reports folder; `serve_reports()` serves that folder
 read-only on loopback (started by `weathervane ui`).
+
+Only reports are served: plain `.html` files below the folder, reached through plain folders. A symbolic link
+anywhere on the way, a hidden name, any other kind of file or a path that cannot name a file is answered 404 (400
+for bytes no path holds); nothing is listed. Reports are self-contained (figures are inline images), so every
+answer carries a Content-Security-Policy that lets a page run no script and fetch nothing, and `nosniff`.
 """
 from __future__ import annotations
 
-import functools
 import os
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+import stat
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from weathervane import config
 
 DEFAULT_PORT = 3002
+REPORT_SUFFIXES = (".html",)
+# No script, no fetch, no form, no framing by other sites: a report is text, tables and data: images.
+REPORT_CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
+              "frame-ancestors 'self'")
+MAX_REPORT_BYTES = 64 << 20
 
 
 def reports_base_url() -> str:
@@ -31,17 +42,89 @@ def report_url(path: Path | str, reports_dir: Path | str | None = None) -> str:
     return f"{reports_base_url()}/{quote(rel.as_posix())}"
 
 
-class _ReportHandler(SimpleHTTPRequestHandler):
-    def list_directory(self, path):  # reports are linked one by one; no folder listings
-        self.send_error(404, "Not found")
-        return None
+class BadPath(ValueError):
+    """A request path that cannot name a report."""
 
-    def do_GET(self):  # noqa: N802
+    def __init__(self, status: HTTPStatus):
+        super().__init__(status.phrase)
+        self.status = status
+
+
+def resolve_report(root: Path, request_path: str) -> Path:
+    """The report file a request path names, checked part by part without following links; BadPath otherwise."""
+    path = unquote(urlsplit(request_path).path, errors="strict")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        raise BadPath(HTTPStatus.BAD_REQUEST)  # NUL and control characters name no file
+    parts = [p for p in path.split("/") if p]
+    if not parts or any(p.startswith(".") or "\\" in p for p in parts):
+        raise BadPath(HTTPStatus.NOT_FOUND)  # "..", dotfiles and hidden folders alike
+    if not parts[-1].endswith(REPORT_SUFFIXES):
+        raise BadPath(HTTPStatus.NOT_FOUND)
+    current = root
+    for i, part in enumerate(parts):
+        current = current / part
+        try:
+            st = current.lstat()
+        except (OSError, ValueError):
+            raise BadPath(HTTPStatus.NOT_FOUND) from None
+        last = i == len(parts) - 1
+        if stat.S_ISLNK(st.st_mode) or not (stat.S_ISREG(st.st_mode) if last else stat.S_ISDIR(st.st_mode)):
+            raise BadPath(HTTPStatus.NOT_FOUND)
+    return current
+
+
+class _ReportHandler(BaseHTTPRequestHandler):
+    root: Path = Path(".")
+    server_version = "weathervane-reports"
+    sys_version = ""
+
+    def _headers(self, status: int, length: int, content_type: str = "text/plain; charset=utf-8") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(length))
+        self.send_header("Content-Security-Policy", REPORT_CSP)
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Referrer-Policy", "no-referrer")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+
+    def _refuse(self, status: HTTPStatus, body: bool) -> None:
+        text = f"{status.value} {status.phrase}\n".encode()
+        self._headers(status.value, len(text))
+        if body:
+            self.wfile.write(text)
+
+    def _serve(self, body: bool) -> None:
         if self.path == "/favicon.ico":  # browsers ask for one; a report page has none
             self.send_response(204)
+            self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        super().do_GET()
+        try:
+            path = resolve_report(self.root, self.path)
+            # O_NOFOLLOW: a file swapped for a link after the check is still not followed
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        except BadPath as exc:
+            self._refuse(exc.status, body)
+            return
+        except (OSError, ValueError):
+            self._refuse(HTTPStatus.NOT_FOUND, body)
+            return
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_REPORT_BYTES:
+                self._refuse(HTTPStatus.NOT_FOUND, body)
+                return
+            data = fh.read(MAX_REPORT_BYTES)
+        self._headers(200, len(data), "text/html; charset=utf-8")
+        if body:
+            self.wfile.write(data)
+
+    def do_GET(self):  # noqa: N802
+        self._serve(body=True)
+
+    def do_HEAD(self):  # noqa: N802
+        self._serve(body=False)
 
     def log_message(self, format, *args):  # quiet: the UI's own server logs are the ones to read
         pass
@@ -51,7 +134,7 @@ def make_report_server(host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                        reports_dir: Path | str | None = None) -> ThreadingHTTPServer:
     root = Path(reports_dir or config.reports_dir()).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    handler = functools.partial(_ReportHandler, directory=str(root))
+    handler = type("ReportHandler", (_ReportHandler,), {"root": root})
     return ThreadingHTTPServer((host, port), handler)
 
 

@@ -3,6 +3,8 @@
 The sender's folder is never written: the copy is a tenant of its own (`<tenant>-filled`), and every filled day
 comes from the geo's own climatology (same day of year in its observed history, else the same month, else the
 mean of the other geos), in files named `synthetic-gapfill*.json` so anyone reading the landing zone sees them.
+An existing `<tenant>-filled` folder is replaced only when a gap fill wrote it (it holds the marker file);
+anything else by that name is a tenant's own data and is refused, as the synthetic twin refuses it.
 """
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from weathervane.landing.ingest import QUARANTINE_DIR
 from weathervane.sniff.profile import Profile, table_exists
 
 FILLED_SUFFIX = "-filled"
+# Written into every copy; a hidden file, so ingest never reads it as a delivery.
+MARKER = ".weathervane-gapfill.json"
 VARIABLES = ("temperature_2m_mean", "temperature_2m_max", "temperature_2m_min", "precipitation_sum")
 UNITS = {"time": "iso8601", "temperature_2m_mean": "°C", "temperature_2m_max": "°C", "temperature_2m_min": "°C",
          "precipitation_sum": "mm"}
@@ -65,9 +69,17 @@ def fill_gaps(con, landing_root: Path | str, profile: Profile, horizon_days: int
     src = landing_root / validate_tenant_id(profile.tenant_id)
     target_id = filled_tenant_id(profile.tenant_id)
     dst = landing_root / target_id
-    if dst.exists():
+    if dst.is_symlink() or (dst.exists() and not dst.is_dir()):
+        raise FileExistsError(f"{dst} exists and is not a folder written by the gap fill; not overwriting it")
+    if dst.exists() and any(dst.iterdir()):
+        # only a copy this function made (it carries the marker) is replaced: a real tenant may be named so
+        if not (dst / MARKER).is_file() or (dst / MARKER).is_symlink():
+            raise FileExistsError(f"{dst} exists and was not written by the gap fill; not overwriting it")
         shutil.rmtree(dst)
-    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(QUARANTINE_DIR), symlinks=False)
+    elif dst.exists():
+        dst.rmdir()  # empty
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(QUARANTINE_DIR, MARKER), symlinks=False)
+    (dst / MARKER).write_text(json.dumps({"filled_from": profile.tenant_id}) + "\n", encoding="utf-8")
     obs = pd.DataFrame(columns=["geo_id", "date", *VARIABLES])
     if table_exists(con, "staging", "stg_weather__daily"):
         obs = con.execute(f"select geo_id, date, {', '.join(VARIABLES)} from staging.stg_weather__daily "

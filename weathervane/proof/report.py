@@ -163,10 +163,11 @@ def _model_section(model: pd.Series | None) -> str:
                   f"{rp.ratio(model['max_rhat'], 3)}, at most 1.05 wanted) and no divergent transitions were seen.")
     else:
         checks = "Its sampler checks FAILED: the numbers below are for inspection only and no plan uses this model."
+    # every value from the warehouse is escaped where it enters the page
     words = [
-        f"The model was fitted on {int(model['n_obs']):,} observations from {_day(model['train_start'])} to "
-        f"{_day(model['train_end'])} ({model['grain_product']} × {model['grain_geo']}).",
-        checks,
+        rp.esc(f"The model was fitted on {int(model['n_obs']):,} observations from {_day(model['train_start'])} to "
+               f"{_day(model['train_end'])} ({model['grain_product']} × {model['grain_geo']})."),
+        rp.esc(checks),
         (f"On the last weeks, which the fit never saw, its predictions were off by {_k('holdout_mape', rp.pct(mape, 1))} "
          "on average." if rp.is_number(mape) else "The history was too short to hold weeks out and score them."),
     ]
@@ -226,7 +227,7 @@ def _channel_section(con, model_id: str, currency: str, truth: dict | None,
     cs = _frame(con, "mmm", "channel_summary", "model_id = ? and geo_id is null", [model_id], order="spend desc")
     if cs.empty:
         return "<p>No channel results.</p>", cs
-    m = lambda v: rp.money(v, currency)  # noqa: E731
+    m = lambda v: rp.esc(rp.money(v, currency))  # noqa: E731 - cells below are HTML: escaped here
     rows = []
     for r in cs.itertuples():
         flag = "—"
@@ -236,7 +237,7 @@ def _channel_section(con, model_id: str, currency: str, truth: dict | None,
                 flag += f" (data narrowed the prior by {rp.pct(r.roas_contraction)})"
         elif "roas_contraction" in cs.columns and rp.is_number(r.roas_contraction):
             flag = f"learnt from data (prior narrowed by {rp.pct(r.roas_contraction)})"
-        row = [rp.channel_name(r.channel), m(r.spend),
+        row = [rp.esc(rp.channel_name(r.channel)), m(r.spend),
                f"{m(r.contribution_mean)} ({m(r.contribution_p05)}–{m(r.contribution_p95)})",
                _k(f"roas:{r.channel}", rp.ratio(r.roas_mean)) + f" ({rp.ratio(r.roas_p05)}–{rp.ratio(r.roas_p95)})",
                _k(f"mroas:{r.channel}", rp.ratio(r.mroas_mean)), rp.esc(flag)]
@@ -245,7 +246,7 @@ def _channel_section(con, model_id: str, currency: str, truth: dict | None,
             covered = t is not None and r.roas_p05 <= t <= r.roas_p95
             where = ("point estimate: no interval" if point else
                      f"{'inside' if covered else 'outside'} the interval")
-            row.append(f"{rp.ratio(t)} ({where})" if t is not None else "—")
+            row.append(rp.esc(f"{rp.ratio(t)} ({where})") if t is not None else "—")
         rows.append(row)
     headers = ["channel", "spend", "net revenue brought (90% interval)", "ROAS (90% interval)", "marginal ROAS",
                "identifiability"] + (["true ROAS (simulated)"] if truth is not None else [])
@@ -253,7 +254,7 @@ def _channel_section(con, model_id: str, currency: str, truth: dict | None,
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
     html_table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
     note = (f"<p class=note>ROAS = net revenue a channel brought ÷ its spend, over the training window. Marginal ROAS "
-            f"= what the next {rp.esc(m(1))} would bring at today's spend: above 1 it pays for itself.</p>")
+            f"= what the next {m(1)} would bring at today's spend: above 1 it pays for itself.</p>")
     return note + html_table + _roas_figure(cs, truth), cs
 
 
@@ -323,31 +324,30 @@ def _plan_section(con, tenant: str, currency: str, max_change_pct,
     prob = next((p[c] for c in ("prob_better", "prob_beats_keep_split", "prob_lift_positive")
                  if c in p.index and rp.is_number(p[c])), None)
     decision = p.get("decision") if "decision" in p.index else None
-    items = []
+    items = []  # HTML: plain text is escaped as it is added
     if decision == "keep_split" or (isinstance(p.get("fallback_reason"), str) and p.get("fallback_reason")):
-        items.append(f"Recommendation: keep the current split. Why: {p.get('fallback_reason')}.")
+        items.append(rp.esc(f"Recommendation: keep the current split. Why: {p.get('fallback_reason')}."))
     else:
-        items.append(f"Recommendation: re-split {m(p['total_budget'])} over {_day(p['horizon_start'])} to "
-                     f"{_day(p['horizon_end'])} as in the plan.")
+        items.append(rp.esc(f"Recommendation: re-split {m(p['total_budget'])} over {_day(p['horizon_start'])} to "
+                            f"{_day(p['horizon_end'])} as in the plan."))
     scope = "net revenue from paid media" if p.get("kpi_scope") == "media_contribution" else "net revenue"
     if rp.is_number(p.get("expected_lift_mean")):
-        items.append(f"Expected extra {scope} over keeping the split: "
+        items.append(f"Expected extra {rp.esc(scope)} over keeping the split: "
                      f"{_k('plan_lift', m(p['expected_lift_mean']))} "
                      f"({rp.esc(rp.interval(p['expected_lift_p05'], p['expected_lift_p95'], m))}).")
     if prob is not None and point:
-        items.append("Probability it beats keeping the split: not given — the model is a point estimate, so there "
-                     "is no uncertainty to weigh.")
+        items.append(rp.esc("Probability it beats keeping the split: not given — the model is a point estimate, so "
+                            "there is no uncertainty to weigh."))
     elif prob is not None:
         items.append(f"Probability it beats keeping the split: {_k('plan_prob', rp.probability(prob))} — assuming the model's "
                      "response curves and weather effects hold over the horizon and the assumed weather comes; it is "
                      "not a guarantee.")
     if "media_kpi_mean" in p.index and rp.is_number(p.get("media_kpi_mean")):
-        items.append(f"Net revenue from paid media under the plan: {m(p['media_kpi_mean'])} "
-                     f"({rp.esc(rp.interval(p['media_kpi_p05'], p['media_kpi_p95'], m))}).")
+        items.append(rp.esc(f"Net revenue from paid media under the plan: {m(p['media_kpi_mean'])} "
+                            f"({rp.interval(p['media_kpi_p05'], p['media_kpi_p95'], m)})."))
     binds = _binding_counts(lines)
     limit = f" (tenant.yaml allows ±{max_change_pct:.0f}% per line)" if rp.is_number(max_change_pct) else ""
-    items.append(("What holds it: " + "; ".join(binds) + limit + ".") if binds else "No limit binds.")
-    items = [i if i.startswith("Expected") or "data-key" in i else rp.esc(i) for i in items]
+    items.append(rp.esc(("What holds it: " + "; ".join(binds) + limit + ".") if binds else "No limit binds."))
     rows = []
     if not lines.empty:
         for r in lines.itertuples():

@@ -9,6 +9,7 @@ import base64
 import html
 import io
 import math
+import re
 from collections.abc import Iterable, Sequence
 
 CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "CAD": "CA$", "AUD": "A$", "JPY": "¥", "NZD": "NZ$"}
@@ -36,8 +37,15 @@ def is_number(x) -> bool:
         return False
 
 
+def currency_code(currency: str) -> str:
+    """The upper-case three-letter code; anything else is refused, since it is printed into pages as it is."""
+    if not isinstance(currency, str) or not re.fullmatch(r"[A-Za-z]{3}", currency):
+        raise ValueError(f"not a currency code: {currency!r}")
+    return currency.upper()
+
+
 def currency_symbol(currency: str) -> str:
-    return CURRENCY_SYMBOLS.get((currency or "").upper(), "")
+    return CURRENCY_SYMBOLS.get(currency_code(currency), "")
 
 
 def money(x, currency: str = "USD", digits: int = 0) -> str:
@@ -48,7 +56,7 @@ def money(x, currency: str = "USD", digits: int = 0) -> str:
     sym = currency_symbol(currency)
     sign = "-" if x < 0 else ""
     body = f"{abs(x):,.{digits}f}"
-    return f"{sign}{sym}{body}" if sym else f"{sign}{body} {currency.upper()}"
+    return f"{sign}{sym}{body}" if sym else f"{sign}{body} {currency_code(currency)}"
 
 
 def money_short(x, currency: str = "USD") -> str:
@@ -66,8 +74,8 @@ def money_short(x, currency: str = "USD") -> str:
         s = f"{x:,.0f}"
     sym = currency_symbol(currency)
     if s.startswith("-"):
-        return f"-{sym}{s[1:]}" if sym else f"{s} {currency.upper()}"
-    return f"{sym}{s}" if sym else f"{s} {currency.upper()}"
+        return f"-{sym}{s[1:]}" if sym else f"{s} {currency_code(currency)}"
+    return f"{sym}{s}" if sym else f"{s} {currency_code(currency)}"
 
 
 def pct(x, digits: int = 0, signed: bool = False) -> str:

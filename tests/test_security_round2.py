@@ -1,0 +1,179 @@
+"""Security, round two (issue 24): values from files never reach a page unescaped, the reports server serves only
+reports, the gap fill never replaces a real tenant, ingest caps what one file may cost and prints names safely,
+and the command line refuses bad input without starting work. Real files, real servers, real DuckDB."""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from tests.test_proof import _sniffed, _weather_fixture
+from tests.test_sniff import rich_profile
+from weathervane import reports as rp
+from weathervane.config import TenantConfigError, load_tenant_config
+from weathervane.proof import ProofRun, fill_gaps, render_proof
+from weathervane.report_server import make_report_server
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+XSS_CURRENCY = "<img src=x onerror=&#97;&#108;&#101;&#114;&#116;&#40;&#49;&#41;>"
+
+
+# --- 1. stored XSS through tenant.yaml currency -----------------------------------------------------------
+
+
+def test_a_currency_that_is_not_iso_4217_is_refused_naming_file_and_field(tmp_path):
+    landing = tmp_path / "landing"
+    (landing / "shop").mkdir(parents=True)
+    (landing / "shop" / "tenant.yaml").write_text(json.dumps({"currency": XSS_CURRENCY}) + "\n")
+    with pytest.raises(TenantConfigError) as err:
+        load_tenant_config(landing, "shop")
+    assert "tenant.yaml" in str(err.value) and "field currency" in str(err.value)
+    assert "ISO 4217" in str(err.value)
+    for code in ("usd", "US", "XXX", "ABC", "US$"):
+        (landing / "shop" / "tenant.yaml").write_text(f"currency: {code}\n")
+        with pytest.raises(TenantConfigError, match="currency"):
+            load_tenant_config(landing, "shop")
+    (landing / "shop" / "tenant.yaml").write_text("currency: SEK\n")
+    assert load_tenant_config(landing, "shop").currency == "SEK"
+
+
+def test_report_money_refuses_anything_but_a_currency_code():
+    with pytest.raises(ValueError):
+        rp.money(12.0, XSS_CURRENCY)
+    with pytest.raises(ValueError):
+        rp.money_short(12.0, "<b>")
+    assert rp.money(12345.6, "SEK") == "12,346 SEK"
+
+
+def test_the_proof_page_escapes_values_from_the_warehouse(tmp_path):
+    con = _sniffed(tmp_path, rich_profile(), "live")
+    con.execute("create schema if not exists mmm")
+    con.execute("create table mmm.models (model_id varchar, tenant_id varchar, grain_product varchar, "
+                "grain_geo varchar, fitted_at timestamp, train_start date, train_end date, n_obs integer, "
+                "sampler varchar, draws integer, chains integer, max_rhat double, min_ess_bulk double, "
+                "divergences integer, holdout_mape double, status varchar)")
+    con.execute("insert into mmm.models values ('m1', 'shop', '<script>alert(1)</script>', 'region', now(), "
+                "'2024-01-01', '2024-06-30', 100, 'nuts', 100, 2, 1.01, 400, 0, 0.1, 'ok')")
+    con.execute("create table mmm.channel_summary (model_id varchar, channel varchar, geo_id varchar, spend double, "
+                "contribution_mean double, contribution_p05 double, contribution_p95 double, roas_mean double, "
+                "roas_p05 double, roas_p95 double, mroas_mean double)")
+    con.execute("insert into mmm.channel_summary values ('m1', '<img src=x onerror=alert(2)>', null, 1000, 2000, "
+                "1500, 2500, 2, 1.5, 2.5, 1.2)")
+    con.execute("create schema if not exists decisions")
+    con.execute("create table decisions.plans (plan_id varchar, tenant_id varchar, created_at timestamp, "
+                "horizon_start date, horizon_end date, total_budget double, fallback_reason varchar)")
+    con.execute("insert into decisions.plans values ('p1', 'shop', now(), '2024-07-01', '2024-07-28', 100, "
+                "'data-key <svg onload=alert(3)>')")
+    html = render_proof(con, ProofRun("shop", "shop", "live", "week", {}), currency="SEK")
+    assert "<script>alert" not in html and "<img src=x" not in html and "<svg onload" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;svg onload=alert(3)&gt;" in html
+    assert re.search(r"<td>[^<]*SEK</td>", html)  # money cells still show the tenant's currency
+
+
+# --- 8. the reports server serves reports only ------------------------------------------------------------
+
+
+@pytest.fixture
+def report_server(tmp_path):
+    reports = tmp_path / "reports"
+    (reports / "shop").mkdir(parents=True)
+    (reports / "shop" / "proof.html").write_text("<!doctype html><p>proof</p>")
+    (reports / "shop" / ".secret.html").write_text("hidden")
+    (reports / "shop" / "notes.txt").write_text("not a report")
+    (reports / ".git").mkdir()
+    (reports / ".git" / "config.html").write_text("hidden folder")
+    secret = tmp_path / "outside.html"
+    secret.write_text("outside the reports folder")
+    (reports / "shop" / "passwd.html").symlink_to("/etc/passwd")
+    (reports / "shop" / "outside.html").symlink_to(secret)
+    (reports / "root").symlink_to("/")
+    server = make_report_server(port=0, reports_dir=reports)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _get(server, path: str, method: str = "GET"):
+    conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=10)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        conn.endheaders()
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
+
+
+def test_reports_are_served_with_a_policy_that_runs_no_script(report_server):
+    status, headers, body = _get(report_server, "/shop/proof.html")
+    assert status == 200 and body == b"<!doctype html><p>proof</p>"
+    assert headers["Content-Type"].startswith("text/html")
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    csp = headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "script-src" not in csp
+    status, headers, _ = _get(report_server, "/shop/proof.html", method="HEAD")
+    assert status == 200 and "Content-Security-Policy" in headers
+
+
+@pytest.mark.parametrize("path, expected", [
+    ("/shop/passwd.html", 404),  # a link to /etc/passwd
+    ("/shop/outside.html", 404),  # a link out of the folder
+    ("/root/etc/passwd", 404),  # a linked folder exposing /
+    ("/root/etc/hostname.html", 404),
+    ("/shop/.secret.html", 404),  # dotfiles
+    ("/.git/config.html", 404),  # hidden folders
+    ("/shop/notes.txt", 404),  # not a report
+    ("/shop/", 404),  # no listings
+    ("/", 404),
+    ("/shop/%2e%2e/%2e%2e/outside.html", 404),
+    ("/t/%00", 400),  # NUL: no file has it in its name
+    ("/shop/proof.html%00.txt", 400),
+    ("/shop/%ff.html", 404),
+])
+def test_links_hidden_files_and_other_files_are_not_served(report_server, path, expected):
+    status, headers, body = _get(report_server, path)
+    assert status == expected, (path, body)
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert b"root:" not in body and b"outside the reports folder" not in body and b"hidden" not in body
+    # the server is still up and well after every refusal
+    assert _get(report_server, "/shop/proof.html")[0] == 200
+
+
+# --- 9. the gap fill never replaces a real tenant ---------------------------------------------------------
+
+
+def test_gap_fill_refuses_to_replace_a_folder_it_did_not_write(tmp_path):
+    observed = pd.date_range("2023-01-01", "2023-12-31", freq="D")
+    landing, con, _ = _weather_fixture(tmp_path, observed, "US-CA")
+    p = rich_profile(geos=("US-CA",))
+    p.tenant_id = "shop"
+    p.sales_start, p.sales_end = date(2023, 1, 1), date(2024, 1, 31)
+    p.forecast_geos = []
+    real = landing / "shop-filled" / "shopify" / "orders" / "real.jsonl"
+    real.parent.mkdir(parents=True)
+    real.write_text('{"id": 1}\n')
+    with pytest.raises(FileExistsError, match="not written by the gap fill"):
+        fill_gaps(con, landing, p, horizon_days=7)
+    assert real.read_text() == '{"id": 1}\n'
+    real.unlink()
+    for folder in (real.parent, real.parent.parent):
+        folder.rmdir()
+    # an empty folder, or one the gap fill wrote itself, is (re)written
+    filled, written = fill_gaps(con, landing, p, horizon_days=7)
+    assert filled == "shop-filled" and written
+    filled_again, _ = fill_gaps(con, landing, p, horizon_days=7)
+    assert filled_again == "shop-filled"
+    con.close()
