@@ -120,7 +120,7 @@ def test_lift_tests_become_per_period_measurements(panel):
 def test_map_fit_through_dagster_writes_contract_rows_report_and_consistent_response(wv_env, panel):
     from dagster import DagsterInstance, materialize
 
-    from dagster_project.defs.mmm import DIAGNOSTICS_CHECK, weather_mmm
+    from dagster_project.defs.mmm import DIAGNOSTICS_CHECK, HOLDOUT_CHECK, weather_mmm
     from dagster_project.resources import WeathervaneResource
 
     lift = {"channel": "meta", "geo_id": "US-CA", "start_date": "2023-06-05", "end_date": "2023-07-02",
@@ -137,7 +137,8 @@ def test_map_fit_through_dagster_writes_contract_rows_report_and_consistent_resp
     model_id = mat.metadata["model_id"].value
     assert mat.metadata["lift_tests"].value == 1
     checks = result.get_asset_check_evaluations()
-    assert [c.check_name for c in checks] == [DIAGNOSTICS_CHECK] and checks[0].passed
+    assert {c.check_name: c.passed for c in checks} == {DIAGNOSTICS_CHECK: True, HOLDOUT_CHECK: True}
+    assert "rung 1 of the ladder" in mat.metadata["decision"].value
 
     con = duckdb.connect(str(wv_env["warehouse"]), read_only=True)
     for table, cols in TABLES.items():

@@ -317,12 +317,14 @@ def default_spec(tenant_id: str, cfg: TenantConfig) -> ModelSpec:
     return spec
 
 
-def write_spec(con, spec: ModelSpec) -> int:
-    """Replace the tenant's spec in ops.model_spec, in one transaction."""
+def write_spec(con, spec: ModelSpec, *, in_transaction: bool = False) -> int:
+    """Replace the tenant's spec in ops.model_spec, in one transaction (or the caller's)."""
+    from contextlib import nullcontext
+
     from weathervane.warehouse import transaction
 
     rows = spec.rows()
-    with transaction(con):
+    with nullcontext() if in_transaction else transaction(con):
         con.execute("CREATE SCHEMA IF NOT EXISTS ops")
         con.execute(DDL)
         con.execute(f"DELETE FROM {TABLE} WHERE tenant_id = ?", [spec.tenant_id])

@@ -32,7 +32,7 @@ SNIFF_DEPS = [
     description="Dataset sniff: streams, history, gaps, geos, categories, orders per geo-day, spend variation per "
                 "channel, promotions, weather coverage, lift tests, deployments, quarantined files; and the "
                 "decisions they carry (finest grain, identifiable channels, weather interactions, period, live or "
-                "synthetic twin), each with its reason.",
+                "synthetic twin), each with its reason; and the model spec every fit follows (ops.model_spec).",
 )
 def dataset_sniff(context: AssetExecutionContext, weathervane: WeathervaneResource) -> MaterializeResult:
     from weathervane.sniff import sniff_tenant, write_sniff
@@ -45,17 +45,23 @@ def dataset_sniff(context: AssetExecutionContext, weathervane: WeathervaneResour
     d = sniff.decisions
     for dec in d.all():
         context.log.info(f"{dec.name}: {dec.value} — {dec.reason}")
+    for line in sniff.spec.describe():
+        context.log.info(f"model spec {line}")
+    for name, why in sniff.spec.refused.items():
+        context.log.warning(f"tenant.yaml pin {name} refused: {why}")
     return MaterializeResult(metadata={
         **rounded({"rows": rows, "history_days": sniff.profile.span_days, "orders": sniff.profile.orders,
                    "spend_total": round(sniff.profile.spend_total, 2),
                    "weather_coverage": sniff.profile.weather_coverage}),
         "mode": d.mode.value,
-        "grain": f"{d.grain_product.value} x {d.grain_geo.value}",
-        "period": d.period.value,
+        "grain": f"{sniff.spec.grain_product} x {sniff.spec.grain_geo}",
+        "period": sniff.spec.period,
         "weather_interactions": d.weather.value,
         "identifiable_channels": ", ".join(d.identifiable) or "none",
         "decisions": MetadataValue.md("\n".join(f"- **{x.name}**: {x.value} — {x.reason}" for x in d.all())),
         "warnings": MetadataValue.json(d.warnings),
+        "model_spec": MetadataValue.md("\n".join(f"- {line}" for line in sniff.spec.describe())),
+        "refused_pins": MetadataValue.json(sniff.spec.refused),
     })
 
 

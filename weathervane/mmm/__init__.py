@@ -11,8 +11,9 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "weathervane.mmm.data": ["ModelData", "ModelInputError", "prepare_model_data", "read_model_input"],
     "weathervane.mmm.lift_tests": ["LiftTestError", "lift_measurements", "read_lift_tests"],
     "weathervane.mmm.model": ["FitSettings", "build_mmm", "diagnostics", "fit_mmm"],
-    "weathervane.mmm.pipeline": ["FittedModel", "duckdb_connect", "fit_panel", "fit_tenant"],
+    "weathervane.mmm.pipeline": ["FittedModel", "duckdb_connect", "fit_ladder", "fit_panel", "fit_tenant",
+                                 "fit_tenant_spec"],
     "weathervane.mmm.response": ["PosteriorResponse", "load_response"],
-    "weathervane.mmm.store": ["STATUS_FAILED", "STATUS_OK", "ModelRecord", "latest_usable_model",
+    "weathervane.mmm.store": ["STATUS_FAILED", "STATUS_OK", "ModelRecord", "latest_usable_model", "selected_model",
                               "write_model_outputs"],
 })

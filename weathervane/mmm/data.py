@@ -110,12 +110,15 @@ def _fail(row: pd.Series | None, column: str, reason: str, source: str = MODEL_I
 
 
 def prepare_model_data(frame: pd.DataFrame, weather_daily: pd.DataFrame | None = None,
-                       period: str | None = None) -> ModelData:
+                       period: str | None = None, *, weather_vars: tuple[str, ...] | list[str] = WEATHER_VARS,
+                       controls: tuple[str, ...] | list[str] | None = None) -> ModelData:
     """Validate fct_model_input rows and lay them out as arrays; weather becomes z in per-daily-sd units.
 
     Weather z: each variable standardised within the geo with the mean and sd of its daily history
     (from `weather_daily`), then averaged over the period, so a weekly gamma keeps daily-sd units. Without
-    daily weather the period values are standardised within the geo instead.
+    daily weather the period values are standardised within the geo instead. `weather_vars` and `controls`
+    come from the model spec (weathervane.spec): the weather terms the data carries, and the controls by name
+    (None: every control the data has).
     """
     if frame.empty:
         raise ModelInputError(f"{MODEL_INPUT}: no rows for this tenant and grain")
@@ -170,17 +173,21 @@ def prepare_model_data(frame: pd.DataFrame, weather_daily: pd.DataFrame | None =
     spend = np.stack([arr(f"spend_{c}") for c in channels], axis=-1)
     kpi = arr("kpi")
 
-    weather_z, stats = _weather_z(panel, dates, cells, cell_geo, weather_daily, period)
-    controls = _controls(panel, dates, cells, weather_z, period, arr)
+    weather_vars = [v for v in WEATHER_VARS if v in tuple(weather_vars)]
+    weather_z, stats = _weather_z(panel, dates, cells, cell_geo, weather_daily, period, weather_vars)
+    found = _controls(panel, dates, cells, weather_z, weather_vars, period, arr)
+    if controls is not None:
+        found = {k: v for k, v in found.items() if k in set(controls)}
     return ModelData(
         tenant_id=str(frame["tenant_id"].iloc[0]), grain_product=str(frame["grain_product"].iloc[0]),
         grain_geo=str(frame["grain_geo"].iloc[0]), period=period, dates=dates, cells=cells, cell_geo=cell_geo,
-        channels=channels, spend=spend, kpi=kpi, controls=controls, weather_z=weather_z, weather_stats=stats,
+        channels=channels, spend=spend, kpi=kpi, controls=found, weather_z=weather_z, weather_stats=stats,
+        weather_vars=weather_vars,
     )
 
 
-def _weather_z(panel, dates, cells, cell_geo, weather_daily, period):
-    z = np.zeros((len(dates), len(cells), len(WEATHER_VARS)))
+def _weather_z(panel, dates, cells, cell_geo, weather_daily, period, weather_vars=WEATHER_VARS):
+    z = np.zeros((len(dates), len(cells), len(weather_vars)))
     stats: dict[str, dict[str, list[float]]] = {}
     daily = None
     if weather_daily is not None and not weather_daily.empty:
@@ -190,7 +197,7 @@ def _weather_z(panel, dates, cells, cell_geo, weather_daily, period):
         geo = cell_geo[cell]
         g = daily[daily["geo_id"] == geo] if daily is not None else None
         stats[geo] = {}
-        for k, var in enumerate(WEATHER_VARS):
+        for k, var in enumerate(weather_vars):
             if g is not None and len(g) > 30 and g[var].notna().sum() > 30:
                 values = g[var].astype(float)
                 mean, sd = weather_moments(values.to_numpy())
@@ -222,8 +229,10 @@ def peak_season_share(dates: pd.DatetimeIndex, period: str) -> np.ndarray:
     return out
 
 
-def _controls(panel, dates, cells, weather_z, period, arr) -> dict[str, np.ndarray]:
-    """Controls on comparable scales (coefficients share one prior): flags as is, magnitudes over their max."""
+def _controls(panel, dates, cells, weather_z, weather_vars, period, arr) -> dict[str, np.ndarray]:
+    """Controls on comparable scales (coefficients share one prior): flags as is, magnitudes over their max;
+    delivered `control_<name>` columns (an aggregated table's event and price columns) by name, scaled the same
+    way (over their largest absolute value)."""
     out: dict[str, np.ndarray] = {}
     out["promo_active"] = arr("promo_active")
     out["promo_depth"] = arr("promo_depth_pct") / 100.0
@@ -234,8 +243,12 @@ def _controls(panel, dates, cells, weather_z, period, arr) -> dict[str, np.ndarr
     # Peak season (Cyber Week to Christmas Eve): demand and budgets rise together then; without its own term the
     # season's extra sales are credited to the budget pushes.
     out["peak_season"] = np.repeat(peak_season_share(dates, period)[:, None], len(cells), axis=1)
-    for k, var in enumerate(WEATHER_VARS):
+    for k, var in enumerate(weather_vars):
         out[f"{var}_z"] = weather_z[:, :, k]
+    for col in sorted(c for c in panel.columns if c.startswith("control_")):
+        values = arr(col)
+        peak = np.abs(values).max()
+        out[col] = values / peak if peak > 0 else values
     n = len(dates)
     out["trend"] = np.repeat((np.arange(n) / max(n - 1, 1))[:, None], len(cells), axis=1)
     if period == "day":
@@ -244,3 +257,63 @@ def _controls(panel, dates, cells, weather_z, period, arr) -> dict[str, np.ndarr
             out[f"weekday_{d}"] = np.repeat((dow == d).astype(float)[:, None], len(cells), axis=1)
     # A control that never moves carries no information and only slows the sampler.
     return {k: v for k, v in out.items() if np.ptp(v) > 0}
+
+
+def coarsen(data: ModelData, grain_product: str, grain_geo: str) -> ModelData:
+    """The panel at a coarser grain, for a rung of the fit's ladder: cells merged by summing KPI and spend (exact:
+    dbt allocates spend to cells by shares that sum to one), controls and weather z averaged with each cell's
+    revenue as weight. Only coarser: category or product to all, region to country."""
+    from dataclasses import replace
+
+    levels_p, levels_g = ("all", "category", "product"), ("country", "region")
+    if levels_p.index(grain_product) > levels_p.index(data.grain_product) or \
+            levels_g.index(grain_geo) > levels_g.index(data.grain_geo):
+        raise ModelInputError(f"{MODEL_INPUT}: cannot refine {data.grain_product} × {data.grain_geo} to "
+                              f"{grain_product} × {grain_geo}; harmonize builds finer grains")
+    if (grain_product, grain_geo) == (data.grain_product, data.grain_geo):
+        return data
+
+    def product_of(cell: str) -> str:
+        return cell.split(CELL_SEP)[0] if CELL_SEP in cell else "all"
+
+    def new_geo(cell: str) -> str:
+        geo = data.cell_geo[cell]
+        return geo.split("-")[0] if grain_geo == "country" else geo
+
+    def new_cell(cell: str) -> str:
+        product = "all" if grain_product == "all" else product_of(cell)
+        geo = new_geo(cell)
+        return geo if product == "all" else f"{product}{CELL_SEP}{geo}"
+
+    targets = sorted({new_cell(c) for c in data.cells})
+    member = np.zeros((len(data.cells), len(targets)))
+    for i, c in enumerate(data.cells):
+        member[i, targets.index(new_cell(c))] = 1.0
+    weight = member * np.maximum(np.abs(data.kpi).mean(axis=0), 1e-9)[:, None]
+    weight = weight / weight.sum(axis=0, keepdims=True)
+    cell_geo = {new_cell(c): new_geo(c) for c in data.cells}
+    stats = dict(data.weather_stats)
+    for geo in set(cell_geo.values()) - set(stats):
+        parts = [data.weather_stats[g] for g in {data.cell_geo[c] for c in data.cells if new_geo(c) == geo}
+                 if g in data.weather_stats]
+        stats[geo] = {v: list(np.mean([p[v] for p in parts if v in p], axis=0)) for v in data.weather_vars
+                      if any(v in p for p in parts)}
+    return replace(
+        data, grain_product=grain_product, grain_geo=grain_geo, cells=targets, cell_geo=cell_geo,
+        kpi=data.kpi @ member, spend=np.einsum("dck,ct->dtk", data.spend, member),
+        controls={k: v @ weight for k, v in data.controls.items()},
+        weather_z=np.einsum("dcw,ct->dtw", data.weather_z, weight), weather_stats=stats,
+    )
+
+
+def with_weather(data: ModelData, weather_vars: tuple[str, ...] | list[str]) -> ModelData:
+    """The panel with only `weather_vars` as weather terms (a rung of the fit's ladder with fewer of them)."""
+    from dataclasses import replace
+
+    keep = [v for v in data.weather_vars if v in tuple(weather_vars)]
+    if keep == data.weather_vars:
+        return data
+    idx = [data.weather_vars.index(v) for v in keep]
+    controls = {k: v for k, v in data.controls.items()
+                if not (k.endswith("_z") and k.removesuffix("_z") in data.weather_vars and k.removesuffix("_z") not in keep)}
+    return replace(data, weather_vars=keep, weather_z=data.weather_z[:, :, idx], controls=controls)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 import warnings
 from contextlib import AbstractContextManager
@@ -15,14 +16,16 @@ import pandas as pd
 
 from weathervane import config
 from weathervane.mmm.artefact import save_lean
-from weathervane.mmm.data import ModelData, prepare_model_data, read_model_input
+from weathervane.mmm.data import ModelData, ModelInputError, prepare_model_data, read_model_input
 from weathervane.mmm.lift_tests import lift_measurements, read_lift_tests
-from weathervane.mmm.model import FitSettings, adstock_lags, diagnostics, fit_mmm, passes
+from weathervane.mmm.model import FitSettings, diagnostics, fit_mmm, model_lags, passes
+from weathervane.mmm.progress import Progress, reporting
 from weathervane.mmm.response import META_ATTR, PosteriorResponse, model_path
-from weathervane.mmm.store import STATUS_FAILED, STATUS_OK, write_model_outputs
+from weathervane.mmm.store import STATUS_FAILED, STATUS_OK, write_model_outputs, write_selection
 from weathervane.mmm import summaries
 
 Connect = Callable[[bool], AbstractContextManager]
+Report = Callable[[Progress], None]
 
 
 @dataclass
@@ -90,30 +93,48 @@ def score_holdout(data: ModelData, settings: FitSettings, lift: pd.DataFrame | N
 
 def fit_panel(data: ModelData, settings: FitSettings, *, lift_raw: pd.DataFrame | None = None,
               store: Path | str | None = None, reports: Path | str | None = None,
-              now: datetime | None = None, report: bool = True) -> FittedModel:
-    """Holdout score, final fit on all periods, diagnostics gate, NetCDF save, summaries and HTML report."""
+              now: datetime | None = None, report: bool = True, progress: Report | None = None,
+              deadline: float | None = None, extra_meta: dict | None = None) -> FittedModel:
+    """Fit on all periods, gate on diagnostics (one longer retry when time allows), score a holdout once the gate
+    is passed, save NetCDF, summaries and the HTML report.
+
+    `deadline` (time.monotonic) skips a retry that would not finish before it; `progress` receives sampling
+    progress (weathervane.mmm.progress)."""
     now = now or datetime.now(timezone.utc).replace(tzinfo=None)
     model_id = new_model_id(data, now)
     lift = (lift_measurements(lift_raw, data, per_period=settings.weather)
             if lift_raw is not None and not lift_raw.empty else None)
-    holdout_mape = score_holdout(data, settings, lift)
-    fit = fit_mmm(data, settings, lift_tests=lift)
+    with reporting(progress, f"fit {data.period}ly {data.grain_product} × {data.grain_geo}"):
+        fit = fit_mmm(data, settings, lift_tests=lift)
     diag = diagnostics(fit.mmm, settings)
     attempts = [dict(diag, tune=settings.tune, draws=settings.draws, seconds=round(fit.seconds, 1))]
     tried = settings
     while not passes(diag, tried) and tried.method == "nuts" and len(attempts) <= settings.retries:
-        tried = tried.longer()
-        fit = fit_mmm(data, tried, lift_tests=lift)
+        longer = tried.longer()
+        # the retry samples (tune + draws) scaled up: it takes about that much longer than the first try
+        expected = fit.seconds * (longer.tune + longer.draws) / max(tried.tune + tried.draws, 1)
+        if deadline is not None and time.monotonic() + expected > deadline:
+            attempts[-1]["retry_skipped"] = f"a retry would take about {expected:.0f} s, past the time budget"
+            break
+        tried = longer
+        with reporting(progress, f"retry {data.period}ly {data.grain_product} × {data.grain_geo}"):
+            fit = fit_mmm(data, tried, lift_tests=lift)
         diag = diagnostics(fit.mmm, tried)
         attempts.append(dict(diag, tune=tried.tune, draws=tried.draws, seconds=round(fit.seconds, 1)))
     status = STATUS_OK if passes(diag, tried) else STATUS_FAILED
     diag = {**diag, "attempts": len(attempts)}
+    holdout_mape = None
+    if status == STATUS_OK and (deadline is None or time.monotonic() + fit.seconds < deadline):
+        with reporting(progress, "holdout fit"):
+            holdout_mape = score_holdout(data, settings, lift)
 
     path = model_path(data.tenant_id, model_id, store)
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {**data.meta(), "model_id": model_id, "l_max": adstock_lags(data.period), "status": status,
+    meta = {**data.meta(), "model_id": model_id, "l_max": model_lags(data.period, tried), "status": status,
             "settings": tried.to_dict(), "diagnostics": diag, "attempts": attempts, "holdout_mape": holdout_mape,
-            "fitted_at": now.isoformat(), "lift_tests": fit.lift_tests}
+            "fitted_at": now.isoformat(), "lift_tests": fit.lift_tests, **(extra_meta or {})}
+    if holdout_mape is not None and holdout_mape > MAX_PLANNING_MAPE:
+        meta["holdout_warning"] = holdout_warning(holdout_mape)
     fit.mmm.idata.attrs[META_ATTR] = json.dumps(meta, default=str)
     save_lean(fit.mmm, path)
 
@@ -130,7 +151,9 @@ def fit_panel(data: ModelData, settings: FitSettings, *, lift_raw: pd.DataFrame 
             draws=int(tried.draws if settings.method != "map" else 1),
             chains=int(settings.chains if settings.method == "nuts" else 1),
             max_rhat=diag["max_rhat"], min_ess_bulk=diag["min_ess_bulk"], divergences=int(diag["divergences"]),
-            holdout_mape=holdout_mape, status=status)]),
+            holdout_mape=holdout_mape, status=status, period=data.period,
+            weather_vars=",".join(data.weather_vars) if settings.weather else "",
+            ladder_rung=(extra_meta or {}).get("ladder_rung"))]),
         "channel_summary": summaries.channel_summary(resp, model_id, data.tenant_id, prior=prior, kpi=kpi,
                                                      lift_test_channels=lift_channels),
         "weather_effects": summaries.weather_effects(resp, model_id, data.tenant_id),
@@ -149,10 +172,181 @@ def fit_panel(data: ModelData, settings: FitSettings, *, lift_raw: pd.DataFrame 
                        attempts=attempts)
 
 
+# A model whose holdout error exceeds this predicts too poorly to move budget on: it is reported, flagged on its
+# check and in its report, and the plan keeps the split with this as the reason.
+MAX_PLANNING_MAPE = 0.30
+
+
+def holdout_warning(mape: float) -> str:
+    return (f"holdout error {100 * mape:.1f}% is above the {100 * MAX_PLANNING_MAPE:.0f}% a plan can rely on: "
+            "the model is shown but no budget is moved on it; more history, a coarser grain or a lift test "
+            "would help")
+
+
+@dataclass
+class RungOutcome:
+    rung: int
+    label: str
+    reason: str
+    status: str  # ok / failed_diagnostics / skipped / error
+    model_id: str | None = None
+    seconds: float = 0.0
+    detail: str = ""
+
+
+@dataclass
+class LadderFit:
+    """What the fit step made of a tenant's spec: the model it chose (None when every rung failed) and why."""
+
+    tenant_id: str
+    spec_id: str
+    chosen: FittedModel | None
+    chosen_rung: int | None
+    rungs: list[RungOutcome]
+    seconds: float
+
+    @property
+    def usable(self) -> bool:
+        return self.chosen is not None and self.chosen.usable
+
+    @property
+    def planning_warning(self) -> str | None:
+        m = self.chosen
+        return holdout_warning(m.holdout_mape) if m is not None and m.holdout_mape is not None \
+            and m.holdout_mape > MAX_PLANNING_MAPE else None
+
+    @property
+    def reason(self) -> str:
+        if self.chosen is not None:
+            r = self.rungs[self.chosen_rung]
+            head = (f"model {self.chosen.model_id} passed its gate on rung {self.chosen_rung + 1} of the ladder "
+                    f"({r.label})")
+            return head + ("" if self.chosen_rung == 0 else
+                           "; finer rungs failed: " + "; ".join(f"{o.label}: {o.detail}" for o in self.rungs[:self.chosen_rung]))
+        return "no model passed its gate: " + "; ".join(f"{o.label}: {o.detail}" for o in self.rungs)
+
+
+def panel_for(frame: pd.DataFrame, weather: pd.DataFrame | None, spec, rung) -> ModelData:
+    """The panel a ladder rung fits: the built grain's rows at the rung's period, coarsened to its grain, with its
+    weather terms and the spec's controls."""
+    from weathervane.mmm.data import coarsen, with_weather
+
+    data = prepare_model_data(frame, weather, rung.period, weather_vars=spec.weather_vars, controls=spec.controls)
+    if spec.channels:
+        keep = [c for c in data.channels if c in set(spec.channels)] or data.channels
+        if keep != data.channels:
+            from dataclasses import replace
+
+            idx = [data.channels.index(c) for c in keep]
+            data = replace(data, channels=keep, spend=data.spend[:, :, idx])
+    data = coarsen(data, rung.grain_product, rung.grain_geo)
+    return with_weather(data, rung.weather_vars)
+
+
+def fit_ladder(connect: Connect, tenant_id: str, spec, *, base: FitSettings | None = None,
+               store: Path | str | None = None, reports: Path | str | None = None,
+               progress: Report | None = None, say: Callable[[str], None] | None = None) -> LadderFit:
+    """Fit the spec's first rung; on a missed gate step down its ladder while the time budget lasts. Every fit is
+    stored (failed ones as failed_diagnostics); the choice is written to mmm.model_selection, which the plan,
+    experiment, audit and replay steps read (weathervane.mmm.store.selected_model)."""
+    from weathervane.grain import built_grains
+
+    say = say or (lambda _: None)
+    config.validate_tenant_id(tenant_id)
+    started = time.monotonic()
+    deadline = started + spec.time_budget_s
+    with connect(True) as con:
+        built = built_grains(con, tenant_id)
+        finest = _finest_built(built, spec)
+        frame, weather = read_model_input(con, tenant_id, finest[0], finest[1], None)
+        lift_raw = read_lift_tests(con, tenant_id)
+    rungs: list[RungOutcome] = []
+    chosen, chosen_rung = None, None
+    for i, rung in enumerate(spec.ladder()):
+        outcome = RungOutcome(rung=i, label=rung.label, reason=rung.reason, status="skipped")
+        rungs.append(outcome)
+        left = deadline - time.monotonic()
+        last = next((o for o in reversed(rungs[:-1]) if o.seconds), None)
+        if i > 0 and last is not None and left < 0.5 * last.seconds:
+            outcome.detail = f"skipped: {max(left, 0):.0f} s of the {spec.time_budget_s:.0f} s budget left"
+            continue
+        t0 = time.monotonic()
+        try:
+            data = panel_for(frame, weather, spec, rung)
+        except ModelInputError as exc:
+            outcome.status, outcome.detail = "error", str(exc)
+            continue
+        say(f"rung {i + 1}: fitting {rung.label} ({data.kpi.size:,} observations)")
+        settings = spec.fit_settings(base, rung)
+        fitted = fit_panel(data, settings, lift_raw=lift_raw, store=store, reports=reports, progress=progress,
+                           deadline=deadline, extra_meta={"ladder_rung": i + 1, "ladder_label": rung.label,
+                                                          "spec_id": spec.spec_id})
+        with connect(False) as con:
+            write_model_outputs(con, fitted.model_id, fitted.frames)
+        d = fitted.diagnostics
+        outcome.seconds = time.monotonic() - t0
+        outcome.model_id, outcome.status = fitted.model_id, fitted.status
+        outcome.detail = (f"max r-hat {_num(d['max_rhat'])}, min bulk ESS {_num(d['min_ess_bulk'], 0)}, "
+                          f"{d['divergences']} divergence(s), {outcome.seconds:.0f} s")
+        say(f"rung {i + 1}: {fitted.status} — {outcome.detail}")
+        if fitted.usable:
+            chosen, chosen_rung = fitted, i
+            break
+    result = LadderFit(tenant_id=tenant_id, spec_id=spec.spec_id, chosen=chosen, chosen_rung=chosen_rung,
+                       rungs=rungs, seconds=time.monotonic() - started)
+    with connect(False) as con:
+        write_selection(con, result)
+    return result
+
+
+def _num(x, digits: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def _finest_built(built, spec) -> tuple[str | None, str | None]:
+    """The built grain the spec's ladder starts from: the spec's own when harmonize built it, else the finest
+    built grain the spec's grain can be coarsened from."""
+    if not built:
+        return spec.grain_product, spec.grain_geo
+    levels_p, levels_g = ("all", "category", "product"), ("country", "region")
+    for g in built:
+        if (g.product, g.geo) == spec.grain:
+            return g.product, g.geo
+    finer = [g for g in built if levels_p.index(g.product) >= levels_p.index(spec.grain_product)
+             and levels_g.index(g.geo) >= levels_g.index(spec.grain_geo) and g.product != "product"]
+    if finer:
+        g = min(finer, key=lambda g: (levels_p.index(g.product), levels_g.index(g.geo)))
+        return g.product, g.geo
+    raise ModelInputError(f"marts.fct_model_input holds {', '.join(f'{g.product} × {g.geo}' for g in built)} for "
+                          f"{spec.tenant_id}; the model spec asks for {spec.grain_product} × {spec.grain_geo}: "
+                          "materialize the harmonize step again")
+
+
+def fit_tenant_spec(connect: Connect, tenant_id: str, tenant_config, overrides: dict | None = None, *,
+                    method: str = "nuts", holdout_weeks: int = 8, max_rhat: float = 1.05,
+                    min_ess_bulk: float = 200.0, max_divergences: int = 0, seed: int = 0,
+                    store: Path | str | None = None, reports: Path | str | None = None,
+                    progress: Report | None = None, say: Callable[[str], None] | None = None):
+    """The fit step every path runs (the Dagster asset, the demo, `proof`, the benches): the tenant's model spec
+    with this run's overrides, then its ladder. Returns (LadderFit, the spec used, the base FitSettings)."""
+    from weathervane.spec import resolve_spec
+
+    with connect(True) as con:
+        spec = resolve_spec(con, tenant_id, tenant_config, overrides)
+    for line in spec.describe():
+        (say or (lambda _: None))(f"model spec {line}")
+    base = FitSettings(method=method, holdout_weeks=holdout_weeks, max_rhat=max_rhat, min_ess_bulk=min_ess_bulk,
+                       max_divergences=max_divergences, seed=seed)
+    ladder = fit_ladder(connect, tenant_id, spec, base=base, store=store, reports=reports, progress=progress,
+                        say=say)
+    return ladder, spec, base
+
+
 def fit_tenant(connect: Connect, tenant_id: str, settings: FitSettings | None = None, *,
                grain_product: str | None = None, grain_geo: str | None = None, period: str | None = None,
                store: Path | str | None = None, reports: Path | str | None = None) -> FittedModel:
-    """Read fct_model_input (and lift tests), close the warehouse, fit, then reopen it to write the mmm tables.
+    """One fit of one panel, no ladder (tests and benches of the model itself): read fct_model_input (and lift
+    tests), close the warehouse, fit, then reopen it to write the mmm tables.
 
     `connect(read_only)` returns a context manager yielding a DuckDB connection (the Dagster resource's
     `connect`, or `duckdb_connect` below).

@@ -36,6 +36,7 @@ class Sniff:
     profile: Profile
     decisions: Decisions
     twin: TwinConfig | None
+    spec: object = None  # weathervane.spec.ModelSpec: what every fit of this tenant follows
 
     @property
     def tenant_id(self) -> str:
@@ -60,6 +61,9 @@ class Sniff:
             add("decision", dec.name, dec.value, status=status, reason=dec.reason)
         for w in d.warnings:
             add("warning", "warning", status="warn", reason=w)
+        if self.spec is not None:
+            for name, why in self.spec.refused.items():
+                add("warning", f"pin:{name}", status="warn", reason=f"tenant.yaml pin refused: {why}")
         for stream, n in p.streams.items():
             add("stream", stream, number=n, status="ok")
         for q in p.quarantined:
@@ -126,18 +130,24 @@ def sniff_tenant(con, tenant_id: str, cfg: TenantConfig, seed: int = 0) -> Sniff
     profile = measure(con, validate_tenant_id(tenant_id), currency=cfg.currency, timezone=cfg.timezone)
     decisions = decide(profile)
     twin = twin_config(profile, seed=seed) if decisions.mode.value == TWIN else None
+    from weathervane.spec import decide_spec
+
     return Sniff(sniff_id=uuid.uuid4().hex[:12], sniffed_at=datetime.now(UTC).replace(tzinfo=None),
-                 profile=profile, decisions=decisions, twin=twin)
+                 profile=profile, decisions=decisions, twin=twin, spec=decide_spec(profile, decisions, cfg))
 
 
 def write_sniff(con, sniff: Sniff) -> int:
-    """Replace the tenant's sniff in ops.dataset_sniff, in one transaction."""
+    """Replace the tenant's sniff in ops.dataset_sniff and its model spec in ops.model_spec, in one transaction."""
+    from weathervane.spec import write_spec
+
     rows = sniff.rows()
     with transaction(con):
         con.execute(DDL)
         con.execute(f"DELETE FROM {TABLE} WHERE tenant_id = ?", [sniff.tenant_id])
         con.executemany(f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
                         rows)
+        if sniff.spec is not None:
+            write_spec(con, sniff.spec, in_transaction=True)
     return len(rows)
 
 
