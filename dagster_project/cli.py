@@ -13,6 +13,7 @@ from pathlib import Path
 
 from weathervane import cli as domain_cli
 from weathervane import config
+from weathervane.web import port_number
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_TENANT = "demo"
@@ -169,9 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--draws", type=int, default=500, help="NUTS draws (and tuning steps) per chain")
     demo.set_defaults(func=_cmd_demo)
     ui = sub.add_parser("ui", help="start the Dagster UI on the local instance, the reports server and the approvals page")
-    ui.add_argument("--port", type=int, default=3000)
-    ui.add_argument("--reports-port", type=int, default=3002)
-    ui.add_argument("--approvals-port", type=int, default=3001, help="0: do not start the approvals page")
+    ui.add_argument("--port", type=port_number, default=3000)
+    ui.add_argument("--reports-port", type=port_number, default=3002)
+    ui.add_argument("--approvals-port", type=lambda v: port_number(v, allow_zero=True), default=3001,
+                    help="0: do not start the approvals page")
     ui.set_defaults(func=_cmd_ui)
     # through Dagster here: ingest and harmonize first, so the sniff sees what the pipeline would load
     sub.choices["sniff"].set_defaults(func=_cmd_sniff)

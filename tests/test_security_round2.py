@@ -177,3 +177,20 @@ def test_gap_fill_refuses_to_replace_a_folder_it_did_not_write(tmp_path):
     filled_again, _ = fill_gaps(con, landing, p, horizon_days=7)
     assert filled_again == "shop-filled"
     con.close()
+
+
+# --- 16. a port number beyond 65535 is refused, not wrapped onto another port ------------------------------
+
+
+@pytest.mark.parametrize("argv", [["serve", "--port", "99999"], ["serve", "--port", "-1"], ["serve", "--port", "0x50"],
+                                  ["ui", "--port", "65536"], ["ui", "--reports-port", "70000"],
+                                  ["ui", "--approvals-port", "99999"]])
+def test_a_port_outside_1_to_65535_is_refused_before_anything_starts(argv, capsys):
+    from dagster_project.cli import build_parser
+
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "port" in err and ("outside" in err or "not a port number" in err)
+    assert build_parser().parse_args(["ui", "--approvals-port", "0"]).approvals_port == 0

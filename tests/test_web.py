@@ -119,6 +119,7 @@ def site(tmp_path_factory):
         tenant_yaml = landing / TENANT / "tenant.yaml"
         settings = yaml.safe_load(tenant_yaml.read_text())
         settings["autopilot"] = {"requires_approval": True, "approvers": [APPROVER, CFO], "appliers": [OPS],
+                                 "viewers": [ANALYST],
                                  "webhook_url": f"http://127.0.0.1:{hook.server_port}/hook",
                                  "webhook_allow_private": ["127.0.0.1"]}
         tenant_yaml.write_text(yaml.safe_dump(settings))

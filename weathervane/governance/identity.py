@@ -3,7 +3,8 @@
 The users file lives outside the warehouse (default `data/users.json`, or `$WEATHERVANE_USERS`), so that write
 access to the warehouse does not grant the power to sign in as an approver. It is written atomically with mode
 0600. What a person may do is not stored here: tenant.yaml's `autopilot.approvers` and `autopilot.appliers` name
-user ids, and the governance rules check them when a plan moves.
+user ids, and the governance rules check them when a plan moves. A users file that others may read or write is
+refused, as the ledger key is.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import json
 import os
 import re
 import secrets
+import stat
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -107,6 +109,11 @@ class UserStore:
             return {"users": {}}
         if not self.path.is_file() or self.path.is_symlink():
             raise IdentityError(f"{self.path}: the users file must be a regular file")
+        mode = stat.S_IMODE(self.path.lstat().st_mode)
+        if mode & 0o077:
+            # whoever can write it can add themselves as an approver; whoever can read it can guess offline
+            raise IdentityError(f"{self.path}: the users file is readable or writable by others (mode {mode:o}); "
+                                f"it must be 0600 (chmod 600 {self.path})")
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:

@@ -26,8 +26,9 @@ from weathervane import config
 KEY_BYTES = 32
 
 
-class LedgerKeyError(RuntimeError):
-    """The ledger key file is missing where it must exist, or is not a safe file."""
+class LedgerKeyError(ValueError):
+    """The ledger key file is missing where it must exist, or is not a safe file (a user error: the command line
+    prints it without a traceback, the API answers it as JSON)."""
 
 
 def key_path() -> Path:
@@ -45,7 +46,10 @@ def _read_key(path: Path) -> bytes:
     if st.st_mode & 0o077:
         raise LedgerKeyError(f"ledger key {path} is readable or writable by others (mode {st.st_mode & 0o777:o}); "
                              "it must be 0600")
-    key = bytes.fromhex(path.read_text().strip())
+    try:
+        key = bytes.fromhex(path.read_text().strip())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise LedgerKeyError(f"ledger key {path} does not hold hex text: {exc}") from None
     if len(key) < KEY_BYTES:
         raise LedgerKeyError(f"ledger key {path} is shorter than {KEY_BYTES} bytes")
     return key
@@ -59,8 +63,6 @@ def load_key(create: bool = False) -> bytes | None:
     except FileNotFoundError:
         if not create:
             return None
-    except ValueError as exc:
-        raise LedgerKeyError(f"ledger key {path} does not hold hex text: {exc}") from exc
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -32,6 +32,8 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, secure_cookies: 
     """
     from werkzeug.serving import make_server
 
+    if not 0 <= int(port) <= 65535:
+        raise ValueError(f"port {port} is outside 0-65535")
     if secure_cookies is None:
         secure_cookies = not _is_loopback(host)
     app = create_app(secure_cookies=secure_cookies, **app_kwargs)
@@ -45,6 +47,20 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, secure_cookies: 
         server.server_close()
 
 
+def port_number(text: str, allow_zero: bool = False) -> int:
+    """An argparse type: a TCP port (1-65535). The OS wraps a larger number onto some other port silently."""
+    import argparse
+
+    try:
+        port = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    low = 0 if allow_zero else 1
+    if not low <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is outside {low}-65535")
+    return port
+
+
 def _cmd_serve(args) -> int:
     secure = True if args.secure_cookies else (False if args.insecure_cookies else None)
     serve(args.host, args.port, secure_cookies=secure, warehouse_path=args.warehouse, landing_root=args.landing,
@@ -55,7 +71,7 @@ def _cmd_serve(args) -> int:
 def add_serve_cli(subparsers):
     p = subparsers.add_parser("serve", help="serve the approvals page (plans, evidence, sign-in, decisions)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    p.add_argument("--port", type=port_number, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     p.add_argument("--warehouse", help="DuckDB file (default $WEATHERVANE_WAREHOUSE)")
     p.add_argument("--landing", help="landing root holding tenant.yaml (default $WEATHERVANE_LANDING)")
     p.add_argument("--reports", help="reports folder (default $WEATHERVANE_REPORTS)")

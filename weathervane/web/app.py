@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import duckdb
+from werkzeug.exceptions import HTTPException
 from flask import (
     Flask,
     abort,
@@ -45,6 +46,7 @@ from weathervane.governance.events import (
     verify_chain,
 )
 from weathervane.governance.identity import IdentityError, UserStore
+from weathervane.governance.ledger import LedgerKeyError
 from weathervane.web import queries
 from weathervane.web.auth import (
     CSRF_FIELD,
@@ -122,6 +124,29 @@ def _cfg(tenant_id: str) -> config.TenantConfig:
     return config.load_tenant_config(_settings().landing, tenant_id)
 
 
+def is_member(cfg: config.TenantConfig, user_id: str | None) -> bool:
+    """Whether tenant.yaml names this person as an approver, applier or viewer of the tenant."""
+    if not user_id:
+        return False
+    people = {p.strip().lower() for p in (*cfg.autopilot.approvers, *cfg.autopilot.appliers,
+                                          *cfg.autopilot.viewers)}
+    return user_id.strip().lower() in people
+
+
+def _visible(tenant_id: str) -> tuple[str, config.TenantConfig]:
+    """The tenant id and its settings when the signed-in person is one of its people; 404 otherwise, the same
+    answer as for a tenant that does not exist. A tenant.yaml that cannot be read names no one."""
+    tenant_id = _tenant(tenant_id)
+    try:
+        cfg = _cfg(tenant_id)
+    except config.TenantConfigError as exc:
+        current_app.logger.warning("tenant %s hidden: %s", tenant_id, exc)
+        abort(404)
+    if not is_member(cfg, g.get("user")):
+        abort(404)
+    return tenant_id, cfg
+
+
 def _is_api() -> bool:
     return request.path.startswith("/api/")
 
@@ -136,13 +161,18 @@ def _basic_auth_user():
     except (binascii.Error, UnicodeDecodeError):
         return None
     s = _settings()
-    keys = (f"user:{user_id.lower()}", f"addr:{request.remote_addr}")
+    keys = (_user_key(user_id), f"addr:{request.remote_addr}")
     if s.throttle.blocked(*keys):
         abort(429)
     user = s.users.authenticate(user_id, secret)
     if user is None:
         s.throttle.fail(*keys)
     return user
+
+
+def _user_key(user_id: str) -> str:
+    """The throttle key of a sign-in name, normalised as the users file matches it: " User@x\t" is user@x."""
+    return f"user:{user_id.strip().lower()}"
 
 
 def login_required(view):
@@ -159,9 +189,16 @@ def login_required(view):
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("tenants")
+    """A path on this site to return to after signing in, else the tenants page.
+
+    Browsers drop tabs and newlines from a URL and read a backslash as a slash, so `/\t/evil.example` would leave
+    the site: any control character, space or backslash refuses the target, as does anything with a host."""
+    if not target or any(ord(c) <= 0x20 or ord(c) == 0x7F for c in target) or "\\" in target:
+        return url_for("tenants")
+    parts = urlsplit(target)
+    if not target.startswith("/") or target.startswith("//") or parts.scheme or parts.netloc:
+        return url_for("tenants")
+    return target
 
 
 def _roles(cfg: config.TenantConfig, user_id: str | None) -> dict[str, bool]:
@@ -373,14 +410,35 @@ def _register(app: Flask) -> None:
 
     @app.errorhandler(IdentityError)
     def _bad_users(exc):
+        app.logger.error("users file: %s", exc)
+        if _is_api():
+            return jsonify(error=f"the users file needs fixing: {exc}"), 500
         return render_template("error.html", title="Users file needs fixing", message=str(exc)), 500
 
-    for code, title in ((404, "Not found"), (405, "Method not allowed"), (429, "Too many attempts")):
-        def handler(exc, code=code, title=title):
-            if _is_api():
-                return jsonify(error=title), code
-            return render_template("error.html", title=title, message=""), code
-        app.register_error_handler(code, handler)
+    @app.errorhandler(LedgerKeyError)
+    def _bad_key(exc):
+        app.logger.error("ledger key: %s", exc)
+        if _is_api():
+            return jsonify(error=f"the ledger key needs fixing: {exc}"), 500
+        return render_template("error.html", title="Ledger key needs fixing", message=str(exc)), 500
+
+    titles = {404: "Not found", 405: "Method not allowed", 413: "Request too large", 429: "Too many attempts"}
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc):
+        # every answer under /api/ is JSON, errors included
+        title = titles.get(exc.code, exc.name)
+        if _is_api():
+            return jsonify(error=title), exc.code
+        return render_template("error.html", title=title, message=""), exc.code
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc):
+        app.logger.exception("unexpected error on %s %s", request.method, request.path)
+        if _is_api():
+            return jsonify(error="internal error (logged on the server)"), 500
+        return render_template("error.html", title="Something went wrong",
+                               message="The error was logged on the server."), 500
 
     # ---- sign in / out ----
 
@@ -394,7 +452,7 @@ def _register(app: Flask) -> None:
     def login_post():
         s = _settings()
         user_id = (request.form.get("user") or "").strip().lower()
-        keys = (f"user:{user_id}", f"addr:{request.remote_addr}")
+        keys = (_user_key(user_id), f"addr:{request.remote_addr}")
         if s.throttle.blocked(*keys):
             flash("Too many failed sign-ins: wait a few minutes.", "error")
             return render_template("login.html", next=request.form.get("next", "")), 429
@@ -433,21 +491,25 @@ def _register(app: Flask) -> None:
             with con_ctx as con:
                 for t in queries.tenant_ids(con, s.landing):
                     rows.append({"tenant_id": t, **queries.tenant_overview(con, t)})
+        shown = []
         for r in rows:
             try:
                 cfg = _cfg(r["tenant_id"])
-                r["mode"] = getattr(cfg.autopilot, "mode", None)
-                r["requires_approval"] = cfg.autopilot.requires_approval
-                r["config_error"] = None
-            except config.TenantConfigError as exc:
-                r["config_error"] = str(exc)
-        return render_template("tenants.html", tenants=rows, warehouse=s.warehouse)
+            except config.TenantConfigError as exc:  # names no one, so no one sees it here
+                app.logger.warning("tenant %s hidden: %s", r["tenant_id"], exc)
+                continue
+            if not is_member(cfg, g.user):
+                continue
+            r["mode"] = getattr(cfg.autopilot, "mode", None)
+            r["requires_approval"] = cfg.autopilot.requires_approval
+            r["config_error"] = None
+            shown.append(r)
+        return render_template("tenants.html", tenants=shown, warehouse=s.warehouse)
 
     @app.get("/t/<tenant_id>")
     @login_required
     def tenant(tenant_id):
-        tenant_id = _tenant(tenant_id)
-        cfg = _cfg(tenant_id)
+        tenant_id, cfg = _visible(tenant_id)
         with warehouse() as con:
             plans = queries.plans(con, tenant_id)
             gate = _gate(cfg, con, tenant_id)
@@ -458,8 +520,7 @@ def _register(app: Flask) -> None:
     @app.get("/t/<tenant_id>/plans/<plan_id>")
     @login_required
     def plan(tenant_id, plan_id):
-        tenant_id = _tenant(tenant_id)
-        cfg = _cfg(tenant_id)
+        tenant_id, cfg = _visible(tenant_id)
         with warehouse() as con:
             p = queries.plan(con, tenant_id, plan_id)
             if p is None:
@@ -480,7 +541,7 @@ def _register(app: Flask) -> None:
     @app.post("/t/<tenant_id>/plans/<plan_id>/decide")
     @login_required
     def decide_form(tenant_id, plan_id):
-        tenant_id = _tenant(tenant_id)
+        tenant_id, _ = _visible(tenant_id)
         action = request.form.get("action", "")
         back = url_for("plan", tenant_id=tenant_id, plan_id=plan_id)
         try:
@@ -514,7 +575,7 @@ def _register(app: Flask) -> None:
     @app.get("/t/<tenant_id>/plans/<plan_id>/report")
     @login_required
     def plan_report(tenant_id, plan_id):
-        tenant_id = _tenant(tenant_id)
+        tenant_id, _ = _visible(tenant_id)
         with warehouse() as con:
             p = queries.plan(con, tenant_id, plan_id)
         path = _report_file(p) if p else None
@@ -528,8 +589,7 @@ def _register(app: Flask) -> None:
     @app.get("/t/<tenant_id>/ledger")
     @login_required
     def ledger(tenant_id):
-        tenant_id = _tenant(tenant_id)
-        cfg = _cfg(tenant_id)
+        tenant_id, cfg = _visible(tenant_id)
         with warehouse() as con:
             events = queries.events_with_notifications(con, tenant_id)
             gate = _gate(cfg, con, tenant_id)
@@ -545,7 +605,7 @@ def _register(app: Flask) -> None:
     @app.get("/api/tenants/<tenant_id>/plans")
     @login_required
     def api_plans(tenant_id):
-        tenant_id = _tenant(tenant_id)
+        tenant_id, _ = _visible(tenant_id)
         with warehouse() as con:
             rows = queries.plans(con, tenant_id)
         keep = ("plan_id", "status", "created_at", "horizon_start", "horizon_end", "total_budget",
@@ -556,7 +616,9 @@ def _register(app: Flask) -> None:
     @app.post("/api/tenants/<tenant_id>/plans/<plan_id>/<action>")
     @login_required
     def api_decide(tenant_id, plan_id, action):
-        tenant_id = _tenant(tenant_id)
+        tenant_id, _ = _visible(tenant_id)
+        if action not in ACTIONS:  # no such resource: not a conflict with the plan's state
+            return jsonify(error=f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}"), 404
         body = request.get_json(silent=True) if request.is_json else None
         reason = body.get("reason") if isinstance(body, dict) else request.form.get("reason")
         try:
