@@ -194,3 +194,94 @@ def test_a_port_outside_1_to_65535_is_refused_before_anything_starts(argv, capsy
     err = capsys.readouterr().err
     assert "port" in err and ("outside" in err or "not a port number" in err)
     assert build_parser().parse_args(["ui", "--approvals-port", "0"]).approvals_port == 0
+
+
+# --- 11. what one landing file may cost -------------------------------------------------------------------
+
+
+def _mmm_csv(columns: list[str], rows: int = 3) -> str:
+    lines = [",".join(["date", "revenue", "spend_meta", *columns])]
+    for i in range(rows):
+        lines.append(",".join([f"2024-01-{i + 1:02d}", "100", "10", *["1"] * len(columns)]))
+    return "\n".join(lines) + "\n"
+
+
+def _ingest_mmm(wv_env, name: str, content: str | bytes):
+    from weathervane.landing import ingest_tenant
+    from weathervane.warehouse import connect
+
+    folder = wv_env["landing"] / "acme" / "aggregated" / "mmm_input"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    con = connect()
+    try:
+        report = ingest_tenant(con, wv_env["landing"], "acme")
+        rows = con.execute("select count(*) from raw.aggregated__mmm_input").fetchone()[0]
+        quarantined = con.execute("select file_path, line, field, reason from ops.quarantined_files").fetchall()
+    finally:
+        con.close()
+    return report, rows, quarantined
+
+
+def test_a_csv_with_a_million_columns_is_quarantined_quickly_with_the_line_named(wv_env):
+    header = ",".join(f"c{i}" for i in range(1_000_000))
+    started = time.perf_counter()
+    report, rows, quarantined = _ingest_mmm(wv_env, "wide.csv", f"date,revenue,spend_meta,{header}\n2024-01-01,1,1\n")
+    assert time.perf_counter() - started < 10
+    assert rows == 0 and report.files_quarantined == 1
+    (path, line, _, reason), = quarantined
+    assert path == "aggregated/mmm_input/wide.csv" and line == 1 and "longer than the 262144" in reason
+    assert report.quarantined[0].describe().startswith("aggregated/mmm_input/wide.csv line 1: line of ")
+
+
+def test_a_csv_header_beyond_the_column_cap_names_the_first_column_beyond(wv_env):
+    report, rows, quarantined = _ingest_mmm(wv_env, "many.csv", _mmm_csv([f"x{i}" for i in range(600)]))
+    assert rows == 0
+    (path, line, field, reason), = quarantined
+    assert (line, field) == (1, "x509") and "603 columns, more than the 512" in reason
+    # within the cap it loads
+    report, rows, _ = _ingest_mmm(wv_env, "fine.csv", _mmm_csv([f"x{i}" for i in range(100)]))
+    assert rows == 3 and report.files_loaded == 1
+
+
+def test_a_csv_line_or_file_beyond_its_stream_cap_is_quarantined(wv_env):
+    from weathervane.landing.streams import get_stream
+
+    long_row = _mmm_csv([]) + "2024-02-01," + "9" * (300 << 10) + ",1\n"
+    _, rows, quarantined = _ingest_mmm(wv_env, "longrow.csv", long_row)
+    assert rows == 0 and quarantined[0][1] == 5 and "longer than" in quarantined[0][3]
+    cap = get_stream("experiments", "lift_tests").max_file_bytes
+    big = wv_env["landing"] / "acme" / "experiments" / "lift_tests" / "big.csv"
+    big.parent.mkdir(parents=True)
+    with big.open("w") as fh:
+        fh.write("channel,geo_id,start_date,end_date,spend_delta,kpi_delta,kpi_delta_sd\n")
+        row = "meta,US-CA,2024-01-01,2024-01-28,100,200,10\n"
+        fh.write(row * (cap // len(row) + 1))
+    from weathervane.landing import ingest_tenant
+    from weathervane.warehouse import connect
+
+    con = connect()
+    try:
+        report = ingest_tenant(con, wv_env["landing"], "acme")
+    finally:
+        con.close()
+    (q,) = [q for q in report.quarantined if q.file_path.endswith("big.csv")]
+    assert f"larger than the {cap} experiments/lift_tests allows" in q.reason
+
+
+# --- 14. terminal escape codes in landing file names ------------------------------------------------------
+
+
+def test_ingest_prints_hostile_file_names_with_control_characters_escaped(wv_env):
+    folder = wv_env["landing"] / "acme" / "shopify" / "orders"
+    folder.mkdir(parents=True)
+    (folder / "a\x1b[2J\x1b]0;pwned\x07\u202eb.jsonl").write_text("{}\n")
+    (folder / "ok\x1b[31m.jsonl").write_text("not json\n")
+    env = {**os.environ, "WEATHERVANE_WAREHOUSE": str(wv_env["warehouse"]), "COLUMNS": "400"}
+    proc = subprocess.run([sys.executable, "-m", "weathervane.cli", "ingest", "--tenant", "acme", "--landing",
+                           str(wv_env["landing"])], capture_output=True, text=True, env=env, cwd=REPO_ROOT,
+                          timeout=300)
+    out = proc.stdout + proc.stderr
+    assert "QUARANTINED" in out, out
+    assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+    assert "\\x1b[2J" in out and "\\u202e" in out

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import stat
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -54,6 +55,20 @@ class LandingPathError(ValueError):
 # --- reports ---------------------------------------------------------------------------------------------
 
 
+def printable(text: str) -> str:
+    """A sender's file name as it may be shown on a terminal or a page: control, format (bidi) and separator
+    characters written as escapes (\\x1b, \\u202e), so a name can neither move the cursor nor recolour output."""
+    out = []
+    for ch in str(text):
+        if ch == "\\":
+            out.append("\\\\")
+        elif unicodedata.category(ch)[0] in "CZ" and ch != " ":
+            out.append(ascii(ch)[1:-1])
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 @dataclass
 class QuarantinedFile:
     file_path: str  # relative to the tenant folder
@@ -65,13 +80,14 @@ class QuarantinedFile:
     copied_to: str | None = None
 
     def describe(self) -> str:
-        where = self.file_path
+        # names and fields come from the sender's files: shown with control characters escaped
+        where = printable(self.file_path)
         if self.line is not None:
             where += f" line {self.line}"
         if self.field is not None:
-            where += f" field {self.field}"
+            where += f" field {printable(self.field)}"
         more = f" (and {self.problems_total - 1} more problems)" if self.problems_total > 1 else ""
-        return f"{where}: {self.reason}{more}"
+        return f"{where}: {printable(self.reason)}{more}"
 
 
 @dataclass
@@ -167,7 +183,7 @@ class TenantReport:
         for q in self.quarantined:
             lines.append(f"  QUARANTINED {q.describe()}")
         if self.config_error:
-            lines.append(f"  tenant.yaml not applied: {self.config_error}")
+            lines.append(f"  tenant.yaml not applied: {printable(self.config_error)}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -265,9 +281,9 @@ def _classify(tenant_folder: Path, stream: Stream, path: Path, rel: str) -> Land
                            readable=False)
     if not stat.S_ISREG(st.st_mode):
         return LandingFile(stream, rel, path, "not a regular file", readable=False)
-    if st.st_size > MAX_FILE_BYTES:
-        return LandingFile(stream, rel, path,
-                           f"file of {st.st_size} bytes is larger than the {MAX_FILE_BYTES} allowed", readable=False)
+    if st.st_size > stream.max_file_bytes:
+        return LandingFile(stream, rel, path, f"file of {st.st_size} bytes is larger than the "
+                                              f"{stream.max_file_bytes} {stream.folder} allows", readable=False)
     parts = rel[len(stream.folder) + 1:].split("/")
     bad = [p for p in parts if not SAFE_NAME.fullmatch(p)]
     if bad:
@@ -482,7 +498,7 @@ def _ingest_stream(con: duckdb.DuckDBPyConnection, landing_root: Path | str, ten
             refusals.add((f.rel_path, f.refusal))
             continue
         try:
-            data = read_regular_file(f.path)
+            data = read_regular_file(f.path, spec.max_file_bytes)
         except (OSError, LandingPathError) as exc:
             # swapped for a link or a FIFO after it was listed: refuse it this time, look again next time
             reason = f"cannot be read as a regular file: {getattr(exc, 'strerror', None) or exc}"

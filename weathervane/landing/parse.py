@@ -108,12 +108,12 @@ def gunzip(data: bytes, limit: int = MAX_DECOMPRESSED_BYTES) -> tuple[bytes | No
     return bytes(out), None
 
 
-def _decode(data: bytes, parsed: ParsedFile, gzipped: bool) -> str | None:
-    if len(data) > MAX_FILE_BYTES:
-        parsed.add(Problem(None, None, f"file of {len(data)} bytes is larger than the {MAX_FILE_BYTES} allowed"))
+def _decode(data: bytes, parsed: ParsedFile, gzipped: bool, limit: int = MAX_FILE_BYTES) -> str | None:
+    if len(data) > limit:
+        parsed.add(Problem(None, None, f"file of {len(data)} bytes is larger than the {limit} allowed"))
         return None
     if gzipped:
-        data, problem = gunzip(data)
+        data, problem = gunzip(data, min(limit, MAX_DECOMPRESSED_BYTES))
         if data is None:
             parsed.add(Problem(None, None, problem))
             return None
@@ -163,22 +163,26 @@ def _non_finite_token(line: str) -> bool:
     return False
 
 
+def _long_line(number: int, length: int, limit: int) -> Problem:
+    return Problem(number, None, f"line of {length} characters is longer than the {limit} this stream allows")
+
+
 def parse_jsonl(stream: Stream, data: bytes, gzipped: bool) -> ParsedFile:
     parsed = ParsedFile()
-    text = _decode(data, parsed, gzipped)
+    text = _decode(data, parsed, gzipped, stream.max_file_bytes)
     if text is None:
         return parsed
     validate = stream.adapter().validate_json
     records = parsed.records
+    limit = min(stream.max_line_bytes, MAX_LINE_BYTES)
     # split on "\n" only: str.splitlines would also split on separators allowed inside JSON strings.
     for number, line in enumerate(text.split("\n"), start=1):
         if line.endswith("\r"):
             line = line[:-1]
         if not line or line.isspace():
             continue
-        if len(line) > MAX_LINE_BYTES:
-            parsed.add(Problem(number, None, f"line of {len(line)} characters is longer than the "
-                                             f"{MAX_LINE_BYTES} allowed"))
+        if len(line) > limit:
+            parsed.add(_long_line(number, len(line), limit))
             continue
         try:
             record = validate(line)
@@ -206,7 +210,7 @@ def parse_weather(stream: Stream, data: bytes, gzipped: bool, geo_folder: str | 
                                            f"(not in assets/reference/geo_regions.csv)"))
         return parsed
     parsed.geo_id = geo_folder
-    text = _decode(data, parsed, gzipped)
+    text = _decode(data, parsed, gzipped, stream.max_file_bytes)
     if text is None:
         return parsed
     body = text.strip()
@@ -223,10 +227,43 @@ def parse_weather(stream: Stream, data: bytes, gzipped: bool, geo_folder: str | 
     return parsed
 
 
+def _csv_bounds(stream: Stream, text: str, parsed: ParsedFile) -> bool:
+    """Lines within the stream's length and a header within its column count, checked before the CSV reader
+    builds a row of a million cells; False (with the problems added) when the file is beyond them."""
+    limit, start, number = stream.max_line_bytes, 0, 0
+    while start < len(text):
+        number += 1
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end
+        if end - start > limit:
+            parsed.add(_long_line(number, end - start, limit))
+            if parsed.problem_count >= MAX_PROBLEMS_KEPT:
+                break
+        start = end + 1
+    if not parsed.ok:
+        return False
+    if stream.max_columns is not None:
+        end = text.find("\n")
+        first = text if end < 0 else text[:end]
+        try:
+            header = next(csv.reader([first]), [])
+        except csv.Error:
+            return True  # the reader below names the problem
+        if len(header) > stream.max_columns:
+            over = header[stream.max_columns].strip()
+            parsed.add(Problem(1, over if COLUMN_NAME.fullmatch(over) else None,
+                               f"header has {len(header)} columns, more than the {stream.max_columns} "
+                               f"{stream.folder} allows (column {stream.max_columns + 1} is the first beyond)"))
+            return False
+    return True
+
+
 def parse_csv(stream: Stream, data: bytes) -> ParsedFile:
     parsed = ParsedFile()
-    text = _decode(data, parsed, gzipped=False)
+    text = _decode(data, parsed, gzipped=False, limit=stream.max_file_bytes)
     if text is None:
+        return parsed
+    if not _csv_bounds(stream, text, parsed):
         return parsed
     reader = csv.reader(io.StringIO(text, newline=""))
     try:

@@ -29,6 +29,11 @@ class Stream:
     required_columns: tuple[str, ...] = ()  # CSV only
     check: RecordCheck | None = None
     header_check: Callable[[list[str]], Iterable[tuple[str | None, str]]] | None = None  # CSV only
+    # What one file may cost (bytes as delivered and once decompressed, one line, CSV columns): a file beyond
+    # them is quarantined with the limit named, before it is parsed further.
+    max_file_bytes: int = 256 << 20
+    max_line_bytes: int = 8 << 20
+    max_columns: int | None = None  # CSV only
     _adapter: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -115,20 +120,25 @@ STREAMS: tuple[Stream, ...] = (
            "Klaviyo Reporting API campaign-values results", JSONL),
     Stream("weather", "daily", "json", models.OpenMeteoResponse, ("geo_id", "daily.time"),
            "Observed daily weather, one Open-Meteo response per file, geo from the folder name",
-           (".json", ".json.gz"), geo_folders=True, check=_weather_lengths),
+           (".json", ".json.gz"), geo_folders=True, check=_weather_lengths,
+           # a century of daily values is a few MB
+           max_file_bytes=32 << 20, max_line_bytes=32 << 20),
     Stream("weather", "forecast", "json", models.OpenMeteoResponse, ("geo_id", "daily.time"),
            "Daily weather forecast for the planning horizon (same shape as daily)",
-           (".json", ".json.gz"), geo_folders=True, check=_weather_lengths),
+           (".json", ".json.gz"), geo_folders=True, check=_weather_lengths,
+           max_file_bytes=32 << 20, max_line_bytes=32 << 20),
     Stream("autopilot", "deployments", "jsonl", models.AutopilotDeployment, ("deployment_id",),
            "Automated budget changes that went live", JSONL),
     Stream("experiments", "lift_tests", "csv", models.LiftTestRow,
            ("channel", "geo_id", "start_date", "end_date"),
            "Geo / holdout lift test results", (".csv",),
            required_columns=("channel", "start_date", "end_date", "spend_delta", "kpi_delta", "kpi_delta_sd"),
-           check=_lift_test_dates),
+           check=_lift_test_dates, max_file_bytes=16 << 20, max_line_bytes=64 << 10, max_columns=64),
+    # one spend column per channel and a few controls: hundreds of columns at most, not a million
     Stream("aggregated", "mmm_input", "csv", models.MmmInputRow, ("date", "geo_id"),
            "A pre-aggregated MMM table instead of raw connectors", (".csv",),
-           required_columns=("date", "revenue"), check=_mmm_input_columns, header_check=_mmm_input_header),
+           required_columns=("date", "revenue"), check=_mmm_input_columns, header_check=_mmm_input_header,
+           max_file_bytes=64 << 20, max_line_bytes=256 << 10, max_columns=512),
 )
 
 _BY_KEY = {(s.source, s.stream): s for s in STREAMS}
