@@ -123,11 +123,20 @@ def _cmd_ui(args: argparse.Namespace) -> int:
             p.terminate()
 
 
+def _known_tenant(tenant: str) -> str:
+    """The tenant id when its landing folder exists; else a user error, before any Dagster run starts."""
+    from weathervane.landing.ingest import require_tenant_folder
+
+    tenant = config.validate_tenant_id(tenant)
+    require_tenant_folder(config.landing_root(), tenant)
+    return tenant
+
+
 def _cmd_sniff(args: argparse.Namespace) -> int:
     from dagster_project.proof import current_sniff, sniff_run
     from weathervane.sniff.cli import print_sniff, sniff_dict
 
-    tenant = config.validate_tenant_id(args.tenant)
+    tenant = _known_tenant(args.tenant)
     failed = sniff_run(tenant)
     sniff = current_sniff(tenant)
     if args.json:
@@ -151,6 +160,7 @@ def _cmd_proof(args: argparse.Namespace) -> int:
 
         con.print("simulating the demo tenant (as `weathervane demo` does)")
         simulate_tenant(DEMO_TENANT, config.landing_root(), scenario="standard", seed=7, grain=("all", "region"))
+    _known_tenant(args.tenant)
     run, path = run_proof(args.tenant, period=args.period, draws=args.draws, chains=args.chains,
                           method=args.method, seed=args.seed, say=con.print)
     con.print(f"\n[bold]Brand proof for {run.tenant_id}[/bold] ({run.mode.replace('_', ' ')}, modelled tenant "

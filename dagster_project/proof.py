@@ -3,12 +3,14 @@ local instance, so every run shows in the UI), and write the brand proof report.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from weathervane import config
 
 
 FAILED_PREFIX = "failed steps: "
+CHILD_GRACE_S = 20.0  # how long an interrupted job may take to record its run as failed
 
 
 def run_job(tenant_id: str, job_name: str, run_config: dict | None = None) -> list[str]:
@@ -20,11 +22,51 @@ def run_job(tenant_id: str, job_name: str, run_config: dict | None = None) -> li
 
     tenant_id = config.validate_tenant_id(tenant_id)
     cmd = [sys.executable, "-m", "dagster_project.proof", job_name, tenant_id, json.dumps(run_config or {})]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(FAILED_PREFIX)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    with _stopping_child_on_sigterm(proc):
+        out, _ = proc.communicate()
+    lines = [ln for ln in out.splitlines() if ln.startswith(FAILED_PREFIX)]
     if lines:
         return json.loads(lines[-1][len(FAILED_PREFIX):])
     return [] if proc.returncode == 0 else [f"{job_name} exited with status {proc.returncode}"]
+
+
+@contextmanager
+def _stopping_child_on_sigterm(proc, grace_s: float = CHILD_GRACE_S):
+    """While the child runs, a SIGTERM to this process (or Ctrl-C) stops the child first: interrupted (so its run
+    is marked failed in the instance), then terminated, then killed. Without it the child would outlive us and
+    die later writing to a closed pipe."""
+    import signal
+    import subprocess
+    import threading
+
+    def stop_child():
+        for send, wait in ((lambda: proc.send_signal(signal.SIGINT), grace_s), (proc.terminate, 5.0)):
+            if proc.poll() is not None:
+                return
+            send()
+            try:
+                proc.wait(timeout=wait)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def on_term(signum, frame):
+        raise SystemExit(128 + signum)
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, on_term) if main else None
+    try:
+        yield
+    except BaseException:
+        stop_child()
+        raise
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def sniff_run(tenant_id: str) -> list[str]:
@@ -149,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from dagster_project.cli import run_tenant_pipeline
 
+    import signal
+
+    # a parent that ignores SIGINT (nohup) passes that on; the CLI stops this job with SIGINT first
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     job_name, tenant, run_config = (argv if argv is not None else sys.argv[1:])[:3]
     result = run_tenant_pipeline(tenant, job_name=job_name, run_config=json.loads(run_config))
     failed = [e.step_key or "" for e in result.all_events if e.is_step_failure]
