@@ -48,6 +48,14 @@ def run_tenant_pipeline(tenant_id: str, job_name: str = "refresh_job", run_confi
     )
 
 
+def fit_run_config(**overrides) -> dict:
+    """Run config for a one-off override of the model spec (`--period`, `--draws`); empty when none is given."""
+    fit = {k: v for k, v in overrides.items() if v is not None}
+    if "draws" in fit:
+        fit["tune"] = fit["draws"]
+    return {"ops": {"mmm__weather_mmm": {"config": fit}}} if fit else {}
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from weathervane.demo import print_demo_summary
     from weathervane.simulate import simulate_tenant
@@ -57,14 +65,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     if args.resimulate or not (landing / DEMO_TENANT).exists():
         con.rule("1/3 Simulating the demo tenant (ground truth known)")
-        simulate_tenant(DEMO_TENANT, landing, scenario="standard", seed=args.seed, grain=("all", "region"))
+        simulate_tenant(DEMO_TENANT, landing, scenario="standard", seed=args.seed)
     else:
         con.print(f"demo tenant already in {landing / DEMO_TENANT} (use --resimulate to redo)")
     con.rule("2/3 Running every asset for the demo tenant in Dagster")
-    # The demo fits weekly with short chains to stay quick; production fits default to daily (run config).
-    fit = {"period": args.period, "draws": args.draws, "tune": args.draws, "chains": 2}
-    con.print(f"model fit: NUTS {args.draws}+{args.draws} draws x 2 chains on {'daily' if args.period == 'day' else 'weekly'} data")
-    result = run_tenant_pipeline(DEMO_TENANT, run_config={"ops": {"mmm__weather_mmm": {"config": fit}}})
+    # What the UI's Materialize all runs: no run config, so the model spec the sniff decides is what is fitted.
+    result = run_tenant_pipeline(DEMO_TENANT, run_config=fit_run_config(period=args.period, draws=args.draws))
     con.rule("3/3 What was produced")
     if not result.success:
         con.print("[red]Some steps failed:[/red] " + ", ".join(e.step_key or "" for e in result.all_events if e.is_step_failure))
@@ -159,7 +165,7 @@ def _cmd_proof(args: argparse.Namespace) -> int:
         from weathervane.simulate import simulate_tenant
 
         con.print("simulating the demo tenant (as `weathervane demo` does)")
-        simulate_tenant(DEMO_TENANT, config.landing_root(), scenario="standard", seed=7, grain=("all", "region"))
+        simulate_tenant(DEMO_TENANT, config.landing_root(), scenario="standard", seed=7)
     _known_tenant(args.tenant)
     run, path = run_proof(args.tenant, period=args.period, draws=args.draws, chains=args.chains,
                           method=args.method, seed=args.seed, say=con.print)
@@ -167,6 +173,9 @@ def _cmd_proof(args: argparse.Namespace) -> int:
               f"{run.model_tenant}) in {time.perf_counter() - started:.0f}s: {path.resolve()}")
     for problem in run.problems:
         con.print(f"[yellow]{problem}[/yellow]")
+    if not run.model_fitted:
+        con.print("[red]No usable model: the proof shows the data, not what it supports.[/red]")
+        return 1
     return 0
 
 
@@ -176,8 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="simulate the demo tenant and run every asset for it")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--resimulate", action="store_true")
-    demo.add_argument("--period", choices=["day", "week"], default="week", help="model period (default week: quick)")
-    demo.add_argument("--draws", type=int, default=500, help="NUTS draws (and tuning steps) per chain")
+    demo.add_argument("--period", choices=["day", "week"], help="override the model spec's period for this run")
+    demo.add_argument("--draws", type=int, help="override the model spec's NUTS draws (and tuning steps) per chain")
     demo.set_defaults(func=_cmd_demo)
     ui = sub.add_parser("ui", help="start the Dagster UI on the local instance, the reports server and the approvals page")
     ui.add_argument("--port", type=port_number, default=3000)
@@ -190,9 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     proof = sub.add_parser("proof", help="sniff a tenant, run its pipeline live or on a synthetic twin, and write "
                                          "the brand proof report")
     proof.add_argument("--tenant", required=True)
-    proof.add_argument("--period", choices=["day", "week"], default="week", help="model period (default week: quick)")
-    proof.add_argument("--draws", type=int, default=500, help="NUTS draws (and tuning steps) per chain")
-    proof.add_argument("--chains", type=int, default=2)
+    proof.add_argument("--period", choices=["day", "week"], help="override the model spec's period for this run")
+    proof.add_argument("--draws", type=int, help="override the model spec's NUTS draws (and tuning steps) per chain")
+    proof.add_argument("--chains", type=int, help="override the model spec's chains")
     proof.add_argument("--method", choices=["nuts", "map"], default="nuts", help="map: a quick point estimate")
     proof.add_argument("--seed", type=int, default=0)
     proof.set_defaults(func=_cmd_proof)

@@ -92,11 +92,14 @@ def _open():
     return connect(read_only=True, lock_wait_s=60.0)
 
 
-def run_proof(tenant_id: str, *, period: str = "week", draws: int = 500, chains: int = 2, method: str = "nuts",
-              seed: int = 0, twin_days: int | None = None, say=print) -> tuple[object, Path]:
-    """Sniff -> (twin | gap fill | live) -> refresh_job at the chosen grain -> proof report. Returns (ProofRun, path).
+def run_proof(tenant_id: str, *, period: str | None = None, draws: int | None = None, chains: int | None = None,
+              method: str | None = None, seed: int | None = None, twin_days: int | None = None,
+              say=print) -> tuple[object, Path]:
+    """Sniff -> (twin | gap fill | live) -> refresh_job -> proof report. Returns (ProofRun, path).
 
-    `twin_days` shortens the synthetic twin's history (tests); by default it is long enough for a holdout."""
+    The pipeline runs as the UI's Materialize all does: the modelled tenant's sniff decides its model spec, and
+    only the arguments given here override it for this run. `twin_days` shortens the synthetic twin's history
+    (tests); by default it is long enough for a holdout."""
     from weathervane.proof import ProofRun, fill_gaps, write_proof_report
     from weathervane.reports import truth_file as rp_truth
     from weathervane.sniff import GAPS, TWIN
@@ -104,8 +107,9 @@ def run_proof(tenant_id: str, *, period: str = "week", draws: int = 500, chains:
     tenant = config.validate_tenant_id(tenant_id)
     landing = config.landing_root()
     cfg = config.load_tenant_config(landing, tenant)
-    fit = {"method": method, "period": period, "draws": draws, "tune": draws, "chains": chains}
-    run = ProofRun(tenant_id=tenant, model_tenant=tenant, mode="", period=period, fit=fit)
+    fit = {k: v for k, v in {"method": method, "period": period, "draws": draws, "tune": draws, "chains": chains,
+                             "seed": seed}.items() if v is not None}
+    run = ProofRun(tenant_id=tenant, model_tenant=tenant, mode="", period=period or "", fit=fit)
 
     def step(name: str, fn):
         say(f"→ {name}")
@@ -127,13 +131,10 @@ def run_proof(tenant_id: str, *, period: str = "week", draws: int = 500, chains:
     run.mode = d.mode.value
     for dec in d.all():
         say(f"  {dec.name}: {dec.value} — {dec.reason}")
-    grain = (d.grain_product.value, d.grain_geo.value)
-
     if run.mode == TWIN:
         twin = sniff.twin
         if twin_days:
             twin.days = twin_days
-        grain = twin.grain
         step(f"simulate the synthetic twin {twin.tenant_id}",
              lambda: (twin.simulate(landing), f"{twin.n_geos} geos, {', '.join(twin.channels)}, {twin.days} days"))
         run.model_tenant = twin.tenant_id
@@ -151,10 +152,7 @@ def run_proof(tenant_id: str, *, period: str = "week", draws: int = 500, chains:
     elif rp_truth(tenant) is not None:  # a simulated tenant run live (the demo): its truth is known
         run.truth_path = str(rp_truth(tenant))
 
-    run_config = {"ops": {
-        "harmonize": {"config": {"grain_product": grain[0], "grain_geo": grain[1]}},
-        "mmm__weather_mmm": {"config": {**fit, "seed": seed, "grain_product": grain[0], "grain_geo": grain[1]}},
-    }}
+    run_config = {"ops": {"mmm__weather_mmm": {"config": fit}}} if fit else {}
 
     def pipeline():
         failed = run_job(run.model_tenant, "refresh_job", run_config)
@@ -162,7 +160,26 @@ def run_proof(tenant_id: str, *, period: str = "week", draws: int = 500, chains:
             run.problems.append(f"pipeline steps that failed for {run.model_tenant}: {', '.join(failed)}")
         return failed, "finished with failures: " + ", ".join(failed) if failed else "ok"
 
-    step(f"run the pipeline for {run.model_tenant} at {grain[0]} × {grain[1]}, {period}ly (Dagster run)", pipeline)
+    step(f"run the pipeline for {run.model_tenant} at its model spec (Dagster run)", pipeline)
+    con = _open()
+    try:
+        from weathervane.mmm.store import selected_model
+        from weathervane.spec import read_spec
+
+        spec = read_spec(con, run.model_tenant)
+        chosen = selected_model(con, run.model_tenant)
+    finally:
+        con.close()
+    if spec is not None:
+        run.period = spec.period
+        for line in spec.describe():
+            say(f"  model spec {line}")
+    if chosen is None:
+        run.problems.append(f"no model was fitted for {run.model_tenant}: the pipeline's fit step did not run "
+                            "or failed before fitting (see the failed steps above)")
+    elif chosen.model_id is None:
+        run.problems.append(f"no model of {run.model_tenant} passed its diagnostics gate: {chosen.reason}")
+    run.model_fitted = chosen is not None and chosen.model_id is not None
 
     def report():
         con = _open()

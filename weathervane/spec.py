@@ -175,7 +175,7 @@ def decide_spec(profile, decisions, cfg: TenantConfig) -> ModelSpec:
     p, d = profile, decisions
     spec = ModelSpec(tenant_id=validate_tenant_id(p.tenant_id))
     why, src = spec.reasons, spec.sources
-    n_regions = len(p.region_geos) or (len({g for g in getattr(p, "aggregated_geos", [])}) or 0)
+    n_regions = len(p.region_geos) or len(p.aggregated_geos)
     n_categories = len([c for c in p.category_orders if c != "uncategorized"])
     days = max(p.span_days, 1)
     aggregated = p.orders == 0 and p.aggregated_rows > 0
@@ -185,7 +185,7 @@ def decide_spec(profile, decisions, cfg: TenantConfig) -> ModelSpec:
     why["grain_product"], why["grain_geo"] = d.grain_product.reason, d.grain_geo.reason
     src["grain_product"] = src["grain_geo"] = SOURCE_DATA
     if aggregated:
-        geo = "region" if getattr(p, "aggregated_geos", None) and len(p.aggregated_geos) > 1 else "country"
+        geo = "region" if len([g for g in p.aggregated_geos if g != "US"]) > 0 else "country"
         spec.grain_product, spec.grain_geo = "all", geo
         why["grain_product"] = "an aggregated MMM table has no product split"
         why["grain_geo"] = ("the aggregated table has one row per geo and period" if geo == "region"
@@ -217,10 +217,10 @@ def decide_spec(profile, decisions, cfg: TenantConfig) -> ModelSpec:
     # period: the sniff's noise rule, then the compute rule
     spec.period, why["period"], src["period"] = d.period.value, d.period.reason, SOURCE_DATA
     if aggregated and p.aggregated_period:
-        spec.period = p.aggregated_period if p.aggregated_period == "week" else spec.period
-        if p.aggregated_period == "week":
-            why["period"] = "the aggregated table is weekly"
-    if spec.period == "day" and cells * days > MAX_DAILY_CELL_DAYS:
+        # the table is modelled at the period it was delivered in (fct_model_input keeps its rows as they are)
+        spec.period = p.aggregated_period
+        why["period"] = f"the aggregated table is {'weekly' if spec.period == 'week' else 'daily'}"
+    if spec.period == "day" and cells * days > MAX_DAILY_CELL_DAYS and not aggregated:
         spec.period = "week"
         why["period"] = (f"{d.period.reason}; but a daily fit would be {cells:,} cells × {days:,} days = "
                          f"{cells * days:,} cell-days (a fit within the launch budget holds "
@@ -249,7 +249,8 @@ def decide_spec(profile, decisions, cfg: TenantConfig) -> ModelSpec:
 
     # controls: every control the data has (the fit drops those that never move)
     src["controls"] = SOURCE_DATA
-    why["controls"] = ("every control the data has: delivered columns by name, holidays, peak season, trend"
+    why["controls"] = (("delivered columns by name (" + ", ".join(p.aggregated_controls) + "), " if
+                        p.aggregated_controls else "") + "holidays, peak season and trend"
                        if aggregated else "promotions, lifecycle sends, holidays, peak season, trend and weekday "
                        "where daily; controls that never move are dropped at fit time")
     if pins is not None and pins.controls is not None:

@@ -81,7 +81,7 @@ def landing_files(context: AssetExecutionContext, weathervane: WeathervaneResour
             cfg = weathervane.tenant_config(tenant)
             n = write_channel_rules(con, tenant, cfg)
             yield MaterializeResult(asset_key=SETTINGS_KEY, metadata={
-                "rules": n, "timezone": cfg.timezone, "grain": MetadataValue.json(cfg.grain.model_dump())})
+                "rules": n, "timezone": cfg.timezone, "grain_pin": MetadataValue.json(cfg.grain.model_dump() if cfg.grain else None)})
 
 
 assets = [landing_files]

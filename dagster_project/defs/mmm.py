@@ -110,8 +110,6 @@ def fit_metadata(ladder, spec, weathervane: WeathervaneResource) -> dict:
 
 
 def fit_checks(ladder, settings) -> list[AssetCheckResult]:
-    from weathervane.mmm.pipeline import MAX_PLANNING_MAPE
-
     m = ladder.chosen
     d = m.diagnostics if m else {}
     thresholds = {"max_rhat_allowed": settings.max_rhat, "min_ess_bulk_needed": settings.min_ess_bulk,
@@ -128,13 +126,14 @@ def fit_checks(ladder, settings) -> list[AssetCheckResult]:
                           "rungs_tried": sum(o.status not in ("skipped",) for o in ladder.rungs)}))
     mape = m.holdout_mape if m else None
     holdout = AssetCheckResult(
-        check_name=HOLDOUT_CHECK, passed=mape is not None and mape <= MAX_PLANNING_MAPE,
+        check_name=HOLDOUT_CHECK,
+        passed=mape is not None and (ladder.max_holdout_mape is None or mape <= ladder.max_holdout_mape),
         severity=AssetCheckSeverity.WARN,
         description=ladder.planning_warning or ("no usable model" if m is None else
                                                 "no holdout was scored (history too short or time budget spent)"
                                                 if mape is None else None),
         metadata=rounded({"holdout_mape": mape if mape is not None else -1.0,
-                          "max_holdout_mape": MAX_PLANNING_MAPE}))
+                          "max_holdout_mape": ladder.max_holdout_mape or -1.0}))
     return [diag, holdout]
 
 

@@ -78,15 +78,18 @@ class MMMResponse:
 
 
 def load_latest_response(con, tenant_id: str, store: Path | str | None = None, draws: int | None = 200) -> MMMResponse:
-    """The newest model of the tenant with status ok, as a response model; NoUsableModel when there is none."""
-    from weathervane.mmm.response import load_response
-    from weathervane.mmm.store import latest_usable_model
+    """The model the tenant's fit step chose, as a response model. When no rung of its ladder passed the gate, the
+    spec's own (failed) fit: the plan's gate then keeps the split and says why. NoUsableModel when none exists."""
+    from weathervane.mmm.store import latest_usable_model, selected_model
 
     tenant_id = validate_tenant_id(tenant_id)
     record = latest_usable_model(con, tenant_id)
-    if record is None:
-        raise NoUsableModel(f"tenant {tenant_id}: no model in mmm.models with status ok; fit one before planning")
-    return load_model_response(record.model_id, tenant_id, store, draws)
+    if record is not None:
+        return load_model_response(record.model_id, tenant_id, store, draws)
+    chosen = selected_model(con, tenant_id)
+    if chosen is not None and chosen.fallback_model_id:
+        return load_model_response(chosen.fallback_model_id, tenant_id, store, draws)
+    raise NoUsableModel(f"tenant {tenant_id}: no model in mmm.models with status ok; fit one before planning")
 
 
 def load_model_response(model_id: str, tenant_id: str, store: Path | str | None = None,

@@ -134,6 +134,9 @@ def prepare_model_data(frame: pd.DataFrame, weather_daily: pd.DataFrame | None =
     if period not in ("day", "week"):
         _fail(None, "period", f"must be day or week, got {period!r}")
     frame = frame[frame["period"] == period].copy()
+    if frame.empty:
+        raise ModelInputError(f"{MODEL_INPUT}: no {period}ly rows for this tenant and grain (it holds "
+                              f"{', '.join(periods)})")
     frame["date"] = pd.to_datetime(frame["date"])
     frame["cell"] = np.where(
         frame["product_key"].astype(str) == "all", frame["geo_id"].astype(str),

@@ -94,7 +94,8 @@ def score_holdout(data: ModelData, settings: FitSettings, lift: pd.DataFrame | N
 def fit_panel(data: ModelData, settings: FitSettings, *, lift_raw: pd.DataFrame | None = None,
               store: Path | str | None = None, reports: Path | str | None = None,
               now: datetime | None = None, report: bool = True, progress: Report | None = None,
-              deadline: float | None = None, extra_meta: dict | None = None) -> FittedModel:
+              deadline: float | None = None, extra_meta: dict | None = None,
+              max_holdout_mape: float | None = None) -> FittedModel:
     """Fit on all periods, gate on diagnostics (one longer retry when time allows), score a holdout once the gate
     is passed, save NetCDF, summaries and the HTML report.
 
@@ -133,8 +134,8 @@ def fit_panel(data: ModelData, settings: FitSettings, *, lift_raw: pd.DataFrame 
     meta = {**data.meta(), "model_id": model_id, "l_max": model_lags(data.period, tried), "status": status,
             "settings": tried.to_dict(), "diagnostics": diag, "attempts": attempts, "holdout_mape": holdout_mape,
             "fitted_at": now.isoformat(), "lift_tests": fit.lift_tests, **(extra_meta or {})}
-    if holdout_mape is not None and holdout_mape > MAX_PLANNING_MAPE:
-        meta["holdout_warning"] = holdout_warning(holdout_mape)
+    if holdout_mape is not None and max_holdout_mape is not None and holdout_mape > max_holdout_mape:
+        meta["holdout_warning"] = holdout_warning(holdout_mape, max_holdout_mape)
     fit.mmm.idata.attrs[META_ATTR] = json.dumps(meta, default=str)
     save_lean(fit.mmm, path)
 
@@ -172,15 +173,11 @@ def fit_panel(data: ModelData, settings: FitSettings, *, lift_raw: pd.DataFrame 
                        attempts=attempts)
 
 
-# A model whose holdout error exceeds this predicts too poorly to move budget on: it is reported, flagged on its
-# check and in its report, and the plan keeps the split with this as the reason.
-MAX_PLANNING_MAPE = 0.30
-
-
-def holdout_warning(mape: float) -> str:
-    return (f"holdout error {100 * mape:.1f}% is above the {100 * MAX_PLANNING_MAPE:.0f}% a plan can rely on: "
-            "the model is shown but no budget is moved on it; more history, a coarser grain or a lift test "
-            "would help")
+def holdout_warning(mape: float, limit: float) -> str:
+    """The words for a holdout error above planning.max_holdout_mape (the plan's gate keeps the split then)."""
+    return (f"holdout error {100 * mape:.1f}% is above the {100 * limit:.0f}% a plan can rely on "
+            "(planning.max_holdout_mape): the model is shown but no budget is moved on it; more history, a coarser "
+            "grain or a lift test would help")
 
 
 @dataclass
@@ -204,6 +201,13 @@ class LadderFit:
     chosen_rung: int | None
     rungs: list[RungOutcome]
     seconds: float
+    max_holdout_mape: float | None = None
+
+    @property
+    def fallback_model_id(self) -> str | None:
+        """With no usable model: the spec's own fit (or the first stored), which the plan reads only to keep the
+        split with its gate's reason."""
+        return next((o.model_id for o in self.rungs if o.model_id), None)
 
     @property
     def usable(self) -> bool:
@@ -212,8 +216,9 @@ class LadderFit:
     @property
     def planning_warning(self) -> str | None:
         m = self.chosen
-        return holdout_warning(m.holdout_mape) if m is not None and m.holdout_mape is not None \
-            and m.holdout_mape > MAX_PLANNING_MAPE else None
+        limit = self.max_holdout_mape
+        return holdout_warning(m.holdout_mape, limit) if m is not None and m.holdout_mape is not None \
+            and limit is not None and m.holdout_mape > limit else None
 
     @property
     def reason(self) -> str:
@@ -245,7 +250,8 @@ def panel_for(frame: pd.DataFrame, weather: pd.DataFrame | None, spec, rung) -> 
 
 def fit_ladder(connect: Connect, tenant_id: str, spec, *, base: FitSettings | None = None,
                store: Path | str | None = None, reports: Path | str | None = None,
-               progress: Report | None = None, say: Callable[[str], None] | None = None) -> LadderFit:
+               progress: Report | None = None, say: Callable[[str], None] | None = None,
+               max_holdout_mape: float | None = None) -> LadderFit:
     """Fit the spec's first rung; on a missed gate step down its ladder while the time budget lasts. Every fit is
     stored (failed ones as failed_diagnostics); the choice is written to mmm.model_selection, which the plan,
     experiment, audit and replay steps read (weathervane.mmm.store.selected_model)."""
@@ -279,8 +285,8 @@ def fit_ladder(connect: Connect, tenant_id: str, spec, *, base: FitSettings | No
         say(f"rung {i + 1}: fitting {rung.label} ({data.kpi.size:,} observations)")
         settings = spec.fit_settings(base, rung)
         fitted = fit_panel(data, settings, lift_raw=lift_raw, store=store, reports=reports, progress=progress,
-                           deadline=deadline, extra_meta={"ladder_rung": i + 1, "ladder_label": rung.label,
-                                                          "spec_id": spec.spec_id})
+                           deadline=deadline, max_holdout_mape=max_holdout_mape,
+                           extra_meta={"ladder_rung": i + 1, "ladder_label": rung.label, "spec_id": spec.spec_id})
         with connect(False) as con:
             write_model_outputs(con, fitted.model_id, fitted.frames)
         d = fitted.diagnostics
@@ -293,7 +299,7 @@ def fit_ladder(connect: Connect, tenant_id: str, spec, *, base: FitSettings | No
             chosen, chosen_rung = fitted, i
             break
     result = LadderFit(tenant_id=tenant_id, spec_id=spec.spec_id, chosen=chosen, chosen_rung=chosen_rung,
-                       rungs=rungs, seconds=time.monotonic() - started)
+                       rungs=rungs, seconds=time.monotonic() - started, max_holdout_mape=max_holdout_mape)
     with connect(False) as con:
         write_selection(con, result)
     return result
@@ -338,7 +344,7 @@ def fit_tenant_spec(connect: Connect, tenant_id: str, tenant_config, overrides: 
     base = FitSettings(method=method, holdout_weeks=holdout_weeks, max_rhat=max_rhat, min_ess_bulk=min_ess_bulk,
                        max_divergences=max_divergences, seed=seed)
     ladder = fit_ladder(connect, tenant_id, spec, base=base, store=store, reports=reports, progress=progress,
-                        say=say)
+                        say=say, max_holdout_mape=tenant_config.planning.max_holdout_mape)
     return ladder, spec, base
 
 

@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS mmm.model_selection (
     selected_at TIMESTAMP NOT NULL,
     spec_id VARCHAR,
     model_id VARCHAR,
+    fallback_model_id VARCHAR,
     ladder_rung INTEGER,
     ladder_label VARCHAR,
     holdout_mape DOUBLE,
@@ -117,9 +118,9 @@ def write_selection(con, ladder) -> None:
         ensure_mmm_tables(con)
         con.execute("DELETE FROM mmm.model_selection WHERE tenant_id = ?", [ladder.tenant_id])
         con.execute(
-            "INSERT INTO mmm.model_selection VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO mmm.model_selection VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [ladder.tenant_id, datetime.now(UTC).replace(tzinfo=None), ladder.spec_id,
-             chosen.model_id if chosen else None, rung.rung + 1 if rung else None, rung.label if rung else None,
+             chosen.model_id if chosen else None, None if chosen else ladder.fallback_model_id, rung.rung + 1 if rung else None, rung.label if rung else None,
              chosen.holdout_mape if chosen else None, ladder.planning_warning, ladder.reason,
              json.dumps([vars(o) for o in ladder.rungs], default=str)])
 
@@ -128,6 +129,7 @@ def write_selection(con, ladder) -> None:
 class Selection:
     tenant_id: str
     model_id: str | None
+    fallback_model_id: str | None
     ladder_rung: int | None
     ladder_label: str | None
     holdout_mape: float | None
@@ -141,7 +143,7 @@ def selected_model(con, tenant_id: str) -> Selection | None:
     if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'mmm' "
                        "AND table_name = 'model_selection'").fetchone()[0]:
         return None
-    row = con.execute("SELECT tenant_id, model_id, ladder_rung, ladder_label, holdout_mape, planning_warning, reason "
+    row = con.execute("SELECT tenant_id, model_id, fallback_model_id, ladder_rung, ladder_label, holdout_mape, planning_warning, reason "
                       "FROM mmm.model_selection WHERE tenant_id = ?", [tenant_id]).fetchone()
     return Selection(*row) if row else None
 

@@ -27,6 +27,7 @@ class ProofRun:
     mode: str
     period: str
     fit: dict
+    model_fitted: bool = False  # a model passed its gate (the proof exits non-zero otherwise)
     steps: list[tuple[str, float, str]] = field(default_factory=list)  # (step, seconds, outcome)
     truth_path: str | None = None
     problems: list[str] = field(default_factory=list)
@@ -421,9 +422,9 @@ def _caveats(run: ProofRun, model: pd.Series | None, twin_differences: list[str]
     items = ["Every interval is a central 90% credible interval: under the model, the true value lies inside it "
              "with 90% probability. Results outside the data's range (new channels, much larger budgets) are "
              "extrapolations."]
-    if run.period == "week":
-        items.append("This proof fits weekly data with short chains so it finishes in minutes; production fits use "
-                     "the period the sniff recommends and longer chains.")
+    if run.fit:
+        items.append("This proof overrode the model spec for its run (" + ", ".join(f"{k} {v}" for k, v in
+                     run.fit.items()) + "); the scheduled pipeline fits the spec as the sniff decided it.")
     if run.mode == TWIN:
         items.append("The twin shows what the walkthrough looks like and that the method recovers known effects at "
                      "this scale. It says nothing about the brand's own channel returns.")

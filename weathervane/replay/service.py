@@ -35,8 +35,11 @@ def replay_tenant(connect: Connect, tenant_id: str, cfg: config.TenantConfig, *,
     tenant_id = config.validate_tenant_id(tenant_id)
     fit_settings = fit_settings or {"method": "map", "holdout_weeks": 0}
     settings = settings or ReplaySettings(n_origins=cfg.replay.n_origins)
+    from weathervane.spec import resolve_spec
+
     with connect(True) as con:
-        log = load_decision_log(con, tenant_id, grain_product=cfg.grain.product, grain_geo=cfg.grain.geo,
+        spec = resolve_spec(con, tenant_id, cfg)  # the grain harmonize built for this tenant
+        log = load_decision_log(con, tenant_id, grain_product=spec.grain_product, grain_geo=spec.grain_geo,
                                 period=period, period_days=cfg.replay.period_days)
     result = run_replay(log, candidate_policies(cfg), fit_settings, settings, store=store)
     base = Path(reports) if reports is not None else config.reports_dir()

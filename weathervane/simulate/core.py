@@ -178,7 +178,7 @@ def simulate_tenant(
     orders_per_geo_day: float = 10.0,
     start: date = date(2024, 1, 1),
     channels: tuple[str, ...] | None = None,
-    grain: tuple[str, str] = ("category", "region"),
+    grain: tuple[str, str] | None = None,
     media_share: float = SPEND_TO_REVENUE,
     lift_test_channels: tuple[str, ...] = ("meta",),
     world: World | None = None,
@@ -188,7 +188,8 @@ def simulate_tenant(
     Same arguments give byte-identical files. An existing tenant folder is replaced only when it was simulated
     before (its truth file sits beside it); any other existing folder is left alone and an error is raised.
     `channels` picks a subset of meta, google_search, google_shopping, google_performance_max (default: all).
-    `grain` is the (product, geo) modelling grain written into tenant.yaml. `media_share` is the paid media
+    `grain` is a (product, geo) modelling grain pinned in tenant.yaml; None (the default) leaves the grain to the
+    model spec the sniff decides from the data. `media_share` is the paid media
     budget as a share of expected revenue (DTC brands spend roughly 0.05 to 0.3). `lift_test_channels`: the
     channels that ran a four-week geo lift test (one each, staggered in time and geo; meta's comes first); an
     empty tuple: none. `world` turns on data-generating switches the model is not told about (see worlds.py);
@@ -437,12 +438,12 @@ def simulate_tenant(
     return truth
 
 
-def _write_tenant_yaml(writer: _Writer, tenant_id: str, grain: tuple[str, str]) -> None:
+def _write_tenant_yaml(writer: _Writer, tenant_id: str, grain: tuple[str, str] | None) -> None:
     writer.text("tenant.yaml", (
         f"timezone: {TIMEZONE}\n"
         "currency: USD\n"
         "kpi: net_revenue\n"
-        f"grain: {{product: {grain[0]}, geo: {grain[1]}}}\n"
+        + (f"grain: {{product: {grain[0]}, geo: {grain[1]}}}\n" if grain else "") +
         "planning: {horizon_days: 28, max_change_pct: 30}\n"
         f"autopilot: {{requires_approval: true, approvers: [growth-lead@{tenant_id}.example, "
         f"cfo@{tenant_id}.example], appliers: [media-ops@{tenant_id}.example]}}\n"

@@ -88,6 +88,8 @@ class Profile:
     aggregated_end: date | None = None
     aggregated_period: str | None = None
     aggregated_channels: list[str] = field(default_factory=list)
+    aggregated_geos: list[str] = field(default_factory=list)
+    aggregated_controls: list[str] = field(default_factory=list)  # delivered columns other than spend and revenue
 
     @property
     def span_days(self) -> int:
@@ -256,10 +258,12 @@ def _measure_experiments(con, p: Profile) -> None:
 
 
 def _measure_aggregated(con, p: Profile) -> None:
+    """A delivered MMM table: its span, period, geos, revenue, and each channel's spend and how it moved (the
+    same measures as connector spend, so the same rules decide what it can carry)."""
     if not table_exists(con, "staging", "stg_aggregated__mmm_input"):
         return
-    rows = con.execute("select date, geo_id, record from staging.stg_aggregated__mmm_input where tenant_id = ? "
-                       "order by date", [p.tenant_id]).fetchall()
+    rows = con.execute("select date, geo_id, revenue, record from staging.stg_aggregated__mmm_input "
+                       "where tenant_id = ? order by date", [p.tenant_id]).fetchall()
     if not rows:
         return
     dates = sorted({r[0] for r in rows})
@@ -267,5 +271,43 @@ def _measure_aggregated(con, p: Profile) -> None:
     p.aggregated_start, p.aggregated_end = dates[0], dates[-1]
     gaps = {(b - a).days for a, b in zip(dates, dates[1:])}
     p.aggregated_period = "week" if gaps and min(gaps) >= 7 else "day"
-    first = rows[0][2] if isinstance(rows[0][2], dict) else json.loads(rows[0][2])
-    p.aggregated_channels = sorted(k.removeprefix("spend_") for k in first if k.startswith("spend_"))
+    records = [r[3] if isinstance(r[3], dict) else json.loads(r[3]) for r in rows]
+    keys = sorted({k for rec in records for k in rec})
+    p.aggregated_channels = sorted(k.removeprefix("spend_") for k in keys if k.startswith("spend_"))
+    p.aggregated_geos = sorted({str(r[1]) for r in rows if r[1]})
+    p.aggregated_controls = [k for k in keys if not k.startswith("spend_") and k not in ("date", "geo_id", "revenue")]
+    if p.orders:  # connectors are the source of truth when both exist
+        return
+    p.net_revenue = float(sum(float(r[2] or 0.0) for r in rows))
+
+    def number(v) -> float:
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            return 0.0
+
+    frame = pd.DataFrame({"date": pd.to_datetime([r[0] for r in rows]),
+                          "geo_id": [str(r[1] or "US") for r in rows],
+                          **{c: [number(rec.get(f"spend_{c}")) for rec in records] for c in p.aggregated_channels}})
+    p.spend_total = float(frame[p.aggregated_channels].to_numpy().sum()) if p.aggregated_channels else 0.0
+    p.spend_start, p.spend_end = dates[0], dates[-1]
+    for channel in p.aggregated_channels:
+        if channel in p.channels:
+            continue
+        per_date = frame.groupby("date")[channel].sum()
+        weekly = per_date.resample("W-SUN").sum() if p.aggregated_period == "day" else per_date
+        active = weekly[weekly > 0]
+        if active.empty:
+            continue
+        typical = active.median()
+        cv = float(weekly.std(ddof=0) / weekly.mean()) if len(weekly) > 1 and weekly.mean() > 0 else 0.0
+        geo_cv = 0.0
+        if len(p.aggregated_geos) > 1:
+            by_geo = frame.pivot_table(index="date", columns="geo_id", values=channel, aggfunc="sum").fillna(0.0)
+            shares = by_geo.div(by_geo.sum(axis=1).replace(0, np.nan), axis=0).dropna()
+            geo_cv = float((shares.std(ddof=0) / shares.mean().replace(0, np.nan)).mean()) if len(shares) else 0.0
+        p.channels[channel] = ChannelProfile(
+            channel=channel, platform="aggregated", spend=float(weekly.sum()),
+            first=active.index.min().date(), last=active.index.max().date(), weeks_with_spend=int(len(active)),
+            weeks_paused=int((weekly < 0.1 * typical).sum()), weekly_cv=cv, geo_share_cv=geo_cv,
+            geos=max(len(p.aggregated_geos), 1), regional_share=1.0 if len(p.aggregated_geos) > 1 else 0.0)
