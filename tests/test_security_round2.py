@@ -285,3 +285,71 @@ def test_ingest_prints_hostile_file_names_with_control_characters_escaped(wv_env
     assert "QUARANTINED" in out, out
     assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
     assert "\\x1b[2J" in out and "\\u202e" in out
+
+
+# --- 15. unknown tenants and a stopped CLI ---------------------------------------------------------------
+
+
+def _cli_env(wv_env, tmp_path) -> dict:
+    return {**os.environ, **{f"WEATHERVANE_{k.upper()}": str(v) for k, v in wv_env.items()},
+            "DAGSTER_HOME": str(tmp_path / "dagster_home"), "COLUMNS": "200"}
+
+
+@pytest.mark.parametrize("command", [["sniff", "--tenant", "nosuch"], ["proof", "--tenant", "nosuch"]])
+def test_sniff_and_proof_refuse_an_unknown_tenant_before_starting_a_run(wv_env, tmp_path, command):
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "dagster_project.cli", *command], capture_output=True, text=True,
+                          env=_cli_env(wv_env, tmp_path), cwd=REPO_ROOT, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "unknown tenant 'nosuch'" in proc.stdout and "Traceback" not in proc.stdout + proc.stderr
+    assert not (tmp_path / "dagster_home").exists()  # no Dagster instance was even opened
+    assert time.perf_counter() - started < 60
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.heavy
+def test_sigterm_to_the_cli_stops_its_job_child_too(wv_env, tmp_path):
+    (wv_env["landing"] / "acme").mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "dagster_project.cli", "sniff", "--tenant", "acme"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_cli_env(wv_env, tmp_path), cwd=REPO_ROOT)
+    try:
+        deadline = time.monotonic() + 120
+        children = []
+        while not children and time.monotonic() < deadline and proc.poll() is None:
+            children = _children(proc.pid)
+            time.sleep(0.2)
+        assert children, "the CLI never started its job process"
+        time.sleep(3)  # the child is importing Dagster or running the job
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=90)
+        assert proc.returncode != 0
+        deadline = time.monotonic() + 10
+        while any(_alive(c) for c in children) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(c) for c in children), "the job's child outlived the CLI"
+        assert "BrokenPipe" not in out + err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
