@@ -8,8 +8,10 @@
 One fit at a time (it runs for an hour or more on two cores: start it in the background). Each world × seed is
 appended to <workdir>/<label>.jsonl as it finishes, so a long run can be read while it goes on and a rerun
 skips what is done; the simulated warehouses are kept under <workdir>/inputs and reused by later runs (a
-model change refits on the same inputs). Fit settings are production's defaults (FitSettings()), bar the holdout
-score, which the gate does not use. The table (markdown) goes to stdout and to --table.
+model change refits on the same inputs). Each world is fitted by production's fit step (fit_tenant_spec: the
+model spec its sniff decides, the ladder, gate and holdout, no second set of settings); `--override key=value`
+sets a model-spec field as a run's config would, to measure a candidate (label the results with --label).
+The table (markdown) goes to stdout and to --table.
 """
 from __future__ import annotations
 
@@ -29,26 +31,17 @@ from weathervane.simulate.robustness import (  # noqa: E402
 from weathervane.simulate.worlds import MATRIX, WORLDS  # noqa: E402
 
 
-def _before():
-    from weathervane.mmm import FitSettings
+def _overrides(items: list[str]) -> dict:
+    import json
 
-    return FitSettings(holdout_weeks=0, retries=0, peak_season=False)
-
-
-def _after():
-    from weathervane.mmm import FitSettings
-
-    return FitSettings(holdout_weeks=0)
-
-
-def _first_try_095():
-    from weathervane.mmm import FitSettings
-
-    return FitSettings(holdout_weeks=0, target_accept=0.95)
-
-
-# first_try_095: production's defaults but the first try at target_accept 0.95 (a candidate default)
-SETTINGS = {"before": _before, "after": _after, "first_try_095": _first_try_095}
+    out = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
 
 
 def main() -> None:
@@ -58,11 +51,8 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=420)
     ap.add_argument("--geos", type=int, default=3)
     ap.add_argument("--workdir", type=Path, default=REPO / "data" / "robustness")
-    ap.add_argument("--label", nargs="*", default=["after"], choices=sorted(SETTINGS),
-                    help="model settings to fit each world with, in turn (before: the model as it was before the "
-                         "robustness work, no retry and no peak-season control; after: production's defaults)")
-    ap.add_argument("--draws", type=int)
-    ap.add_argument("--tune", type=int)
+    ap.add_argument("--label", default="production", help="name of the results file (<label>.jsonl)")
+    ap.add_argument("--override", nargs="*", default=[], help="model-spec fields for every fit, key=value (JSON)")
     ap.add_argument("--table", type=Path)
     ap.add_argument("--no-regret", action="store_true")
     ap.add_argument("--render", type=Path, help="print the table of a saved .jsonl and exit")
@@ -94,36 +84,30 @@ def main() -> None:
     os.environ.setdefault("PYTENSOR_FLAGS", f"compiledir={tempfile.mkdtemp(prefix='wv-pytensor-')}")
     args.workdir.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
-    for label in args.label:
-        s = SETTINGS[label]()
-        print(f"matrix {label}: {len(args.worlds)} worlds x seeds {args.seeds}, {args.days} days, {args.geos} geos; "
-              f"nutpie {args.draws or s.draws}+{args.tune or s.tune} x {s.chains}, gate r-hat <= {s.max_rhat}, "
-              f"bulk ESS >= {s.min_ess_bulk}, retries {s.retries}, peak season {s.peak_season}", flush=True)
-    # world by world, every label in turn: a run cut short still holds paired before / after results
+    overrides = _overrides(args.override)
+    label = args.label
+    print(f"matrix {label}: {len(args.worlds)} worlds x seeds {args.seeds}, {args.days} days, {args.geos} geos; "
+          f"production's fit step (model spec per world){', overrides ' + str(overrides) if overrides else ''}",
+          flush=True)
+    out = args.workdir / f"{label}.jsonl"
     for seed in args.seeds:
         for name in args.worlds:
-            for label in args.label:
-                out = args.workdir / f"{label}.jsonl"
-                if (name, seed) in {(r.world, r.seed) for r in load_results(out)}:
-                    continue
-                settings = SETTINGS[label]()
-                settings.draws = args.draws or settings.draws
-                settings.tune = args.tune or settings.tune
-                world = WORLDS[name]
-                t0 = time.perf_counter()
-                r = run_world(world, seed, args.workdir / "inputs" / tenant_for(world, seed), settings,
-                              days=args.days, n_geos=args.geos, regret=not args.no_regret)
-                with out.open("a") as f:
-                    f.write(r.to_json() + "\n")
-                cov, n = r.coverage()
-                reg = "n/a" if r.regret is None else r.regret.get("regret_plan_pct", r.regret.get("error"))
-                print(f"[{label}] {name} seed {seed}: {r.status} in {time.perf_counter() - t0:.0f} s; median ROAS "
-                      f"error {r.median_roas_error:.1%}, coverage {cov}/{n}, gate first try {r.passed_first_try}; "
-                      f"regret: {reg}" + (f"; ERROR {r.error}" if r.error else ""), flush=True)
-    text = ""
-    for label in args.label:
-        results = load_results(args.workdir / f"{label}.jsonl")
-        text += f"### {label}\n\n" + markdown_table(results) + "\n" + pooled_summary(results) + "\n"
+            if (name, seed) in {(r.world, r.seed) for r in load_results(out)}:
+                continue
+            world = WORLDS[name]
+            t0 = time.perf_counter()
+            r = run_world(world, seed, args.workdir / "inputs" / tenant_for(world, seed), overrides or None,
+                          days=args.days, n_geos=args.geos, regret=not args.no_regret)
+            with out.open("a") as f:
+                f.write(r.to_json() + "\n")
+            cov, n = r.coverage()
+            reg = "n/a" if r.regret is None else r.regret.get("regret_plan_pct", r.regret.get("error"))
+            print(f"[{label}] {name} seed {seed}: {r.status} in {time.perf_counter() - t0:.0f} s (spec {r.spec}, "
+                  f"rung {r.ladder_rung}); median ROAS error {r.median_roas_error:.1%}, coverage {cov}/{n}, gate "
+                  f"first try {r.passed_first_try}; regret: {reg}" + (f"; ERROR {r.error}" if r.error else ""),
+                  flush=True)
+    results = load_results(out)
+    text = f"### {label}\n\n" + markdown_table(results) + "\n" + pooled_summary(results) + "\n"
     print(text)
     print(f"total {time.perf_counter() - t_all:.0f} s")
     if args.table:

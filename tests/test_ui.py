@@ -66,14 +66,77 @@ def wait_for_location(port: int, proc: subprocess.Popen, timeout: float = 400) -
     raise AssertionError(f"code location did not load in {timeout}s: {last}")
 
 
+LAUNCH = """
+mutation Launch($params: ExecutionParams!) { launchPipelineExecution(executionParams: $params) { __typename
+  ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
+  ... on InvalidSubsetError { message } ... on RunConfigValidationInvalid { errors { message } } } }
+"""
+RUN_STATUS = """query Run($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status
+  stepStats { stepKey status } } } }"""
+MATERIALIZED = """query Mat($key: AssetKeyInput!, $partition: String!) { assetOrError(assetKey: $key) { __typename
+  ... on Asset { assetMaterializations(partitions: [$partition]) { runId metadataEntries { label
+  ... on TextMetadataEntry { text } } } } } }"""
+
+
+def graphql_vars(port: int, query: str, variables: dict) -> dict:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql",
+                                 data=json.dumps({"query": query, "variables": variables}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        body = json.loads(resp.read())
+    assert "errors" not in body, body["errors"]
+    return body["data"]
+
+
+def materialize_all(port: int, location: str, keys: list[list[str]], tenant: str) -> str:
+    """What *Materialize all* → tenant → Launch does in the UI: every asset, the tenant's partition, no run config."""
+    params = {"selector": {"repositoryLocationName": location, "repositoryName": "__repository__",
+                           "pipelineName": "__ASSET_JOB", "assetSelection": [{"path": k} for k in keys]},
+              "mode": "default", "runConfigData": {},
+              "executionMetadata": {"tags": [{"key": "dagster/partition", "value": tenant}]}}
+    out = graphql_vars(port, LAUNCH, {"params": params})["launchPipelineExecution"]
+    assert out["__typename"] == "LaunchRunSuccess", out
+    return out["run"]["runId"]
+
+
+def wait_for_run(port: int, run_id: str, timeout: float) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        run = graphql_vars(port, RUN_STATUS, {"id": run_id})["runOrError"]
+        if run["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
+            return run
+        time.sleep(5)
+    raise AssertionError(f"run {run_id} did not finish in {timeout}s")
+
+
+def wait_for_partition(port: int, tenant: str, timeout: float = 180) -> None:
+    """The landing sensor registers a new tenant folder as a partition."""
+    query = """{ assetNodes(assetKeys: [{path: ["mmm", "weather_mmm"]}]) { partitionKeys } }"""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        nodes = graphql_vars(port, query, {})["assetNodes"]
+        if nodes and tenant in (nodes[0]["partitionKeys"] or []):
+            return
+        time.sleep(3)
+    raise AssertionError(f"the landing sensor did not register {tenant} in {timeout}s")
+
+
 @pytest.mark.heavy
-def test_ui_loads_the_code_location_with_nothing_activated(tmp_path):
+def test_ui_loads_the_code_location_and_a_new_brand_launched_with_no_run_config_ends_in_a_plan(tmp_path):
+    """As a new user: a brand's files land, the sensor registers it, Materialize all with no run config; the run
+    follows the brand's model spec and every step, the plan included, succeeds."""
+    from weathervane.simulate import simulate_tenant
+
+    tenant = "newbrand"
+    (tmp_path / "landing").mkdir()
+    simulate_tenant(tenant, tmp_path / "landing", seed=3, days=430, n_geos=2)
     ui_port, reports_port = free_port(), free_port()
     # A user's shell: no virtual environment on PATH (dbt and dagster live only in .venv/bin).
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "DAGSTER_HOME")}
     env["PATH"] = "/usr/bin:/bin"
     env.update(DAGSTER_HOME=str(tmp_path / "home"), WEATHERVANE_LANDING=str(tmp_path / "landing"),
-               WEATHERVANE_WAREHOUSE=str(tmp_path / "wh.duckdb"), WEATHERVANE_REPORTS=str(tmp_path / "reports"))
+               WEATHERVANE_WAREHOUSE=str(tmp_path / "wh.duckdb"), WEATHERVANE_REPORTS=str(tmp_path / "reports"),
+               WEATHERVANE_MODEL_STORE=str(tmp_path / "models"))
     assert shutil.which("dbt", path=env["PATH"]) is None
     log = tmp_path / "ui.log"
     with log.open("wb") as sink:
@@ -81,8 +144,15 @@ def test_ui_loads_the_code_location_with_nothing_activated(tmp_path):
             [sys.executable, "-m", "dagster_project.cli", "ui", "--port", str(ui_port), "--reports-port",
              str(reports_port), "--approvals-port", "0"],
             cwd=REPO_ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    run = plan = None
     try:
         entry = wait_for_location(ui_port, proc)
+        keys = [a["assetKey"]["path"] for a in
+                entry["locationOrLoadError"]["repositories"][0]["assetNodes"]]
+        wait_for_partition(ui_port, tenant)
+        run = wait_for_run(ui_port, materialize_all(ui_port, entry["name"], keys, tenant), timeout=900)
+        plan = graphql_vars(ui_port, MATERIALIZED, {"key": {"path": ["decisions", "plans"]},
+                                                    "partition": tenant})["assetOrError"]
     finally:
         # As a service manager stops it: SIGTERM to `weathervane ui` alone, which stops dagster dev in order.
         proc.send_signal(signal.SIGTERM)
@@ -114,6 +184,24 @@ def test_ui_loads_the_code_location_with_nothing_activated(tmp_path):
     assert groups <= {"landing", "harmonize", "model", "decide", "audit", "report"}, groups
     assert all(a["description"] for a in assets.values()), [
         k for k, a in assets.items() if not a["description"]]
+    failed = [s["stepKey"] for s in run["stepStats"] if s["status"] != "SUCCESS"]
+    assert run["status"] == "SUCCESS" and not failed, (failed, out[-3000:])
+    assert plan["assetMaterializations"], "the plan asset was not materialized for the new brand"
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
+    try:
+        spec = dict(con.execute("select field, value from ops.model_spec where tenant_id = ? and status = 'ok'",
+                                [tenant]).fetchall())
+        model = con.execute("select s.model_id, m.period from mmm.model_selection s join mmm.models m using "
+                            "(model_id) where s.tenant_id = ?", [tenant]).fetchone()
+        decision = con.execute("select decision, fallback_reason from decisions.plans where tenant_id = ?",
+                               [tenant]).fetchone()
+    finally:
+        con.close()
+    # the fit followed the spec the sniff decided (no run config anywhere), and the plan says what it decided
+    assert model is not None and json.loads(spec["period"]) == model[1], (spec, model)
+    assert decision[0] == "plan" or decision[1], decision
 
 
 def _chromium_page_errors(url: str, screenshot: Path) -> tuple[str, list[str]]:

@@ -1,4 +1,5 @@
-"""The robustness matrix: simulate a world, take it through ingest -> dbt -> fit as production does, score the fit.
+"""The robustness matrix: simulate a world, take it through ingest -> dbt -> sniff (model spec) -> the fit step
+production runs (weathervane.mmm.fit_tenant_spec), and score the fit.
 
 Used by bench/bench_robustness.py (the whole matrix, in the background) and tests/test_robustness.py (a slice).
 Scores per world: each channel's ROAS error and whether its 90% interval covers the truth; each weather
@@ -27,7 +28,7 @@ WRONG_SIDE_LOG = 0.1
 # the model's input and what the plan reads (recent spend, sales, forecasts)
 DBT_SELECT = ("+fct_model_input", "+fct_weather_daily", "+fct_ad_spend_daily", "+fct_sales_daily",
               "+fct_weather_forecast_daily")
-DBT_SELECT_VERSION = "marts-v2"
+DBT_SELECT_VERSION = "marts-v3-spec"
 
 
 @dataclass
@@ -48,6 +49,8 @@ class WorldResult:
     tries: list = field(default_factory=list)  # each try's r-hat, ESS, divergences, tune, draws, seconds
     regret: dict | None = None
     error: str | None = None
+    ladder_rung: int | None = None  # 1: the spec itself passed; more: a coarser rung of its ladder
+    spec: dict = field(default_factory=dict)  # period, grain, weather terms, lags the spec chose
     model_id: str | None = None
 
     # summaries
@@ -127,7 +130,6 @@ def build_warehouse(world: World, seed: int, workdir: Path, *, days: int = 420, 
     """simulate_tenant -> ingest_tenant -> dbt build (grain all x region) in `workdir`; returns (truth path,
     warehouse path). Reuses a warehouse already built there for the same world and seed."""
     from weathervane import config, warehouse
-    from weathervane.grain import dbt_vars
     from weathervane.landing import ingest_tenant
     from weathervane.simulate import simulate_tenant
 
@@ -136,9 +138,8 @@ def build_warehouse(world: World, seed: int, workdir: Path, *, days: int = 420, 
     truth_path = landing / f"{tenant}.truth.json"
     done = workdir / "inputs.done"
     if done.exists() and truth_path.exists() and wh.exists():
-        if done.read_text().strip() != DBT_SELECT_VERSION:  # built before the plan's marts were selected
-            variables = dbt_vars(tenant, config.load_tenant_config(landing, tenant), {"product": "all", "geo": "region"})
-            run_dbt(wh, workdir, variables)
+        if done.read_text().strip() != DBT_SELECT_VERSION:  # built before the spec decided the grain
+            harmonize_as_production(wh, workdir, landing, tenant)
             done.write_text(DBT_SELECT_VERSION + "\n")
         return truth_path, wh
     workdir.mkdir(parents=True, exist_ok=True)
@@ -155,10 +156,31 @@ def build_warehouse(world: World, seed: int, workdir: Path, *, days: int = 420, 
     quarantined = [q for s in report.streams for q in s.quarantined]
     if quarantined:
         raise RuntimeError(f"{tenant}: ingest quarantined files: {quarantined[:3]}")
-    variables = dbt_vars(tenant, config.load_tenant_config(landing, tenant), {"product": "all", "geo": "region"})
-    run_dbt(wh, workdir, variables)
+    harmonize_as_production(wh, workdir, landing, tenant)
     done.write_text(DBT_SELECT_VERSION + "\n")
     return truth_path, wh
+
+
+def harmonize_as_production(wh: Path, workdir: Path, landing: Path, tenant: str) -> None:
+    """dbt, then the sniff's model spec (written to ops.model_spec as the sniff asset does), then dbt again at the
+    spec's grain when it differs: the grain and everything the fit reads are what production decides."""
+    from weathervane import config
+    from weathervane.sniff import sniff_tenant, write_sniff
+    from weathervane.spec import ModelSpec, dbt_vars
+
+    cfg = config.load_tenant_config(landing, tenant)
+    first = ModelSpec(tenant_id=tenant)
+    run_dbt(wh, workdir, dbt_vars(tenant, cfg, first))
+    import duckdb
+
+    con = duckdb.connect(str(wh))
+    try:
+        sniff = sniff_tenant(con, tenant, cfg)
+        write_sniff(con, sniff)
+    finally:
+        con.close()
+    if sniff.spec.grain != first.grain:
+        run_dbt(wh, workdir, dbt_vars(tenant, cfg, sniff.spec))
 
 
 def run_dbt(wh: Path, workdir: Path, variables: dict) -> None:
@@ -218,14 +240,14 @@ def _num(x) -> float | None:
     return x if np.isfinite(x) else None
 
 
-def run_world(world: World, seed: int, workdir: Path, settings, *, days: int = 420, n_geos: int = 3,
-              regret: bool = True) -> WorldResult:
-    """One world × seed through the real path; the fit's model and summaries land in the world's warehouse and
-    model store (under `workdir`), so the plan engineer's oracle can value its plans."""
-    from weathervane.mmm import (
-        duckdb_connect, fit_panel, prepare_model_data, read_lift_tests, read_model_input,
-    )
-    from weathervane.mmm.store import write_model_outputs
+def run_world(world: World, seed: int, workdir: Path, overrides: dict | None = None, *, days: int = 420,
+              n_geos: int = 3, regret: bool = True) -> WorldResult:
+    """One world × seed through production's fit step (weathervane.mmm.fit_tenant_spec: the tenant's model spec,
+    its ladder, the gate and holdout, exactly what the Dagster asset runs; `overrides` as a run's config would).
+    The fit's models and summaries land in the world's warehouse and model store (under `workdir`), so the
+    oracle can value the plan made from the chosen model."""
+    from weathervane import config
+    from weathervane.mmm import duckdb_connect, fit_tenant_spec
     from weathervane.simulate.truth import load_truth
 
     tenant = tenant_for(world, seed)
@@ -233,23 +255,25 @@ def run_world(world: World, seed: int, workdir: Path, settings, *, days: int = 4
     try:
         truth_path, wh = build_warehouse(world, seed, workdir, days=days, n_geos=n_geos)
         truth = load_truth(truth_path)
-        connect = duckdb_connect(wh)
-        # read-write: dbt ran in this process and its DuckDB instance stays open read-write
-        with connect(False) as con:
-            frame, weather = read_model_input(con, tenant, "all", "region")
-            lift_raw = read_lift_tests(con, tenant)
-        data = prepare_model_data(frame, weather)
+        cfg = config.load_tenant_config(workdir / "landing", tenant)
         t0 = time.perf_counter()
-        fitted = fit_panel(data, settings, lift_raw=lift_raw, store=workdir / "models", reports=workdir / "reports",
-                           report=False)
+        ladder, spec, _ = fit_tenant_spec(duckdb_connect(wh), tenant, cfg, overrides, store=workdir / "models",
+                                          reports=workdir / "reports")
         result.fit_seconds = time.perf_counter() - t0
-        with connect(False) as con:
-            write_model_outputs(con, fitted.model_id, fitted.frames)
+        fitted = ladder.chosen
+        first = ladder.rungs[0]
+        result.ladder_rung = (ladder.chosen_rung + 1) if ladder.chosen_rung is not None else None
+        result.spec = {"period": spec.period, "grain": f"{spec.grain_product} x {spec.grain_geo}",
+                       "weather_vars": list(spec.weather_vars), "lags": spec.lags}
+        if fitted is None:
+            result.status = "failed_diagnostics"
+            result.error = ladder.reason[:500]
+            return result
         d = fitted.diagnostics
         result.model_id = fitted.model_id
         result.status = fitted.status
         result.attempts = int(d.get("attempts", 1))
-        result.passed_first_try = fitted.usable and result.attempts == 1
+        result.passed_first_try = ladder.chosen_rung == 0 and result.attempts == 1 and first.status == "ok"
         result.tries = fitted.attempts
         result.max_rhat, result.min_ess_bulk, result.divergences = d["max_rhat"], d["min_ess_bulk"], d["divergences"]
         score(result, truth, fitted.frames["channel_summary"], fitted.frames["weather_effects"])
