@@ -25,8 +25,34 @@ def horizon_start(con, tenant_id: str, configured: date | None) -> date:
             last = con.execute(f"select max(date) from marts.{table} where tenant_id = ?", [tenant_id]).fetchone()[0]
             if last is not None:
                 return last + timedelta(days=1)
+    if table_exists(con, "marts", "fct_model_input"):  # an aggregated table: after its last period
+        row = con.execute("select max(date), any_value(period) from marts.fct_model_input where tenant_id = ? "
+                          "and period = (select min(period) from marts.fct_model_input where tenant_id = ?)",
+                          [tenant_id, tenant_id]).fetchone()
+        if row[0] is not None:
+            return row[0] + timedelta(days=7 if row[1] == "week" else 1)
     raise PlanningInputError(f"tenant {tenant_id}: no rows in marts.fct_sales_daily or marts.fct_ad_spend_daily "
                              "to place the planning horizon; set planning.start in tenant.yaml")
+
+
+def aggregated_daily_spend(con, tenant_id: str, start: date, end: date) -> pd.DataFrame:
+    """(date, channel, geo_id, spend) from a delivered MMM table (fct_model_input without connector spend): each
+    period's spend spread evenly over its days."""
+    if not table_exists(con, "marts", "fct_model_input"):
+        return pd.DataFrame(columns=["date", "channel", "geo_id", "spend"])
+    frame = con.execute("select * from marts.fct_model_input where tenant_id = ? and period = (select min(period) "
+                        "from marts.fct_model_input where tenant_id = ?)", [tenant_id, tenant_id]).fetchdf()
+    cols = [c for c in frame.columns if c.startswith("spend_") and c != "spend_allocated_share"]
+    if frame.empty or not cols:
+        return pd.DataFrame(columns=["date", "channel", "geo_id", "spend"])
+    days = 7 if frame["period"].iloc[0] == "week" else 1
+    long = frame.melt(id_vars=["date", "geo_id"], value_vars=cols, var_name="channel", value_name="spend")
+    long["channel"] = long["channel"].str.removeprefix("spend_")
+    long["spend"] = long["spend"].fillna(0.0).astype(float) / days
+    parts = [long.assign(date=pd.to_datetime(long["date"]) + pd.Timedelta(days=k)) for k in range(days)]
+    out = pd.concat(parts, ignore_index=True)
+    out["date"] = out["date"].dt.date
+    return out[(out["date"] >= start) & (out["date"] <= end)][["date", "channel", "geo_id", "spend"]]
 
 
 def daily_spend(con, tenant_id: str, start: date, end: date, channels: list[str], geos: list[str]) -> np.ndarray:
@@ -41,10 +67,13 @@ def daily_spend(con, tenant_id: str, start: date, end: date, channels: list[str]
     out = np.zeros((max(days, 0), len(channels), len(geos)))
     if days <= 0:
         return out
-    df = con.execute(
-        "select date, channel, geo_id, sum(spend) as spend from marts.fct_ad_spend_daily "
-        "where tenant_id = ? and date between ? and ? group by all", [tenant_id, start, end]
-    ).fetchdf()
+    if con.execute("select count(*) from marts.fct_ad_spend_daily where tenant_id = ?", [tenant_id]).fetchone()[0]:
+        df = con.execute(
+            "select date, channel, geo_id, sum(spend) as spend from marts.fct_ad_spend_daily "
+            "where tenant_id = ? and date between ? and ? group by all", [tenant_id, start, end]
+        ).fetchdf()
+    else:
+        df = aggregated_daily_spend(con, tenant_id, start, end)
     if df.empty:
         return out
     ch_idx = {c: i for i, c in enumerate(channels)}

@@ -133,7 +133,8 @@ def fit_panel(data: ModelData, settings: FitSettings, *, lift_raw: pd.DataFrame 
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {**data.meta(), "model_id": model_id, "l_max": model_lags(data.period, tried), "status": status,
             "settings": tried.to_dict(), "diagnostics": diag, "attempts": attempts, "holdout_mape": holdout_mape,
-            "fitted_at": now.isoformat(), "lift_tests": fit.lift_tests, **(extra_meta or {})}
+            "fitted_at": now.isoformat(), "lift_tests": fit.lift_tests,
+            "data_warnings": list(getattr(fit, "warnings", []) or []), **(extra_meta or {})}
     if holdout_mape is not None and max_holdout_mape is not None and holdout_mape > max_holdout_mape:
         meta["holdout_warning"] = holdout_warning(holdout_mape, max_holdout_mape)
     fit.mmm.idata.attrs[META_ATTR] = json.dumps(meta, default=str)
@@ -286,7 +287,8 @@ def fit_ladder(connect: Connect, tenant_id: str, spec, *, base: FitSettings | No
         settings = spec.fit_settings(base, rung)
         fitted = fit_panel(data, settings, lift_raw=lift_raw, store=store, reports=reports, progress=progress,
                            deadline=deadline, max_holdout_mape=max_holdout_mape,
-                           extra_meta={"ladder_rung": i + 1, "ladder_label": rung.label, "spec_id": spec.spec_id})
+                           extra_meta={"ladder_rung": i + 1, "ladder_label": rung.label, "spec_id": spec.spec_id,
+                                       "weather_reason": spec.reasons.get("weather_vars", "")})
         with connect(False) as con:
             write_model_outputs(con, fitted.model_id, fitted.frames)
         d = fitted.diagnostics

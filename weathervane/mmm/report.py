@@ -132,6 +132,10 @@ def write_report(mmm, resp, data, frames: dict[str, pd.DataFrame], meta: dict, p
          rp.pct(m["holdout_mape"], 1) if rp.is_number(m["holdout_mape"]) else "not scored (history too short)"),
         ("observations", f"{m['n_obs']:,}"),
     ]
+    if meta.get("ladder_label"):
+        diag.insert(1, ("model spec rung", f"{meta['ladder_rung']}: {meta['ladder_label']}"
+                        + ("" if meta["ladder_rung"] == 1 else " (finer rungs missed the sampler checks)")))
+    warnings = [w for w in (meta.get("holdout_warning"), *meta.get("data_warnings", [])) if w]
     sentences = [rp.weather_sentence(r.channel, r.weather_variable, r.multiplier_per_sd_mean,
                                      r.multiplier_per_sd_p05, r.multiplier_per_sd_p95) for r in weather.itertuples()]
     body = f"""
@@ -139,13 +143,16 @@ def write_report(mmm, resp, data, frames: dict[str, pd.DataFrame], meta: dict, p
 one row per {_period_word(data)}, {rp.esc(str(data.dates[0].date()))} to {rp.esc(str(data.dates[-1].date()))}.
 KPI: {rp.esc(rp.kpi_name('net_revenue'))} in {rp.esc(currency)}.</p>
 <h2>Can the model be trusted?</h2>
+{''.join(f'<p class="warning"><b>Warning:</b> {rp.esc(w)}</p>' for w in warnings)}
 {rp.table(['check', 'result'], diag)}
 <h2>Return on ad spend per channel</h2>
 <p class="note">ROAS = net revenue the channel brought over the training window ÷ its spend. Marginal ROAS = what the
 next {rp.esc(rp.money(1, currency))} would bring at today's spend. Intervals are central 90% credible intervals.</p>
 {rp.table(['channel', 'spend', 'net revenue brought', 'ROAS', 'marginal ROAS', 'flag'], channel_rows(overall, currency))}
 <h2>Weather</h2>
-<ul class="plain">{''.join(f'<li>{rp.esc(s)}</li>' for s in sentences) or '<li>No weather variables in this model.</li>'}</ul>
+<ul class="plain">{''.join(f'<li>{rp.esc(s)}</li>' for s in sentences) or
+                    '<li>No weather terms in this model: ' + rp.esc(meta.get('weather_reason') or
+                    'the data has no weather to estimate them from') + '.</li>'}</ul>
 {''.join(f'<h2>{rp.esc(t)}</h2>{b}' for t, b in figures)}"""
     path.write_text(rp.page(f"Model {meta['model_id']}", body, banner=rp.simulated_banner(data.tenant_id),
                             subtitle="Weather-aware marketing mix model: fit, diagnostics and channel returns."),
