@@ -101,16 +101,17 @@ def test_non_approver_cannot_approve_and_nothing_applies_without_approval(con):
     nobody = TenantConfig(autopilot=Autopilot(requires_approval=True, approvers=[]))
     with pytest.raises(NotAnApprover, match="approvers is empty"):
         approve(con, "p1", APPROVER, None, nobody)
-    # approved under a config that did not require approval, then applied under one that does:
-    # the approval was not by a listed approver, so applying is refused
-    free = TenantConfig(autopilot=Autopilot(requires_approval=False, approvers=[], appliers=["autopilot"]))
-    approve(con, "p1", "intern@acme.example", None, free)
-    with pytest.raises(NotAnApprover, match="no recorded approval by a listed approver"):
-        apply(con, "p1", APPROVER, None, CFG)
-    # without required approval a proposal may go live directly
+    # tenant.yaml waiving approval does not waive it while the rollout gate is below autopilot (no audited
+    # evidence): approving still needs a listed approver, and nothing goes live unapproved
+    # (tests/test_security_ledger.py: with the gate at autopilot a proposal may go live directly)
+    free = TenantConfig(autopilot=Autopilot(requires_approval=False, approvers=[], appliers=["autopilot"],
+                                            mode="autopilot"))
+    with pytest.raises(NotAnApprover, match="approvers is empty"):
+        approve(con, "p1", "intern@acme.example", None, free)
     _propose(con, "p2", cfg=free)
-    apply(con, "p2", "autopilot", None, free)
-    assert _status(con, "p2") == "applied"
+    with pytest.raises(IllegalTransition, match="rollout gate is not at autopilot"):
+        apply(con, "p2", "autopilot", None, free)
+    assert _status(con, "p2") == "proposed"
 
 
 @pytest.mark.parametrize("tamper, expected", [

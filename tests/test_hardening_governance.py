@@ -99,8 +99,12 @@ def test_the_key_and_head_log_live_outside_the_warehouse(con, wv_env):
     _applied(con)
     key = ledger.key_path()
     assert key.parent == wv_env["model_store"] and stat.S_IMODE(key.stat().st_mode) == 0o600
-    heads = [json.loads(line) for line in ledger.heads_path().read_text().splitlines()]
-    assert [h["seq"] for h in heads] == [2, 3] and heads[-1]["tenant_id"] == "acme"
+    lines = [json.loads(line) for line in ledger.heads_path().read_text().splitlines()]
+    # an intent line before each event commits, a head line after each decision
+    assert [(h["kind"], h["seq"]) for h in lines] == [("intent", 1), ("intent", 2), ("head", 2), ("intent", 3),
+                                                      ("head", 3)]
+    heads = [h for h in lines if h["kind"] == "head"]
+    assert heads[-1]["tenant_id"] == "acme" and heads[-1]["warehouse"] == str(wv_env["warehouse"].resolve())
     # a head line written without the key is not believed
     with ledger.heads_path().open("a") as fh:
         fh.write(json.dumps({**heads[-1], "seq": 9}) + "\n")

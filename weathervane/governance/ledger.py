@@ -17,7 +17,7 @@ import json
 import os
 import secrets
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -79,12 +79,21 @@ def sign(key: bytes, message: str) -> str:
     return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
 
 
-def event_mac(key: bytes, tenant_id: str, seq: int, event_hash: str) -> str:
-    return sign(key, f"event|{tenant_id}|{seq}|{event_hash}")
+def event_mac(key: bytes, tenant_id: str, seq: int, event_hash: str, ledger_id: str | None = None) -> str:
+    """The event's signature. Bound to the ledger's id (a random id kept in the warehouse), so an event signed for
+    another ledger never verifies here; without one, the form written before ledgers had ids."""
+    if ledger_id is None:
+        return sign(key, f"event|{tenant_id}|{seq}|{event_hash}")
+    return sign(key, f"event2|{ledger_id}|{tenant_id}|{seq}|{event_hash}")
 
 
 def head_mac(key: bytes, tenant_id: str, seq: int, event_hash: str) -> str:
     return sign(key, f"head|{tenant_id}|{seq}|{event_hash}")
+
+
+def line_mac(key: bytes, entry: dict) -> str:
+    body = {k: v for k, v in entry.items() if k != "mac"}
+    return sign(key, "line2|" + json.dumps(body, sort_keys=True, separators=(",", ":")))
 
 
 @dataclass(frozen=True)
@@ -94,13 +103,31 @@ class Head:
     hash: str
 
 
-def append_head(key: bytes, head: Head) -> None:
-    """Append the signed head to the head log (O_APPEND, fsync): the log is never rewritten."""
+@dataclass(frozen=True)
+class LogLine:
+    """A signed line of the head log written with a ledger id: `intent` before an event commits (so an event of
+    this ledger is always in the log, even when the process dies before the commit ends), `head` after a decision
+    committed, `abandon` for an intent whose transaction rolled back."""
+    number: int
+    kind: str
+    tenant_id: str
+    ledger_id: str
+    warehouse: str
+    seq: int
+    hash: str
+
+
+def warehouse_identity(con) -> str:
+    """Where this warehouse lives (the resolved path of its file): a copy elsewhere is another instance."""
+    row = con.execute("select path from duckdb_databases() where database_name = current_database()").fetchone()
+    path = row[0] if row and row[0] else ":memory:"
+    return path if path == ":memory:" else str(Path(path).resolve())
+
+
+def _append_line(entry: dict) -> None:
     path = heads_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({"tenant_id": head.tenant_id, "seq": head.seq, "hash": head.hash,
-                       "at": datetime.now(UTC).isoformat(timespec="seconds"),
-                       "mac": head_mac(key, head.tenant_id, head.seq, head.hash)}, sort_keys=True) + "\n"
+    line = json.dumps(entry, sort_keys=True) + "\n"
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         os.write(fd, line.encode())
@@ -109,32 +136,81 @@ def append_head(key: bytes, head: Head) -> None:
         os.close(fd)
 
 
-def latest_head(key: bytes | None, tenant_id: str) -> tuple[Head | None, list[str]]:
-    """The highest signed head logged for the tenant, and problems with the log's lines of that tenant."""
+def append_line(key: bytes, kind: str, tenant_id: str, ledger_id: str, warehouse: str, seq: int,
+                event_hash: str) -> None:
+    """Append one signed line to the head log (O_APPEND, fsync): the log is never rewritten."""
+    entry = {"v": 2, "kind": kind, "tenant_id": tenant_id, "ledger_id": ledger_id, "warehouse": warehouse,
+             "seq": int(seq), "hash": event_hash, "at": datetime.now(UTC).isoformat(timespec="seconds")}
+    entry["mac"] = line_mac(key, entry)
+    _append_line(entry)
+
+
+def append_head(key: bytes, head: Head) -> None:
+    """A head line of the form written before ledgers had ids (kept for tests of old logs)."""
+    _append_line({"tenant_id": head.tenant_id, "seq": head.seq, "hash": head.hash,
+                  "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                  "mac": head_mac(key, head.tenant_id, head.seq, head.hash)})
+
+
+@dataclass
+class HeadLog:
+    """What the head log says about one tenant: the lines of each ledger id, the legacy heads, and problems."""
+    exists: bool = False
+    lines: list[LogLine] = field(default_factory=list)
+    legacy: list[Head] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def of(self, ledger_id: str | None) -> list[LogLine]:
+        return [ln for ln in self.lines if ln.ledger_id == ledger_id]
+
+    def latest_legacy(self) -> Head | None:
+        return max(self.legacy, key=lambda h: h.seq, default=None)
+
+
+def read_head_log(key: bytes | None, tenant_id: str) -> HeadLog:
+    """The tenant's lines of the head log, each signature checked (a line that does not check is a problem and is
+    not believed)."""
     path = heads_path()
-    problems: list[str] = []
-    best: Head | None = None
+    log = HeadLog()
     try:
         text = path.read_text()
     except FileNotFoundError:
-        return None, problems
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+        return log
+    log.exists = bool(text.strip())
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
             continue
         try:
-            entry = json.loads(line)
+            entry = json.loads(raw)
+            if not isinstance(entry, dict):
+                raise TypeError
             if entry.get("tenant_id") != tenant_id:
                 continue
-            head = Head(tenant_id, int(entry["seq"]), str(entry["hash"]))
             mac = str(entry["mac"])
+            if entry.get("v") == 2:
+                line = LogLine(number, str(entry["kind"]), tenant_id, str(entry["ledger_id"]),
+                               str(entry["warehouse"]), int(entry["seq"]), str(entry["hash"]))
+            else:
+                head = Head(tenant_id, int(entry["seq"]), str(entry["hash"]))
         except (ValueError, KeyError, TypeError):
-            problems.append(f"head log {path} line {number}: unreadable")
+            log.problems.append(f"head log {path} line {number}: unreadable")
             continue
         if key is None:
             continue
-        if not hmac.compare_digest(mac, head_mac(key, head.tenant_id, head.seq, head.hash)):
-            problems.append(f"head log {path} line {number}: signature does not match (forged or edited)")
+        expected = line_mac(key, entry) if entry.get("v") == 2 else head_mac(key, tenant_id, head.seq, head.hash)
+        if not hmac.compare_digest(mac, expected):
+            log.problems.append(f"head log {path} line {number}: signature does not match (forged or edited)")
             continue
-        if best is None or head.seq >= best.seq:
-            best = head
-    return best, problems
+        if entry.get("v") == 2:
+            log.lines.append(line)
+        else:
+            log.legacy.append(head)
+    return log
+
+
+def latest_head(key: bytes | None, tenant_id: str) -> tuple[Head | None, list[str]]:
+    """The highest signed head logged for the tenant (any ledger), and problems with the log's lines of that
+    tenant."""
+    log = read_head_log(key, tenant_id)
+    heads = [Head(tenant_id, ln.seq, ln.hash) for ln in log.lines if ln.kind == "head"] + log.legacy
+    return max(heads, key=lambda h: h.seq, default=None), log.problems

@@ -39,6 +39,8 @@ DDL = [
     "alter table decisions.plan_events add column if not exists mac varchar",
     "alter table decisions.outbox add column if not exists attempts integer",
     "alter table decisions.outbox add column if not exists last_attempt_at timestamp",
+    # the ledger's identity: one random id per warehouse, bound into every event's signature
+    "create table if not exists decisions.ledger_instance (ledger_id varchar, created_at timestamp)",
     """create table if not exists decisions.plan_adoption (
         plan_id varchar, tenant_id varchar, channel varchar, geo_id varchar,
         period date, period_end date, days_observed integer,
