@@ -1,11 +1,13 @@
 """What keeps the plan ledger honest against someone who can write the warehouse: a key and a head log outside it.
 
-- Every event's hash is signed (HMAC-SHA256) with the ledger key. Recomputing the chain after an edit needs the
-  key, which lives in a file outside the warehouse (`$WEATHERVANE_LEDGER_KEY`, default `<model store>/ledger.key`,
-  created with mode 0600 on first use).
-- After each decision commits, the tenant's chain head (event count and last hash, signed) is appended to the head
-  log beside the key (`$WEATHERVANE_LEDGER_HEADS`, default `ledger-heads.jsonl` in the key's folder), a file only
-  ever appended to. Deleting events from the end of the chain leaves the log claiming more than the chain holds.
+- Every event's hash is signed (HMAC-SHA256) with the ledger key and the warehouse's ledger id. Recomputing the
+  chain after an edit needs the key, which lives in a file outside the warehouse (`$WEATHERVANE_LEDGER_KEY`,
+  default `<model store>/ledger.key`, created with mode 0600 when no ledger history exists yet).
+- Before an event commits, a signed `intent` line (tenant, ledger id, the warehouse's path, seq, hash) is appended
+  to the head log beside the key (`$WEATHERVANE_LEDGER_HEADS`, default `ledger-heads.jsonl` in the key's folder), a
+  file only ever appended to; after a decision commits, a `head` line. An event this ledger did not log (made on
+  a copy of the warehouse and inserted here) is caught, and deleting events from the end of the chain leaves the
+  log claiming more than the chain holds.
 
 See docs/governance.md for the trust model.
 """

@@ -40,6 +40,7 @@ from weathervane.governance.cli import ACTIONS
 from weathervane.governance.events import (
     TRANSITIONS,
     GovernanceError,
+    approval_required,
     IllegalTransition,
     PlanNotFound,
     transition,
@@ -214,9 +215,10 @@ def _roles(cfg: config.TenantConfig, user_id: str | None) -> dict[str, bool]:
     }
 
 
-def _actions(status: str | None, cfg: config.TenantConfig, user_id: str | None) -> list[dict]:
+def _actions(status: str | None, cfg: config.TenantConfig, user_id: str | None,
+             approval_needed: bool = True) -> list[dict]:
     allowed = set(TRANSITIONS.get(status, frozenset()))
-    if status == "proposed" and not cfg.autopilot.requires_approval:
+    if status == "proposed" and not approval_needed:
         allowed.add("applied")
     roles = _roles(cfg, user_id)
     out = []
@@ -531,10 +533,12 @@ def _register(app: Flask) -> None:
             audits = queries.causal_audits(con, tenant_id, plan_id)
             replay = queries.policy_replay(con, tenant_id)
             gate = _gate(cfg, con, tenant_id)
+            # the rollout gate decides, not tenant.yaml's flag alone
+            approval_needed = approval_required(con, tenant_id, cfg)
         return render_template(
             "plan.html", tenant_id=tenant_id, p=p, lines=lines, events=events, model=model, audits=audits,
             replay=replay, gate=gate, binding=queries.binding_summary(p, lines),
-            actions=_actions(p["status"], cfg, g.user), has_report=_report_file(p) is not None,
+            actions=_actions(p["status"], cfg, g.user, approval_needed), has_report=_report_file(p) is not None,
             max_reason=MAX_REASON,
         )
 
