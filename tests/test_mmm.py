@@ -295,3 +295,21 @@ def test_identifiability_flags_channels_the_data_cannot_pin_down():
     assert identifiability(learnt, prior, np.full(60, 5.0) * rng.lognormal(0, 0.01, 60), demand, True)["needs_experiment"]
     point = identifiability(learnt[:1], prior, flighted, demand, False)
     assert np.isnan(point["roas_contraction"]) and not point["needs_experiment"]
+
+
+@pytest.mark.heavy
+def test_sampling_progress_reaches_the_event_log_callback(tiny_panel, tmp_path):
+    """The fit step reports share done, draws per second and time left while nutpie samples."""
+    from weathervane.mmm import fit_panel
+
+    data = prepare_model_data(tiny_panel.model_input, tiny_panel.weather_daily, "week")
+    seen = []
+    settings = FitSettings(draws=40, tune=40, chains=2, holdout_weeks=0, retries=0)
+    fit_panel(data, settings, store=tmp_path, report=False, progress=seen.append)
+    assert seen, "no progress was reported"
+    last = seen[-1]
+    assert last.done == last.total == 2 * (40 + 40) and last.share == 1.0
+    assert "100% of 160 draws" in last.describe() and "draws/s" in last.describe()
+    import pymc.sampling.mcmc as mcmc
+
+    assert mcmc.NutpieProgressBarManager.__name__ == "NutpieProgressBarManager"  # restored after the fit
