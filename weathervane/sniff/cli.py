@@ -37,6 +37,18 @@ def print_sniff(sniff, console) -> None:
     console.print(table)
     for w in d.warnings:
         console.print(f"[yellow]warning:[/yellow] {w}")
+    spec = sniff.spec
+    if spec is not None:
+        table = Table(title="Model spec (what every fit of this tenant follows; ops.model_spec)")
+        for col in ("field", "value", "from", "why"):
+            table.add_column(col, overflow="fold")
+        for name in spec.FIELDS:
+            table.add_row(name, str(spec.value(name)), spec.sources.get(name, "default"), spec.reasons.get(name, ""))
+        console.print(table)
+        for name, why in spec.refused.items():
+            from rich.markup import escape
+
+            console.print(f"[yellow]tenant.yaml pin refused:[/yellow] {escape(name)} — {escape(why)}")
     if sniff.twin is not None:
         t = sniff.twin
         console.print(f"synthetic twin: {t.tenant_id} — {t.n_geos} geos, {', '.join(t.channels)}, "
@@ -50,7 +62,8 @@ def sniff_dict(sniff) -> dict:
     d = sniff.decisions
     return {"tenant_id": sniff.tenant_id, "decisions": {x.name: {"value": x.value, "reason": x.reason}
                                                         for x in d.all()},
-            "warnings": d.warnings, "twin": sniff.twin.to_dict() if sniff.twin else None}
+            "warnings": d.warnings, "twin": sniff.twin.to_dict() if sniff.twin else None,
+            "model_spec": sniff.spec.to_dict() if sniff.spec is not None else None}
 
 
 def _run(args: argparse.Namespace) -> int:
