@@ -60,11 +60,16 @@ def run_panel(data, settings: FitSettings) -> dict:
           f"{len(data.controls)} controls, adstock {model_lags(data.period, settings)} lags; {settings.nuts_sampler} "
           f"{settings.draws}+{settings.tune} x {settings.chains}, target_accept {settings.target_accept}", flush=True)
     rows = {}
-    t0 = time.perf_counter()
-    fit = fit_mmm(data, settings)
-    ours = fit.mmm, time.perf_counter() - t0
-    base = pymc_marketing_default(data, settings)
-    for name, (mmm, seconds) in (("ours", ours), ("pymc-marketing default", base)):
+
+    def ours():
+        t0 = time.perf_counter()
+        fit = fit_mmm(data, settings)
+        if fit.warnings:
+            print(f"  data warnings: {fit.warnings}")
+        return fit.mmm, time.perf_counter() - t0
+
+    for name, run in (("ours", ours), ("pymc-marketing default", lambda: pymc_marketing_default(data, settings))):
+        mmm, seconds = run()
         d = diagnostics(mmm, settings)
         rows[name] = dict(seconds=seconds, ess=d["min_ess_bulk"], ess_s=d["min_ess_bulk"] / seconds,
                           rhat=d["max_rhat"], div=d["divergences"], gate=passes(d, settings))
@@ -75,8 +80,6 @@ def run_panel(data, settings: FitSettings) -> dict:
     ratio = rows["ours"]["ess_s"] / max(rows["pymc-marketing default"]["ess_s"], np.finfo(float).tiny)
     print(f"  ESS/s ours / pymc-marketing default: {ratio:.2f}x   time ratio: "
           f"{rows['ours']['seconds'] / rows['pymc-marketing default']['seconds']:.2f}x", flush=True)
-    if fit.warnings:
-        print(f"  data warnings: {fit.warnings}")
     return rows
 
 

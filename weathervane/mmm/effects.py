@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pymc as pm
 import pymc.dims as pmd
 import pytensor.xtensor as ptx
@@ -17,7 +18,7 @@ from pydantic import Field, InstanceOf
 from pymc_extras.prior import Prior
 from pytensor.xtensor.type import XTensorVariable
 
-from pymc_marketing.mmm.additive_effect import DataVarMuEffect, IncrementalitySpec
+from pymc_marketing.mmm.additive_effect import DataVarMuEffect, IncrementalitySpec, MuEffect
 
 WEATHER_DIM = "weather"
 WEATHER_DATA = "weather_z"
@@ -100,3 +101,49 @@ class WeatherModulation(DataVarMuEffect):
 
     def set_data(self, mmm, model: pm.Model, X: xr.Dataset) -> None:
         super().set_data(mmm, model, X)
+
+
+CENTRING_NAME = "centring"
+
+
+class CentredLevel(MuEffect):
+    """Makes the intercept the KPI's level at the panel's typical spend and controls, not at zero spend.
+
+    Adds the constant -(sum_c rho[geo, c] * u[geo, c] + sum_k gamma_control[k] * mean_k[geo]) to mu, where
+    rho * u is each channel's contribution at its typical spend (weathervane.mmm.model.ReturnAtTypicalSpend)
+    and mean_k the control's mean over the fitted periods. The model is the same (intercept_contribution plus this
+    term is the old intercept); only the coordinates change: the level is pinned by the data's mean alone, so
+    the sampler no longer trades it against every channel's return and the trend's slope (the weakest
+    directions of the uncentred model). The term belongs to the baseline: it does not move with spend."""
+
+    prefix: str = CENTRING_NAME
+    unit: list[list[float]] = Field(default_factory=list)  # [geo][channel]; empty: no media term
+    control_mean: list[list[float]] = Field(default_factory=list)  # [geo][control]; empty: no control term
+    roas_name: str = "media_log_roas"
+
+    def create_data(self, mmm) -> None:
+        pass
+
+    def create_effect(self, mmm) -> XTensorVariable:
+        model: pm.Model = mmm.model
+        geo_dims = tuple(mmm.dims)
+        offset = None
+        if self.unit:
+            rho = ptx.math.exp(_xt(model, self.roas_name))
+            term = (rho * ptx.as_xtensor(np.asarray(self.unit), dims=(*geo_dims, "channel"))).sum(dim="channel")
+            offset = term
+        if self.control_mean and "gamma_control" in model.named_vars:
+            gamma = _xt(model, "gamma_control")
+            term = (gamma * ptx.as_xtensor(np.asarray(self.control_mean), dims=(*geo_dims, "control"))).sum(dim="control")
+            offset = term if offset is None else offset + term
+        if offset is None:
+            offset = ptx.as_xtensor(np.zeros(len(model.coords[geo_dims[0]])), dims=geo_dims)
+        return pmd.Deterministic(self.contribution_var_name, -offset)
+
+    def set_data(self, mmm, model: pm.Model, X: xr.Dataset) -> None:
+        pass
+
+
+def _xt(model: pm.Model, name: str) -> XTensorVariable:
+    var = model[name]
+    return var if isinstance(var, XTensorVariable) else ptx.as_xtensor(var, dims=model.named_vars_to_dims[name])
