@@ -7,12 +7,7 @@ import duckdb
 
 from weathervane import config
 from weathervane.cli import console, print_table
-
-
-def _table_exists(con, schema: str, table: str) -> bool:
-    return bool(con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, table]
-    ).fetchone()[0])
+from weathervane.warehouse import table_exists
 
 
 def print_demo_summary(tenant_id: str, warehouse: Path | None = None) -> None:
@@ -32,19 +27,19 @@ def print_demo_summary(tenant_id: str, warehouse: Path | None = None) -> None:
                 rows.append((f"{schema}.{table}", f"{n:,}"))
         print_table(f"Warehouse {warehouse or config.warehouse_path()} — tenant {tenant_id}", ["table", "rows"], rows)
 
-        if _table_exists(con, "ops", "quarantined_files"):
+        if table_exists(con, "ops", "quarantined_files"):
             bad = con.execute(
                 "select file_path, line, field, reason from ops.quarantined_files where tenant_id = ?", [tenant_id]
             ).fetchall()
             if bad:
                 print_table("Quarantined files", ["file", "line", "field", "reason"], bad)
-        if _table_exists(con, "mmm", "models"):
+        if table_exists(con, "mmm", "models"):
             models = con.execute(
                 "select model_id, status, sampler, max_rhat, min_ess_bulk, divergences, holdout_mape from mmm.models "
                 "where tenant_id = ? order by fitted_at desc limit 3", [tenant_id]
             ).fetchall()
             print_table("Models", ["model_id", "status", "sampler", "max r-hat", "min ESS", "divergences", "holdout MAPE"], models)
-        if _table_exists(con, "decisions", "plans"):
+        if table_exists(con, "decisions", "plans"):
             plans = con.execute(
                 "select plan_id, status, horizon_start, horizon_end, round(total_budget), round(expected_kpi_mean), "
                 "round(baseline_kpi_mean) from decisions.plans where tenant_id = ? order by created_at desc limit 3",
@@ -71,7 +66,7 @@ def print_demo_summary(tenant_id: str, warehouse: Path | None = None) -> None:
                     f"[bold].venv/bin/weathervane users set-password --user {escape(actor)}[/bold], then "
                     f"[bold]make ui[/bold] and open [bold]http://localhost:3001/t/{tenant_id}/plans/{escape(proposed[0][0])}[/bold]"
                 )
-        if _table_exists(con, "decisions", "policy_replay"):
+        if table_exists(con, "decisions", "policy_replay"):
             replay = con.execute(
                 "select policy, estimator, round(lift_mean)::bigint, round(lift_p05)::bigint, round(lift_p95)::bigint, "
                 "round(effective_sample_size, 1), round(support_share, 2), evaluable from decisions.policy_replay "
@@ -80,7 +75,7 @@ def print_demo_summary(tenant_id: str, warehouse: Path | None = None) -> None:
             if replay:
                 print_table("Policy replay on the logged periods (KPI vs keeping the split, 90% interval)",
                             ["policy", "estimator", "lift", "p05", "p95", "ESS", "support", "evaluable"], replay)
-        if _table_exists(con, "decisions", "causal_audits"):
+        if table_exists(con, "decisions", "causal_audits"):
             from weathervane.governance.autopilot import print_gate
 
             print_gate(con, tenant_id, config.load_tenant_config(config.landing_root(), tenant_id))

@@ -42,10 +42,9 @@ def read_mart(con: duckdb.DuckDBPyConnection, table: str, tenant_id: str, where:
     if table not in MARTS:
         raise ValueError(f"unknown mart {table!r}")
     tenant_id = validate_tenant_id(tenant_id)
-    exists = con.execute(
-        "select count(*) from information_schema.tables where table_schema = 'marts' and table_name = ?", [table]
-    ).fetchone()[0]
-    if not exists:
+    from weathervane.warehouse import table_exists
+
+    if not table_exists(con, "marts", table):
         return pd.DataFrame()
     return con.execute(f"select * from marts.{table} where tenant_id = ? and {where}", [tenant_id]).df()
 

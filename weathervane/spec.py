@@ -336,7 +336,7 @@ def write_spec(con, spec: ModelSpec, *, in_transaction: bool = False) -> int:
 
 def read_spec(con, tenant_id: str) -> ModelSpec | None:
     """The tenant's stored spec (None when it was never sniffed)."""
-    from weathervane.governance.tables import table_exists
+    from weathervane.warehouse import table_exists
 
     tenant_id = validate_tenant_id(tenant_id)
     if not table_exists(con, "ops", "model_spec"):

@@ -5,6 +5,8 @@ Uniqueness is kept by the writers (delete-then-insert by tenant and plan_id).
 """
 from __future__ import annotations
 
+from weathervane.warehouse import table_exists  # noqa: F401  (one home; the decisions layer imports it from here)
+
 DDL = [
     "create schema if not exists decisions",
     """create table if not exists decisions.plans (
@@ -52,10 +54,3 @@ DDL = [
 def ensure_decision_tables(con) -> None:
     for stmt in DDL:
         con.execute(stmt)
-
-
-def table_exists(con, schema: str, table: str) -> bool:
-    return bool(con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [schema, table],
-    ).fetchone()[0])

@@ -593,10 +593,9 @@ def current_records(con: duckdb.DuckDBPyConnection, tenant_id: str, source: str,
     """
     tenant_id = validate_tenant_id(tenant_id)
     spec = get_stream(source, stream)
-    present = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'raw' AND table_name = ?", [spec.key]
-    ).fetchone()[0]
-    if not present:
+    from weathervane.warehouse import table_exists
+
+    if not table_exists(con, "raw", spec.key):
         return []
     key = ", ".join("coalesce(trim(json_extract_string(record, ?)), '')" for _ in spec.primary_key)
     paths = ["$." + json.dumps(k) for k in spec.primary_key]  # '$."segments.date"': dots are part of the name

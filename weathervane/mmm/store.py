@@ -140,8 +140,9 @@ class Selection:
 def selected_model(con, tenant_id: str) -> Selection | None:
     """The fit step's last choice for the tenant (None when no fit has chosen yet)."""
     validate_tenant_id(tenant_id)
-    if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'mmm' "
-                       "AND table_name = 'model_selection'").fetchone()[0]:
+    from weathervane.warehouse import table_exists
+
+    if not table_exists(con, "mmm", "model_selection"):
         return None
     row = con.execute("SELECT tenant_id, model_id, fallback_model_id, ladder_rung, ladder_label, holdout_mape, planning_warning, reason "
                       "FROM mmm.model_selection WHERE tenant_id = ?", [tenant_id]).fetchone()
@@ -163,10 +164,9 @@ def latest_usable_model(con, tenant_id: str, grain_product: str | None = None,
             return ModelRecord(*row)
         if row:
             return None
-    ensure_exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'mmm' AND table_name = 'models'"
-    ).fetchone()[0]
-    if not ensure_exists:
+    from weathervane.warehouse import table_exists
+
+    if not table_exists(con, "mmm", "models"):
         return None
     sql = ("SELECT model_id, tenant_id, grain_product, grain_geo, fitted_at, status FROM mmm.models "
            "WHERE tenant_id = ? AND status = ?")

@@ -14,14 +14,9 @@ import numpy as np
 import pandas as pd
 
 from weathervane.config import validate_tenant_id
+from weathervane.warehouse import table_exists
 
 WEATHER_VARIABLES = ("temperature_2m_mean", "precipitation_sum")
-
-
-def table_exists(con, schema: str, table: str) -> bool:
-    from weathervane.governance.tables import table_exists as _exists
-
-    return _exists(con, schema, table)
 
 
 def column_exists(con, schema: str, table: str, column: str) -> bool:
