@@ -8,6 +8,9 @@ import numpy as np
 import pandas as pd
 
 from weathervane.governance.tables import table_exists
+from weathervane.transforms import standardise_weather
+
+WEATHER_COLUMNS = ("temperature_2m_mean", "temperature_2m_max", "precipitation_sum")
 
 CLIMATOLOGY_HALF_WINDOW_DAYS = 7
 
@@ -173,17 +176,18 @@ def _climatology(con, tenant_id, dates, geos, wvars) -> pd.DataFrame | None:
 def history_stats(con, tenant_id: str, geos: list[str], wvars: list[str]) -> dict[str, dict[str, list[float]]]:
     """Each geo's mean and sample sd of each weather variable over its observed history (the z-score basis, as
     weathervane.transforms.weather_moments)."""
-    if not table_exists(con, "marts", "fct_weather_daily"):
+    from weathervane.transforms import weather_moments
+
+    if not table_exists(con, "marts", "fct_weather_daily") or not wvars:
         return {}
-    parts = ", ".join(f"avg({v}), stddev_samp({v})" for v in wvars)
-    rows = con.execute(
-        f"select geo_id, {parts} from marts.fct_weather_daily where tenant_id = ? and list_contains(?, geo_id) "
-        "group by geo_id", [tenant_id, list(geos)]
-    ).fetchall()
-    out = {}
-    for row in rows:
-        out[row[0]] = {v: [row[1 + 2 * k], row[2 + 2 * k]] for k, v in enumerate(wvars)
-                       if row[1 + 2 * k] is not None}
+    # column names from the model's own weather list, never from a file
+    cols = ", ".join(v for v in wvars if v in WEATHER_COLUMNS)
+    frame = con.execute(f"select geo_id, {cols} from marts.fct_weather_daily where tenant_id = ? "
+                        "and list_contains(?, geo_id)", [tenant_id, list(geos)]).fetchdf()
+    out: dict[str, dict[str, list[float]]] = {}
+    for geo, g in frame.groupby("geo_id"):
+        out[geo] = {v: list(weather_moments(g[v].to_numpy(dtype=float))) for v in wvars
+                    if v in g and g[v].notna().any()}
     return out
 
 
@@ -231,6 +235,5 @@ def horizon_weather(con, tenant_id: str, start: date, days: int, geos: list[str]
             mean, sd = (stats.get(g, {}).get(v) or [None, None])
             if mean is None or not sd:
                 continue
-            col = ((sub[v].astype(float) - mean) / sd).fillna(0.0).to_numpy()
-            z[:, gi, k] = col
+            z[:, gi, k] = np.nan_to_num(standardise_weather(sub[v].to_numpy(dtype=float), mean, sd))
     return HorizonWeather(dates=dates, values=grid.reset_index(), z=z, notes=notes)

@@ -225,7 +225,8 @@ def simulate_logged_history(
     n_c, n_g, d = len(specs), len(geos), len(specs) * len(geos)
     dates = [start + timedelta(days=i) for i in range(days)]
 
-    # weather, standardised within geo with the population sd (the model's convention)
+    # weather, standardised within geo with the population sd: the simulator keeps its own maths on purpose
+    # (the model uses weathervane.transforms, ddof=1; the difference is under 0.1% at a year of days)
     wx = [simulate_weather(g, dates, rng) for g in geos]
     weather = {v: np.stack([getattr(w, v) for w in wx], axis=1).astype(float) for v in WEATHER_VARS}
     z = np.stack([(weather[v] - weather[v].mean(axis=0)) / weather[v].std(axis=0) for v in WEATHER_VARS], axis=-1)
