@@ -95,23 +95,11 @@ def load_latest_response(con, tenant_id: str, store: Path | str | None = None, d
 def load_model_response(model_id: str, tenant_id: str, store: Path | str | None = None,
                         draws: int | None = 200) -> MMMResponse:
     """A saved model (any status) as a response model, with its fitted baseline when the file holds it."""
-    from weathervane.mmm.response import PosteriorResponse, find_model_file
+    from weathervane.mmm.response import open_model
 
-    path = find_model_file(model_id, validate_tenant_id(tenant_id), store)
-    tree = _open(path)
-    posterior = PosteriorResponse.from_idata(tree, model_id=model_id)
+    tree, posterior = open_model(model_id, validate_tenant_id(tenant_id), store)
     idx = np.arange(posterior.n_draws) if draws is None else posterior._draw_index(draws)
     return MMMResponse(posterior, draws=draws, nonmedia=_nonmedia(tree, idx))
-
-
-def _open(path: Path):
-    import xarray as xr
-
-    tree = xr.open_datatree(path)
-    try:
-        return tree.load()
-    finally:
-        tree.close()
 
 
 def _nonmedia(tree, idx: np.ndarray) -> np.ndarray | None:

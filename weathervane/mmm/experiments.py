@@ -148,16 +148,14 @@ def _why_flagged(con, tenant_id: str, model_id: str, channel: str) -> str | None
 
 def recommend_experiments(con, tenant_id: str, model_id: str, store: Path | str | None = None) -> pd.DataFrame:
     """Designs for every channel the model flags (`needs_experiment`, per channel or per geo); empty when none."""
-    from weathervane.allocate.mmm_response import _open
     from weathervane.allocate.safety import read_evidence
-    from weathervane.mmm.response import PosteriorResponse, find_model_file
+    from weathervane.mmm.response import open_model
 
     tenant_id = validate_tenant_id(tenant_id)
     flagged = read_evidence(con, tenant_id, model_id).flagged_channels()
     if not flagged:
         return pd.DataFrame(columns=[c for c, _ in COLUMNS])
-    tree = _open(find_model_file(model_id, tenant_id, store))
-    resp = PosteriorResponse.from_idata(tree, model_id=model_id)
+    tree, resp = open_model(model_id, tenant_id, store)
     kpi, sigma = _model_arrays(tree, resp)
     now = datetime.now(UTC).replace(tzinfo=None)
     rows = []

@@ -120,12 +120,7 @@ class PosteriorResponse:
 
     @classmethod
     def from_file(cls, path: Path | str) -> "PosteriorResponse":
-        tree = xr.open_datatree(path)
-        try:
-            tree = tree.load()
-        finally:
-            tree.close()
-        return cls.from_idata(tree, model_id=Path(path).stem)
+        return cls.from_idata(read_model_file(path), model_id=Path(path).stem)
 
     @classmethod
     def from_model_id(cls, model_id: str, tenant_id: str | None = None,
@@ -243,6 +238,21 @@ def _broadcast_channel(flat, name: str, post, geos: list[str]) -> np.ndarray:
     if dims == ("channel",):
         return arr
     raise ValueError(f"unexpected dims {dims} for {name}")
+
+
+def read_model_file(path: Path | str):
+    """A saved model's NetCDF as an in-memory DataTree (the file is closed again: a fit may replace it)."""
+    tree = xr.open_datatree(path)
+    try:
+        return tree.load()
+    finally:
+        tree.close()
+
+
+def open_model(model_id: str, tenant_id: str | None = None, store: Path | str | None = None):
+    """The one loader of a stored posterior, by tenant and model id: (DataTree, PosteriorResponse)."""
+    tree = read_model_file(find_model_file(model_id, tenant_id, store))
+    return tree, PosteriorResponse.from_idata(tree, model_id=model_id)
 
 
 def load_response(model_id: str, tenant_id: str | None = None, store: Path | str | None = None) -> PosteriorResponse:
