@@ -6,13 +6,10 @@ import os
 import sys
 from pathlib import Path
 
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from weathervane import config
-
-console = Console()
+from weathervane.console import console, print_table  # noqa: F401  (print_table: older importers)
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
@@ -88,15 +85,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_autopilot(sub)
     _add_sniff(sub)
     return parser
-
-
-def print_table(title: str, columns: list[str], rows: list) -> None:
-    table = Table(title=title)
-    for c in columns:
-        table.add_column(c)
-    for row in rows:
-        table.add_row(*[escape(str(v)) for v in row])  # values come from files and the ledger
-    console.print(table)
 
 
 def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:

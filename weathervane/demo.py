@@ -6,7 +6,7 @@ from pathlib import Path
 import duckdb
 
 from weathervane import config
-from weathervane.cli import console, print_table
+from weathervane.console import console, print_table
 from weathervane.warehouse import table_exists
 
 

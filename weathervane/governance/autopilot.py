@@ -174,7 +174,7 @@ def may_apply_without_approval(con, tenant_id: str, cfg: TenantConfig) -> bool:
 
 def print_gate(con, tenant: str, cfg: TenantConfig) -> GateState:
     """The audits (primary method), the mode events and the gate's state, for people."""
-    from weathervane.cli import console, print_table
+    from weathervane.console import console, print_table
 
     state = gate_state(con, tenant, cfg)
     history = mode_events(con, tenant)
@@ -218,7 +218,7 @@ def _cmd_status(args) -> int:
     import duckdb
 
     from weathervane import config
-    from weathervane.cli import console
+    from weathervane.console import console
 
     tenant = config.validate_tenant_id(args.tenant)
     cfg = config.load_tenant_config(Path(args.landing) if args.landing else config.landing_root(), tenant)
@@ -238,7 +238,7 @@ def _cmd_sync(args) -> int:
     from pathlib import Path
 
     from weathervane import config
-    from weathervane.cli import console
+    from weathervane.console import console
     from weathervane.warehouse import connect
 
     tenant = config.validate_tenant_id(args.tenant)

@@ -30,7 +30,7 @@ def _warehouse_path(args) -> Path:
 
 
 def _connect(args, must_exist: bool = False):
-    from weathervane.cli import console
+    from weathervane.console import console
     from weathervane.warehouse import connect
 
     path = _warehouse_path(args)
@@ -66,7 +66,7 @@ def _known_tenant(args, tenant: str) -> str:
 
 
 def _cmd_list(args) -> int:
-    from weathervane.cli import print_table
+    from weathervane.console import print_table
 
     tenant = _known_tenant(args, args.tenant)
     con = _connect(args, must_exist=True)
@@ -84,7 +84,7 @@ def _cmd_list(args) -> int:
 
 
 def _cmd_show(args) -> int:
-    from weathervane.cli import console, print_table
+    from weathervane.console import console, print_table
 
     con = _connect(args, must_exist=True)
     try:
@@ -110,7 +110,7 @@ def _cmd_show(args) -> int:
 
 
 def _print_delivery(report) -> None:
-    from weathervane.cli import console
+    from weathervane.console import console
 
     if report.delivered or report.failed:
         console.print(escape(report.describe()))
@@ -119,7 +119,7 @@ def _print_delivery(report) -> None:
 
 
 def _cmd_decide(args) -> int:
-    from weathervane.cli import console
+    from weathervane.console import console
     from weathervane.governance.outbox import deliver_outbox
 
     if args.tenant:
@@ -147,7 +147,7 @@ def _cmd_notify(args) -> int:
     tenant = _known_tenant(args, args.tenant)
     path = _warehouse_path(args)
     _require_warehouse(path)
-    from weathervane.cli import console
+    from weathervane.console import console
     from weathervane.governance.outbox import deliver_outbox
 
     cfg = config.load_tenant_config(_landing(args), tenant)
@@ -159,7 +159,7 @@ def _cmd_notify(args) -> int:
 
 
 def _cmd_verify(args) -> int:
-    from weathervane.cli import console
+    from weathervane.console import console
 
     tenant = _known_tenant(args, args.tenant)
     con = _connect(args, must_exist=True)

@@ -197,7 +197,7 @@ def _read_secret(args) -> tuple[str, bool]:
 
 
 def _cmd_set_password(args) -> int:
-    from weathervane.cli import console
+    from weathervane.console import console
 
     store = UserStore(args.users_file)
     try:
@@ -214,7 +214,7 @@ def _cmd_set_password(args) -> int:
 
 
 def _cmd_list(args) -> int:
-    from weathervane.cli import print_table
+    from weathervane.console import print_table
 
     try:
         users = UserStore(args.users_file).list()

@@ -71,7 +71,7 @@ def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from weathervane import config
-    from weathervane.cli import console
+    from weathervane.console import console
     from weathervane.sniff import sniff_tenant, write_sniff
     from weathervane.warehouse import connect, ensure_schemas
 
