@@ -64,8 +64,9 @@ def test_a_right_model_moves_budget_and_truly_beats_keep_the_split(world):
 def test_a_confidently_wrong_channel_loses_unless_it_is_held_until_an_experiment(world):
     wrong = _model(world["truth"], "meta", 2.3, spread=0.05)
     unsafe_plan, unsafe = _score(world, wrong, RIGHT)
-    # without the flag the posterior is sure (P(better) 100%) and the plan loses to doing nothing
-    assert unsafe["prob_better"] > 0.99 and unsafe["value_plan"] < unsafe["value_keep_split"]
+    # without the flag the posterior is sure (P(better) near 100%, the model-error allowance included) and the
+    # plan loses to doing nothing
+    assert unsafe["prob_better"] >= 0.95 and unsafe["value_plan"] < unsafe["value_keep_split"]
 
     flagged = ModelEvidence.assumed("simulator-truth", {("meta", None): True})
     plan, s = _score(world, wrong, flagged)
@@ -78,10 +79,12 @@ def test_a_confidently_wrong_channel_loses_unless_it_is_held_until_an_experiment
 
 def test_moves_shrink_toward_keep_the_split_as_the_evidence_weakens(world):
     sure, s_sure = _score(world, _model(world["truth"], spread=0.05), RIGHT)
-    shaky, s_shaky = _score(world, _model(world["truth"], spread=0.5), RIGHT)
+    # 40% scatter per cell (50% before the plan judged moves with the model-error allowance, which on its own
+    # keeps the split at 50%)
+    shaky, s_shaky = _score(world, _model(world["truth"], spread=0.4), RIGHT)
     assert sure.move_fraction == 1.0 and 0 < shaky.move_fraction < 1 and shaky.decision == "plan"
     moved = lambda p: np.abs(p.spend - p.baseline_spend).sum()  # noqa: E731
-    assert moved(shaky) < 0.8 * moved(sure)
+    assert moved(shaky) < moved(sure)
     assert s_shaky["value_plan"] > s_shaky["value_keep_split"]
     assert all(b.startswith("evidence: ") for b in shaky.line_binding().ravel())
 

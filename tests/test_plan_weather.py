@@ -89,12 +89,18 @@ def test_where_weather_matters_the_plan_beats_the_weather_blind_plan_and_never_l
         assert s["regret_plan_pct"] <= s["regret_keep_split_pct"], (quality, s)
         if quality in KNOWS_WEATHER:
             assert s["decision"] == "plan", (quality, s["fallback_reason"])
-            assert s["regret_plan_pct"] < s["regret_weather_blind_pct"], (quality, s)
+            # a weather-driven move between geos needs the geos' contrast: the shaky model (50% per cell) does
+            # not know one geo's return against another's, keeps those splits and so ties the weather-blind plan
+            if quality == "right":
+                assert s["regret_plan_pct"] < s["regret_weather_blind_pct"], (quality, s)
+            else:
+                assert s["regret_plan_pct"] <= s["regret_weather_blind_pct"] + 1e-6, (quality, s)
 
 
-def test_unsure_weather_effects_scale_back_only_the_weather_driven_part_of_the_move(worlds):
-    """Returns known to 10%, the heat effect only to +-0.5 per sd (twice its size): the plan takes the whole budget
-    move and follows part of the heat wave's pull, and still collects some of what the forecast is worth."""
+def test_unsure_weather_effects_are_not_applied_and_the_plan_says_so(worlds):
+    """Returns known to 10%, the heat effect only to +-0.5 per sd (twice its size, its 90% interval includes 1):
+    the plan takes the whole budget move, applies no weather multiplier for the heat and says why; it is then
+    the weather-blind plan (the forecast's heat is worth nothing to a model that cannot size it)."""
     w = worlds["heat_wave"]
     response = _model(w["truth"], 0.1)
     rng = np.random.default_rng(2)
@@ -103,9 +109,13 @@ def test_unsure_weather_effects_scale_back_only_the_weather_driven_part_of_the_m
     plan = build_plan(w["con"], TENANT, cfg, response, evidence=evidence)
     blind = build_plan(w["con"], TENANT, cfg, response, evidence=evidence, weather_blind=True)
     s = score_plans(w["truth"], plan, blind, 30, w["landing"])
-    assert plan.decision == "plan" and plan.move_fraction == 1.0 and 0 <= plan.weather_share < 1
-    assert any("of the forecast's pull" in n for n in plan.notes)
-    assert s["regret_plan_pct"] < s["regret_weather_blind_pct"]
+    assert plan.decision == "plan" and plan.move_fraction == 1.0
+    assert any(x.startswith("meta × temperature_2m_mean") for x in plan.weather_not_applied)
+    assert any("weather not applied where its 90% interval includes 1" in n for n in plan.notes)
+    meta = plan.channels.index("meta")
+    np.testing.assert_allclose(plan.weather_multiplier[meta], 1.0, atol=1e-9)
+    np.testing.assert_allclose(plan.spend, blind.spend, rtol=1e-6)
+    assert s["regret_plan_pct"] <= s["regret_keep_split_pct"]
 
 
 def test_quantile_ties_within_monte_carlo_error_go_to_the_larger_expected_lift():
@@ -161,7 +171,10 @@ def test_demo_plan_path_states_p_better_binding_constraints_weather_and_experime
     assert plan.decision == "plan" and plan.prob_better >= 0.8
     lines = describe_decision(con, plan.plan_id)
     text = "\n".join(lines)
-    assert lines[0].startswith(f"Plan {plan.plan_id}: P(beats keep-the-split) more than 99% (bar 80%)")
+    from weathervane.reports import probability
+
+    assert lines[0].startswith(f"Plan {plan.plan_id}: P(beats keep-the-split) {probability(plan.prob_better)} "
+                               "(bar 80%)")
     binding = json.loads(con.execute("select binding_constraints from decisions.plans where plan_id = ?",
                                      [plan.plan_id]).fetchone()[0])
     assert binding == plan.binding_summary() and any("max_change_pct +30% (upper)" in b for b in binding)
@@ -178,7 +191,7 @@ def test_demo_plan_path_states_p_better_binding_constraints_weather_and_experime
             f"{', '.join(json.loads(design['treated_geo_ids']))} for {design['duration_days']} days") in text
 
     html = open(plan.report_path, encoding="utf-8").read()
-    assert "Probability the plan beats keeping the split: more than 99%" in html
+    assert f"Probability the plan beats keeping the split: {probability(plan.prob_better)}" in html
     assert "What holds the plan back" in html and "held: needs an experiment" in html
     assert "Weather assumed (forecast)" in html
     first = plan.weather.dates[w["event"].first_day]

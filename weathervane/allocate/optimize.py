@@ -51,6 +51,12 @@ class Constraints:
     # cells kept at `hold_at` (their share of keep-the-split) because the model cannot tell their return
     hold: np.ndarray | None = None  # bool [channel, geo]
     hold_at: np.ndarray | None = None  # [channel, geo]
+    # the range of spend the tenant ran in comparable periods (safety.support_range); None: no such limit
+    support_lo: np.ndarray | None = None  # [channel, geo]
+    support_hi: np.ndarray | None = None
+    # channels whose geo split stays as in `hold_at` (the data cannot tell the geos apart): the channel's total
+    # may move, its geos only together
+    lock_geo_split: np.ndarray | None = None  # bool [channel]
 
 
 @dataclass
@@ -116,6 +122,14 @@ def _bounds(c: Constraints, channels, geos) -> tuple[np.ndarray, np.ndarray, np.
         if g in c.geo_max:
             hi_why[:, gi][c.geo_max[g] < hi[:, gi]] = f"geo_max {g}"
             hi[:, gi] = np.minimum(hi[:, gi], c.geo_max[g])
+    if c.support_lo is not None:
+        # never tighter than keep-the-split itself, which is spend the tenant has run
+        keep = np.asarray(c.hold_at if c.hold_at is not None else prev, dtype=float)
+        s_lo = np.minimum(np.asarray(c.support_lo, dtype=float), keep)
+        s_hi = np.maximum(np.asarray(c.support_hi, dtype=float), keep)
+        lo_why[s_lo > lo] = "support: least spend run in a comparable period"
+        hi_why[s_hi < hi] = "support: most spend run in a comparable period"
+        lo, hi = np.maximum(lo, s_lo), np.minimum(hi, s_hi)
     hi_why[c.total_budget < hi] = "total budget"
     hi = np.minimum(hi, c.total_budget)
     hi = np.maximum(hi, lo)
@@ -141,6 +155,17 @@ def _linear_constraints(c: Constraints, channels, geos, n_c, n_g, lo, hi, exact_
     rows = [r for r in rows if np.isfinite(r[1]) or np.isfinite(r[2])]
     total_lo = c.total_budget if exact_total else 0.0
     rows.append((np.ones((n_c, n_g)), total_lo, c.total_budget, "total budget"))
+    split = []
+    if c.lock_geo_split is not None and n_g > 1:
+        at = np.asarray(c.hold_at if c.hold_at is not None else c.previous, dtype=float)
+        for ci in np.flatnonzero(np.asarray(c.lock_geo_split, dtype=bool)):
+            total = at[ci].sum()
+            share = at[ci] / total if total > 0 else np.full(n_g, 1.0 / n_g)
+            for gi in range(n_g - 1):  # x[c, g] = share[g] * sum_g' x[c, g']
+                a = np.zeros((n_c, n_g))
+                a[ci] = -share[gi]
+                a[ci, gi] += 1.0
+                split.append((a, 0.0, 0.0, f"geo split {channels[ci]}"))
     for a, b_lo, b_hi, label in rows:
         reach_lo, reach_hi = float((a * lo).sum()), float((a * hi).sum())
         if b_lo > reach_hi * (1 + 1e-9) + 1e-6 or b_hi < reach_lo * (1 - 1e-9) - 1e-6:
@@ -148,7 +173,7 @@ def _linear_constraints(c: Constraints, channels, geos, n_c, n_g, lo, hi, exact_
                 f"{label}: needs spend in [{b_lo:,.2f}, {b_hi:,.2f}] but the per-cell bounds (max_change_pct "
                 f"{c.max_change_pct}, channel/geo max, min_roas) allow only [{reach_lo:,.2f}, {reach_hi:,.2f}]"
             )
-    return rows
+    return rows + split  # a locked split is feasible at keep-the-split's shares, which every bound contains
 
 
 def optimize_allocation(

@@ -17,10 +17,12 @@ from weathervane.allocate.inputs import (
     horizon_weather,
     to_periods,
 )
+from weathervane.allocate import safety
 from weathervane.allocate.optimize import Allocation, Constraints, Objective, optimize_allocation
 from weathervane.allocate.response import ResponseModel
 from weathervane.allocate.safety import (
-    MOVE_STEPS, WEATHER_SHARES, ModelEvidence, choose_and_judge, gate, read_evidence,
+    MOVE_STEPS, WEATHER_SHARES, ModelEvidence, choose_and_judge, gate, geo_contrast,
+    misspecification, read_evidence, support_range, weather_intervals,
 )
 from weathervane.config import TenantConfig, validate_tenant_id
 from weathervane.governance.events import record_proposal
@@ -66,6 +68,10 @@ class Plan:
     weather_blind: bool = False
     base_note: str | None = None
     experiments: list[dict] = field(default_factory=list)  # the model's lift-test designs for held channels
+    geo_split_kept: list[str] = field(default_factory=list)  # channels whose geo split the evidence keeps
+    weather_not_applied: list[str] = field(default_factory=list)  # "channel × variable" left at average weather
+    support_lo: np.ndarray | None = None  # [channel, geo] spend range run in comparable periods
+    support_hi: np.ndarray | None = None
 
     @property
     def decision(self) -> str:
@@ -144,6 +150,204 @@ class Plan:
         return "total" if self.base_kpi is not None else "media_contribution"
 
 
+SUPPORT_LOOKBACK_DAYS = 365  # comparable periods: horizon-length windows of the last year
+
+
+class WeatherApplied:
+    """A response with the weather applied only where the model knows its effect: channel c feels variable k of
+    the forecast only when `applied[c, k]` (its 90% interval excludes 1); elsewhere it plans for average weather.
+    Cells are separable, so the response is evaluated once per distinct pattern of applied variables."""
+
+    def __init__(self, response, applied: np.ndarray):
+        self.inner, self.applied = response, np.asarray(applied, dtype=bool)
+        for name in ("model_id", "channels", "geos", "weather_vars", "period_days", "lags"):
+            setattr(self, name, getattr(response, name))
+
+    def __getattr__(self, name):  # sample_base, weather_stats, ...: the wrapped model's
+        return getattr(self.inner, name)
+
+    def sample_contribution(self, spend, weather_z, history):
+        out = None
+        for pattern in {tuple(r) for r in self.applied}:
+            rows = [ci for ci in range(len(self.applied)) if tuple(self.applied[ci]) == pattern]
+            part = self.inner.sample_contribution(spend, weather_z * np.asarray(pattern, dtype=float), history)
+            if out is None:
+                out = np.zeros_like(part)
+            out[:, :, rows] = part[:, :, rows]
+        return out
+
+
+@dataclass
+class Decision:
+    """What the plan does with the budget, and the evidence for it (`decide`)."""
+
+    spend: np.ndarray
+    candidate: np.ndarray
+    baseline_spend: np.ndarray
+    allocation: Allocation
+    step: float
+    share: float
+    prob: float
+    reasons: list[str]
+    held: np.ndarray
+    objective: Objective
+    run: object  # run(spend, z) -> [draw, channel, geo] contributions over the horizon, model error included
+    contribution: np.ndarray
+    baseline_contribution: np.ndarray
+    notes: list[str] = field(default_factory=list)
+    geo_split_kept: list[str] = field(default_factory=list)
+    weather_not_applied: list[str] = field(default_factory=list)
+    support_lo: np.ndarray | None = None
+    support_hi: np.ndarray | None = None
+
+    @property
+    def decision(self) -> str:
+        return "keep_split" if self.reasons else "plan"
+
+
+def lift_tested_cells(con, tenant_id: str, channels: list[str], geos: list[str]) -> np.ndarray:
+    """[channel, geo] True where a loaded lift test measured the channel in the geo (its return is known beyond
+    the spend the tenant ran, so the support limit does not apply there)."""
+    out = np.zeros((len(channels), len(geos)), dtype=bool)
+    try:
+        from weathervane.mmm.lift_tests import read_lift_tests
+
+        tests = read_lift_tests(con, tenant_id)
+    except Exception:  # no lift-test stream loaded for this tenant
+        return out
+    for rec in tests.get("record", []):
+        ch, g = rec.get("channel"), rec.get("geo_id")
+        if ch in channels and g in geos:
+            out[channels.index(ch), geos.index(g)] = True
+    return out
+
+
+def decide(response: ResponseModel, z: np.ndarray, history: np.ndarray, previous: np.ndarray, budget: float,
+           p, evidence: ModelEvidence, objective: Objective | None = None, *,
+           support: tuple[np.ndarray, np.ndarray] | None = None, tested: np.ndarray | None = None) -> Decision:
+    """The plan's spend for one horizon: the production rules, whoever asks (build_plan, replay).
+
+    z [period, geo, var] is the horizon's weather (zeros: weather-blind), history the recent spend per period,
+    previous [channel, geo] the spend of the window before, p the tenant's planning settings. In order: cells
+    that need an experiment are held; spend stays within the range run in comparable periods (`support`) except
+    where a lift test measured the cell (`tested`); the forecast's weather moves a channel only through effects
+    whose 90% interval excludes 1; the optimiser's candidate; a channel's geo split is kept unless the posterior
+    of the geo difference supports the move; the move is sized and judged with the model's error included
+    (safety.misspecification), and proposed only when it clears planning.min_prob_better."""
+    channels, geos = list(response.channels), list(response.geos)
+    notes: list[str] = []
+    objective = objective or Objective()
+    if objective.margin is None and p.margin is not None:
+        objective = replace(objective, margin=p.margin)
+    baseline_spend = previous * (budget / previous.sum()) if previous.sum() > 0 else np.full_like(previous, budget / previous.size)
+    held = evidence.held(channels, geos)
+    s_lo = s_hi = None
+    if support is not None:
+        s_lo, s_hi = (np.asarray(a, dtype=float).copy() for a in support)
+        if tested is not None and tested.any():
+            s_lo[tested], s_hi[tested] = 0.0, np.inf
+    constraints = Constraints(
+        total_budget=float(budget), previous=previous, max_change_pct=p.max_change_pct,
+        channel_min=p.channel_min, channel_max=p.channel_max, geo_min=p.geo_min, geo_max=p.geo_max, min_roas=p.min_roas,
+        hold=held if held.any() else None, hold_at=baseline_spend, support_lo=s_lo, support_hi=s_hi,
+    )
+    periods = z.shape[0]
+
+    def raw_run(model, spend, wz):
+        sp = np.broadcast_to(spend[None] / periods, (periods, *spend.shape))
+        return model.sample_contribution(np.ascontiguousarray(sp), wz, history).sum(axis=1)
+
+    # weather: applied per channel × variable only where the model's multiplier per sd excludes 1 (90%)
+    weather_not_applied: list[str] = []
+    model = response
+    wvars = list(response.weather_vars)
+    if np.any(z != 0) and wvars:
+        neutral = raw_run(response, baseline_spend, np.zeros_like(z)).sum(axis=2)  # [draw, channel]
+        ratio = np.ones((neutral.shape[0], len(channels), len(wvars)))
+        for k in range(len(wvars)):
+            unit = np.zeros_like(z)
+            unit[:, :, k] = 1.0
+            ratio[:, :, k] = np.divide(raw_run(response, baseline_spend, unit).sum(axis=2), neutral,
+                                       out=np.ones_like(neutral), where=neutral > 0)
+        lo, hi = weather_intervals(ratio)
+        applied = (lo > 1) | (hi < 1)
+        uses = np.any(z != 0, axis=(0, 1))  # variables the forecast moves at all
+        weather_not_applied = [f"{channels[c]} × {wvars[k]} [{lo[c, k]:.2f}, {hi[c, k]:.2f}]"
+                               for c in range(len(channels)) for k in range(len(wvars))
+                               if not applied[c, k] and uses[k] and (hi[c, k] - lo[c, k]) > 1e-9]
+        if not applied.all():
+            model = WeatherApplied(response, applied)
+            if weather_not_applied:
+                notes.append("weather not applied where its 90% interval includes 1 (average weather assumed): "
+                             + "; ".join(weather_not_applied))
+    draws = raw_run(model, baseline_spend, z).shape[0]
+    error = misspecification(draws, len(channels), len(geos))
+
+    def run(spend, wz):
+        return error * raw_run(model, spend, wz)
+
+    alloc = optimize_allocation(model, z, history, constraints, objective)
+    # the same budget under average weather: what the plan would do without the forecast, so the forecast's pull
+    # on the allocation (alloc minus it) can be sized by its own evidence (safety.py, guard 2)
+    average = optimize_allocation(model, np.zeros_like(z), history, constraints, objective).spend \
+        if np.any(z != 0) else alloc.spend
+    # moves between geos need evidence about the geo difference itself; otherwise the channel's split is kept
+    geo_split_kept: list[str] = []
+    locked = np.zeros(len(channels), dtype=bool)
+    bump = 0.05
+    slopes = (run(baseline_spend * (1 + bump), z) - run(baseline_spend * (1 - bump), z)) / np.where(
+        baseline_spend > 0, 2 * bump * baseline_spend, 1.0)[None]
+    for _ in range(len(channels)):
+        lock = np.zeros(len(channels), dtype=bool)
+        for cand in (alloc.spend, average):
+            lock |= geo_contrast(slopes, baseline_spend, cand)[0]
+        lock &= ~locked
+        if not lock.any():
+            break
+        locked |= lock
+        constraints = replace(constraints, lock_geo_split=locked.copy())
+        alloc = optimize_allocation(model, z, history, constraints, objective)
+        average = optimize_allocation(model, np.zeros_like(z), history, constraints, objective).spend \
+            if np.any(z != 0) else alloc.spend
+    if locked.any():
+        geo_split_kept = [channels[c] for c in np.flatnonzero(locked)]
+        notes.append("geo split kept (the posterior, model error included, does not say at "
+                     f"{safety.GEO_CONTRAST_BAR:.0%} that the geo gaining spend returns more): "
+                     + ", ".join(geo_split_kept))
+
+    keep_contribution = run(baseline_spend, z)
+    keep_total = keep_contribution.sum(axis=(1, 2))
+    value = (lambda spend: objective.margin * run(spend, z).sum(axis=(1, 2)) - spend.sum()) if objective.margin \
+        else (lambda spend: run(spend, z).sum(axis=(1, 2)))
+    keep_value = objective.margin * keep_total - baseline_spend.sum() if objective.margin else keep_total
+    # keep-the-split itself may sit outside the user's channel / geo limits: then the plan must move regardless
+    keep_feasible = bool(np.all(baseline_spend >= alloc.lower - 1e-6) and np.all(baseline_spend <= alloc.upper + 1e-6))
+    moved = not np.allclose(alloc.spend, baseline_spend, rtol=1e-6, atol=1e-6 * max(budget, 1.0))
+    shares = WEATHER_SHARES if not np.allclose(average, alloc.spend, rtol=1e-6, atol=1e-6 * max(budget, 1.0)) \
+        else (1.0,)
+    target = {w: average + w * (alloc.spend - average) for w in shares}  # convex: every mix keeps the limits
+    share = 1.0
+    if keep_feasible and moved:
+        lift_by_move = {(t, w): value(baseline_spend + t * (target[w] - baseline_spend)) - keep_value
+                        for t in MOVE_STEPS for w in shares}
+        (step, share), lift = choose_and_judge(lift_by_move, p.min_prob_better)
+    else:
+        step, lift = (1.0, value(alloc.spend) - keep_value) if moved else (0.0, np.zeros_like(keep_total))
+    prob, reasons = gate(evidence, lift, moved, p.min_prob_better, p.max_holdout_mape)
+    if reasons and not keep_feasible:
+        notes.append("keep-the-split breaks the planning limits, so the optimiser's plan is proposed although: "
+                     + "; ".join(reasons))
+        reasons = []
+    spend = baseline_spend.copy() if reasons else baseline_spend + step * (target[share] - baseline_spend)
+    if not keep_feasible:
+        spend = alloc.spend
+    return Decision(
+        spend=spend, candidate=alloc.spend, baseline_spend=baseline_spend, allocation=alloc, step=float(step),
+        share=float(share), prob=prob, reasons=reasons, held=held, objective=objective, run=run,
+        contribution=run(spend, z), baseline_contribution=keep_contribution, notes=notes,
+        geo_split_kept=geo_split_kept, weather_not_applied=weather_not_applied, support_lo=s_lo, support_hi=s_hi)
+
+
 def build_plan(
     con, tenant_id: str, cfg: TenantConfig, response: ResponseModel, *, start: date | None = None,
     total_budget: float | None = None, objective: Objective | None = None, evidence: ModelEvidence | None = None,
@@ -179,56 +383,19 @@ def build_plan(
     if budget <= 0:
         raise PlanningInputError(f"tenant {tenant_id}: no ad spend in {start - timedelta(days=days)}..{start - timedelta(days=1)} "
                                  "and no planning.total_budget: nothing to allocate")
-    objective = objective or Objective()
-    if objective.margin is None and p.margin is not None:
-        objective = replace(objective, margin=p.margin)
-    baseline_spend = previous * (budget / previous.sum()) if previous.sum() > 0 else np.full_like(previous, budget / previous.size)
-    held = evidence.held(channels, geos)
-    constraints = Constraints(
-        total_budget=float(budget), previous=previous, max_change_pct=p.max_change_pct,
-        channel_min=p.channel_min, channel_max=p.channel_max, geo_min=p.geo_min, geo_max=p.geo_max, min_roas=p.min_roas,
-        hold=held if held.any() else None, hold_at=baseline_spend,
-    )
     if previous.sum() <= 0 and p.max_change_pct is not None:
         raise PlanningInputError(f"tenant {tenant_id}: no spend in the previous {days} days, so max_change_pct "
                                  f"{p.max_change_pct} allows none; set planning.max_change_pct: null to plan from zero")
-    alloc = optimize_allocation(response, z, history, constraints, objective)
-    # the same budget under average weather: what the plan would do without the forecast, so the forecast's pull
-    # on the allocation (alloc minus it) can be sized by its own evidence (safety.py, guard 2)
-    average = optimize_allocation(response, np.zeros_like(z), history, constraints, objective).spend \
-        if np.any(z != 0) else alloc.spend
-
-    def run(spend, wz):
-        s = np.broadcast_to(spend[None] / periods, (periods, *spend.shape))
-        return response.sample_contribution(np.ascontiguousarray(s), wz, history).sum(axis=1)
-
-    baseline_contribution = run(baseline_spend, z)
-    keep_total = baseline_contribution.sum(axis=(1, 2))
-    value = (lambda spend: objective.margin * run(spend, z).sum(axis=(1, 2)) - spend.sum()) if objective.margin \
-        else (lambda spend: run(spend, z).sum(axis=(1, 2)))
-    keep_value = objective.margin * keep_total - baseline_spend.sum() if objective.margin else keep_total
-    # keep-the-split itself may sit outside the user's channel / geo limits: then the plan must move regardless
-    keep_feasible = bool(np.all(baseline_spend >= alloc.lower - 1e-6) and np.all(baseline_spend <= alloc.upper + 1e-6))
-    moved = not np.allclose(alloc.spend, baseline_spend, rtol=1e-6, atol=1e-6 * max(budget, 1.0))
-    shares = WEATHER_SHARES if not np.allclose(average, alloc.spend, rtol=1e-6, atol=1e-6 * max(budget, 1.0)) \
-        else (1.0,)
-    target = {w: average + w * (alloc.spend - average) for w in shares}  # convex: every mix keeps the limits
-    share = 1.0
-    if keep_feasible and moved:
-        lift_by_move = {(t, w): value(baseline_spend + t * (target[w] - baseline_spend)) - keep_value
-                        for t in MOVE_STEPS for w in shares}
-        (step, share), lift = choose_and_judge(lift_by_move, p.min_prob_better)
-    else:
-        step, lift = (1.0, value(alloc.spend) - keep_value) if moved else (0.0, np.zeros_like(keep_total))
-    prob, reasons = gate(evidence, lift, moved, p.min_prob_better, p.max_holdout_mape)
-    if reasons and not keep_feasible:
-        notes.append("keep-the-split breaks the planning limits, so the optimiser's plan is proposed although: "
-                     + "; ".join(reasons))
-        reasons = []
-    spend = baseline_spend.copy() if reasons else baseline_spend + step * (target[share] - baseline_spend)
-    if not keep_feasible:
-        spend = alloc.spend
-    contribution = run(spend, z)
+    support = support_range(daily_spend(con, tenant_id, start - timedelta(days=SUPPORT_LOOKBACK_DAYS),
+                                        start - timedelta(days=1), channels, geos), days)
+    d = decide(response, z, history, previous, float(budget), p, evidence, objective,
+               support=support, tested=lift_tested_cells(con, tenant_id, channels, geos))
+    notes += d.notes
+    alloc, spend, step, share, prob, reasons, held = (d.allocation, d.spend, d.step, d.share, d.prob, d.reasons,
+                                                      d.held)
+    objective, baseline_spend, run = d.objective, d.baseline_spend, d.run
+    contribution = d.contribution
+    baseline_contribution = d.baseline_contribution
     neutral = run(spend, np.zeros_like(z)).mean(axis=0)
     multiplier = np.divide(contribution.mean(axis=0), neutral, out=np.ones_like(neutral), where=neutral > 0)
     base, base_note = None, None
@@ -259,11 +426,13 @@ def build_plan(
         geos=geos, total_budget=float(budget), spend=spend, previous=previous, baseline_spend=baseline_spend,
         contribution=contribution, baseline_contribution=baseline_contribution, base_kpi=base,
         weather_multiplier=multiplier, allocation=alloc, weather=weather, objective=objective, notes=notes,
-        candidate_spend=alloc.spend, move_fraction=0.0 if reasons else float(step),
+        candidate_spend=d.candidate, move_fraction=0.0 if reasons else float(step),
         weather_share=1.0 if reasons else float(share), prob_better=prob,
         min_prob_better=p.min_prob_better, fallback_reasons=reasons, held=held, evidence=evidence,
         weather_blind=weather_blind, base_note=base_note,
         experiments=read_experiments(con, tenant_id, response.model_id),
+        geo_split_kept=d.geo_split_kept, weather_not_applied=d.weather_not_applied,
+        support_lo=d.support_lo, support_hi=d.support_hi,
     )
 
 

@@ -31,6 +31,19 @@ import numpy as np
 from weathervane.governance.tables import table_exists
 
 MOVE_STEPS = (1.0, 0.75, 0.5, 0.25)
+# What one fitted model cannot see about itself (guard 4): each cell's return is off by a factor the posterior
+# does not know, exp(channel part + geo part), log-sd below. The channel part stands for the saturation family's
+# extrapolation, the adstock form and confounding with demand (the robustness matrix measured log errors of
+# 0.2-0.35 on channels whose intervals were 0.13 wide in log); the geo part for geo gaps that spend following
+# demand makes up. Chosen by bench/bench_calibration.py (docs/plan_regret.md).
+MISSPEC_CHANNEL_LOG_SD = 0.15
+MISSPEC_GEO_LOG_SD = 0.1
+MISSPEC_SEED = 20270
+# a move between the geos of a channel needs P(the geo gaining spend has the higher marginal return) at least
+# this (the plan's own default bar) for every pair of geos it moves between, judged on draws that carry the geo
+# part of the model error
+GEO_CONTRAST_BAR = 0.8
+GEO_MOVE_TOL = 0.01  # share of the channel's spend below which a geo's change is not a move
 WEATHER_SHARES = (1.0, 0.75, 0.5, 0.25, 0.0)
 MIN_POSTERIOR_DRAWS = 20  # fewer draws (a MAP point is one) cannot say how likely the plan is to do better
 # mmm.models.sampler is the NUTS implementation (nutpie, pymc) for sampled fits, the method for previews
@@ -187,3 +200,67 @@ def gate(evidence: ModelEvidence, lift: np.ndarray, moved: bool, min_prob_better
                        f"{error:.0%} ({lift.size} held-out draws) below "
                        f"planning.min_prob_better {min_prob_better:.0%}")
     return prob, reasons
+
+
+def misspecification(draws: int, n_channels: int, n_geos: int, channel_sd: float | None = None,
+                     geo_sd: float | None = None, seed: int = MISSPEC_SEED) -> np.ndarray:
+    """[draw, channel, geo] multiplicative model-error factors (mean 1) to multiply a posterior's cell
+    contributions by before judging a move: a draw's lift then carries what the posterior cannot see. A fixed
+    seed: the same inputs give the same plan."""
+    channel_sd = MISSPEC_CHANNEL_LOG_SD if channel_sd is None else channel_sd
+    geo_sd = MISSPEC_GEO_LOG_SD if geo_sd is None else geo_sd
+    rng = np.random.default_rng(seed)
+    log = (channel_sd * rng.standard_normal((draws, n_channels, 1))
+           + geo_sd * rng.standard_normal((draws, n_channels, n_geos)))
+    return np.exp(log - 0.5 * (channel_sd ** 2 + geo_sd ** 2))  # mean 1: expected values stay the posterior's
+
+
+def support_range(daily: np.ndarray, horizon_days: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """[channel, geo] least and most spend the tenant ran over any `horizon_days` consecutive days of `daily`
+    [day, channel, geo] (comparable periods: windows as long as the plan's horizon); None when the history is
+    shorter than one window."""
+    daily = np.asarray(daily, dtype=float)
+    if daily.shape[0] < horizon_days or horizon_days <= 0:
+        return None
+    c = np.concatenate([np.zeros((1, *daily.shape[1:])), np.cumsum(daily, axis=0)])
+    windows = c[horizon_days:] - c[:-horizon_days]  # [window, channel, geo]
+    return windows.min(axis=0), windows.max(axis=0)
+
+
+def geo_moves(keep: np.ndarray, candidate: np.ndarray, tol: float = GEO_MOVE_TOL) -> dict[int, np.ndarray]:
+    """Per channel that a candidate moves between geos (beyond scaling the channel as a whole by more than `tol`
+    of its spend), the move itself: [geo] the change with the channel's total held, summing to zero."""
+    out = {}
+    for ci in range(keep.shape[0]):
+        k, c = keep[ci], candidate[ci]
+        if k.sum() <= 0 or c.sum() <= 0 or len(k) < 2:
+            continue
+        delta = c - k * (c.sum() / k.sum())
+        if np.abs(delta).max() > tol * c.sum():
+            out[ci] = delta
+    return out
+
+
+def geo_contrast(slopes: np.ndarray, keep: np.ndarray, candidate: np.ndarray, bar: float | None = None
+                 ) -> tuple[np.ndarray, dict[int, float]]:
+    """Channels whose geo split must be kept: the candidate moves spend between the channel's geos and the
+    posterior does not say, with probability `bar`, that the move pays.
+
+    The evidence is the geo difference itself: per draw, the move's first-order return sum_g delta_g m_g, where
+    delta (summing to zero) is the spend moved between geos and m [draw, channel, geo] each cell's marginal return
+    at keep-the-split with the model-error factors applied. It is a contrast of the geos' returns: a level the
+    geos share (a channel's ROAS known only roughly) cancels out of it, and only what the posterior says about
+    one geo against another counts. Returns the channels to lock and P(the move pays) per moving channel."""
+    bar = GEO_CONTRAST_BAR if bar is None else bar
+    lock = np.zeros(keep.shape[0], dtype=bool)
+    probs = {}
+    for ci, delta in geo_moves(keep, candidate).items():
+        pays = (slopes[:, ci, :] * delta[None, :]).sum(axis=1)
+        probs[ci] = float((pays > 0).mean())
+        lock[ci] = probs[ci] < bar
+    return lock, probs
+
+
+def weather_intervals(ratio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """5% and 95% quantiles over draws of [draw, channel, var] multipliers per sd."""
+    return np.quantile(ratio, 0.05, axis=0), np.quantile(ratio, 0.95, axis=0)
