@@ -120,6 +120,7 @@ class CentredLevel(MuEffect):
     unit: list[list[float]] = Field(default_factory=list)  # [geo][channel]; empty: no media term
     control_mean: list[list[float]] = Field(default_factory=list)  # [geo][control]; empty: no control term
     roas_name: str = "media_log_roas"
+    weather_data: str = WEATHER_DATA
 
     def create_data(self, mmm) -> None:
         pass
@@ -138,7 +139,31 @@ class CentredLevel(MuEffect):
             offset = term if offset is None else offset + term
         if offset is None:
             offset = ptx.as_xtensor(np.zeros(len(model.coords[geo_dims[0]])), dims=geo_dims)
-        return pmd.Deterministic(self.contribution_var_name, -offset)
+        offset = -offset
+        weather = self._weather_offset(mmm)
+        if weather is not None:
+            offset = (offset + weather).transpose("date", *geo_dims)
+        return pmd.Deterministic(self.contribution_var_name, offset)
+
+    def _weather_offset(self, mmm):
+        """-sum_c gamma[c, w] * rho[geo, c] * u[geo, c] * z_w for each weather variable w that is also a control
+        (`<w>_z`): the weather control's coefficient becomes the weather's whole first-order effect at typical
+        spend, and weather_gamma only how a channel's effect departs from it. Otherwise the two are nearly
+        collinear (a channel's contribution moves far less than the weather does)."""
+        model: pm.Model = mmm.model
+        if not self.unit or GAMMA_NAME not in model.named_vars or "gamma_control" not in model.named_vars:
+            return None
+        controls = [str(c) for c in model.coords.get("control", ())]
+        weather = [str(w) for w in model.coords.get(WEATHER_DIM, ())]
+        pairs = [(w, controls.index(f"{w}_z")) for w in weather if f"{w}_z" in controls]
+        if not pairs:
+            return None
+        geo_dims = tuple(mmm.dims)
+        typical = ptx.math.exp(_xt(model, self.roas_name)) * ptx.as_xtensor(np.asarray(self.unit),
+                                                                            dims=(*geo_dims, "channel"))
+        first_order = (_xt(model, GAMMA_NAME) * typical).sum(dim="channel")  # [geo, weather]
+        z = _xt(model, self.weather_data)
+        return -(first_order * z).sum(dim=WEATHER_DIM)
 
     def set_data(self, mmm, model: pm.Model, X: xr.Dataset) -> None:
         pass

@@ -296,7 +296,8 @@ def model_config(data: ModelData, settings: FitSettings) -> dict:
     roas = Prior(
         "Normal",
         mu=Prior("Normal", mu=float(np.log(PRIOR_MEDIA_SHARE)), sigma=PRIOR_LOG_ROAS_SD, dims="channel"),
-        sigma=Prior("HalfNormal", sigma=0.2, dims="channel"),
+        # one spread of returns across geos, shared by the channels: every geo x channel offset informs it
+        sigma=Prior("HalfNormal", sigma=0.2),
         dims=("geo", "channel"), centered=False,
     )
     cfg = {
