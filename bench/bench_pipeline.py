@@ -29,8 +29,7 @@ def _pipeline(tenants: list[str]) -> tuple[float, dict[str, int]]:
     """Ingest + dbt for each tenant in turn (what a serialized backfill does). Returns (seconds, steps run)."""
     from dagster import DagsterInstance, materialize
 
-    from dagster_project.defs import ingest
-    from dagster_project.defs.marts import harmonize
+    from dagster_project.defs import ingest, marts, sniff
     from dagster_project.resources import WeathervaneResource
 
     instance = DagsterInstance.ephemeral()
@@ -38,8 +37,9 @@ def _pipeline(tenants: list[str]) -> tuple[float, dict[str, int]]:
     started = time.perf_counter()
     rows = {}
     for t in tenants:
-        result = materialize([*ingest.assets, harmonize], partition_key=t, instance=instance,
-                             resources={"weathervane": WeathervaneResource()}, raise_on_error=True)
+        result = materialize([*ingest.assets, *marts.assets, sniff.dataset_sniff], partition_key=t,
+                             instance=instance, resources={"weathervane": WeathervaneResource(), **marts.resources},
+                             raise_on_error=True)
         rows[t] = sum(int(m.metadata["rows_appended"].value) for m in
                       (e.event_specific_data.materialization for e in result.get_asset_materialization_events())
                       if "rows_appended" in m.metadata)
@@ -53,8 +53,7 @@ def _incremental(tenant: str) -> tuple[float, list[str], int]:
 
     from dagster import DagsterInstance, materialize
 
-    from dagster_project.defs import ingest
-    from dagster_project.defs.marts import harmonize
+    from dagster_project.defs import ingest, marts, sniff
     from dagster_project.resources import WeathervaneResource
     from dagster_project.sensors import affected_assets
 
@@ -67,8 +66,9 @@ def _incremental(tenant: str) -> tuple[float, list[str], int]:
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("tenants", [tenant])
     started = time.perf_counter()
-    result = materialize([*ingest.assets, harmonize], partition_key=tenant, instance=instance, selection=selection,
-                         resources={"weathervane": WeathervaneResource()}, raise_on_error=True)
+    result = materialize([*ingest.assets, *marts.assets, sniff.dataset_sniff], partition_key=tenant, instance=instance,
+                         selection=selection,
+                         resources={"weathervane": WeathervaneResource(), **marts.resources}, raise_on_error=True)
     seconds = time.perf_counter() - started
     events = result.get_asset_materialization_events()
     changed = [

@@ -13,7 +13,7 @@ import pytest
 from dbt.cli.main import dbtRunner
 
 from weathervane import config, warehouse
-from weathervane.grain import dbt_vars
+from weathervane.spec import apply_overrides, dbt_vars, default_spec
 from weathervane.landing import ingest_tenant
 from weathervane.simulate import simulate_tenant
 
@@ -23,9 +23,9 @@ from tests.conftest import ACME_EXAMPLE as ACME  # noqa: E402
 SIM = "sim"
 MARTS = ["fct_sales_daily", "fct_ad_spend_daily", "dim_promotion", "fct_promo_daily", "fct_weather_daily",
          "fct_weather_forecast_daily", "fct_model_input"]
-# The models whose rows depend on the grain: enough to rebuild when only the grain changes.
-GRAIN_MODELS = "fct_sales_daily int_model_spine int_cell_revenue_share int_geo_revenue_share fct_promo_daily " \
-               "fct_weather_daily fct_weather_forecast_daily fct_model_input"
+# The models whose rows depend on the grain (the harmonize_model_input step): enough to rebuild when only the
+# grain changes.
+GRAIN_MODELS = "tag:grain+"
 NATIONAL_SPEND = {"2024-03-04": 500.0, "2024-03-05": 300.0}  # Google search spend with no geo breakdown
 
 
@@ -45,8 +45,11 @@ class Env:
             con.close()
         assert not [q for s in report.streams for q in s.quarantined], report
 
-    def dbt(self, tenant: str, command: str = "build", select: str | None = None, **grain) -> None:
-        variables = dbt_vars(tenant, config.load_tenant_config(self.landing, tenant), grain or None)
+    def dbt(self, tenant: str, command: str = "build", select: str | None = None, product: str | None = None,
+            geo: str | None = None) -> None:
+        cfg = config.load_tenant_config(self.landing, tenant)
+        spec = apply_overrides(default_spec(tenant, cfg), {"grain_product": product, "grain_geo": geo})
+        variables = dbt_vars(tenant, cfg, spec)
         args = [command, "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR),
                 "--target-path", str(self.target), "--log-path", str(self.root / "dbt_logs"),
                 "--vars", json.dumps(variables), "--quiet"]

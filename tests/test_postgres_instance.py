@@ -37,7 +37,7 @@ def fresh_database():
 
 @pytest.mark.heavy
 def test_ingest_and_dbt_run_on_a_postgres_instance(wv_env, tmp_path, monkeypatch, fresh_database):
-    from dagster_project.defs.marts import harmonize
+    from dagster_project.defs import marts
 
     home = tmp_path / "dagster_home"
     home.mkdir()
@@ -53,8 +53,9 @@ def test_ingest_and_dbt_run_on_a_postgres_instance(wv_env, tmp_path, monkeypatch
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
         assert instance.global_op_concurrency_default_limit == 1
         instance.add_dynamic_partitions("tenants", ["pg-shop"])
-        result = materialize([*ingest.assets, harmonize], partition_key="pg-shop", instance=instance,
-                             resources={"weathervane": WeathervaneResource()}, raise_on_error=False)
+        result = materialize([*ingest.assets, *marts.assets], partition_key="pg-shop", instance=instance,
+                             resources={"weathervane": WeathervaneResource(), **marts.resources},
+                             raise_on_error=False)
         assert result.success, [e.message for e in result.all_events if e.is_step_failure]
         run_id = result.run_id
 

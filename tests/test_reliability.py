@@ -256,13 +256,13 @@ def _landing_with_extras(landing: Path, tenant: str, seed: int) -> None:
 
 @pytest.mark.heavy
 def test_rerun_is_idempotent_and_never_touches_another_tenant(wv_env):
-    from dagster_project.defs.marts import harmonize
+    from dagster_project.defs import marts
 
     landing, db = wv_env["landing"], wv_env["warehouse"]
     _landing_with_extras(landing, "tenant-a", 21)
     _landing_with_extras(landing, "tenant-b", 22)
-    writing_assets = [*ingest.assets, harmonize]
-    resources = {"weathervane": WeathervaneResource()}
+    writing_assets = [*ingest.assets, *marts.assets]
+    resources = {"weathervane": WeathervaneResource(), **marts.resources}
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("tenants", ["tenant-a", "tenant-b"])
 

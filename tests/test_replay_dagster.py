@@ -11,7 +11,7 @@ from weathervane.simulate.logging_policy import LoggingPolicy, simulate_logged_h
 
 
 def test_a_history_too_short_for_rolling_origins_is_not_evaluable(wv_env):
-    from dagster_project.defs.marts import harmonize
+    from dagster_project.defs import marts
     from dagster_project.defs.replay import policy_replay
     from dagster_project.resources import WeathervaneResource
     from weathervane.landing import ingest_tenant
@@ -29,8 +29,8 @@ def test_a_history_too_short_for_rolling_origins_is_not_evaluable(wv_env):
 
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("tenants", ["brief"])
-    result = materialize([harmonize, policy_replay], partition_key="brief", instance=instance,
-                         resources={"weathervane": WeathervaneResource()})
+    result = materialize([*marts.assets, policy_replay], partition_key="brief", instance=instance,
+                         resources={"weathervane": WeathervaneResource(), **marts.resources})
     assert result.success
     meta = next(m.metadata for m in (e.event_specific_data.materialization
                                      for e in result.get_asset_materialization_events())

@@ -1,47 +1,49 @@
-"""Harmonized marts: the dbt project as one tenant-partitioned multi-asset, dbt tests and GX suites as checks.
+"""Harmonized marts: the dbt project as two tenant-partitioned dagster-dbt steps, dbt tests and GX suites as checks.
 
-The asset graph is read from dbt's manifest.json with plain `json`, and dbt runs as a subprocess inside the step:
-loading the code location imports neither dbt nor dagster-dbt (about two seconds of imports together).
+`harmonize` builds what does not depend on the modelling grain (seeds, staging, promotions, grain-free
+intermediate models); the dataset sniff reads those and decides the tenant's model spec; `harmonize_model_input`
+then builds the models tagged `grain` in dbt, and everything downstream of them, at the spec's grain. Both steps
+take their dbt vars from the same resolved spec (weathervane.spec), so "Materialize all" for a new tenant builds
+the grain its data can carry.
 """
 
-import hashlib
 import json
 import os
-import re
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from dagster import (
     AssetCheckExecutionContext,
-    AssetCheckKey,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
-    AssetDep,
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
     Config,
     Failure,
-    MaterializeResult,
     MetadataValue,
-    multi_asset,
+    Output,
+    get_dagster_logger,
     multi_asset_check,
 )
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from dagster_project.metadata import round_value
+from dagster_project.defs.sniff import SNIFF_KEY
 from dagster_project.partitions import WAREHOUSE_POOL, tenant_partitions
 from dagster_project.resources import WeathervaneResource
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt"
-DBT_TARGET = DBT_PROJECT_DIR / "target"
-MANIFEST = DBT_TARGET / "manifest.json"
 OWNERS = ["team:data-engineering"]
-ASSET_TYPES = ("model", "seed", "snapshot")
+# dbt selection of the models built at the spec's grain: those that call the grain macros carry the tag, and
+# whatever reads them depends on the grain too.
+GRAIN_MODELS = "tag:grain+"
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 
 def dbt_executable() -> str:
@@ -56,26 +58,36 @@ def prepare_dbt_manifest() -> Path:
 
     result = dbtRunner().invoke([
         "parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-        "--target-path", str(DBT_TARGET),
+        "--target-path", str(dbt_project.manifest_path.parent),
     ])
     if not result.success:
         raise RuntimeError(f"dbt parse failed for {DBT_PROJECT_DIR}: {result.exception}")
-    return MANIFEST
+    return dbt_project.manifest_path
 
 
 def _manifest_stale() -> bool:
-    if not MANIFEST.exists():
+    manifest = dbt_project.manifest_path
+    if not manifest.exists():
         return True
-    built = MANIFEST.stat().st_mtime
+    built = manifest.stat().st_mtime
     sources = [p for d in ("models", "macros", "seeds", "tests") for p in (DBT_PROJECT_DIR / d).rglob("*") if p.is_file()]
     sources.append(DBT_PROJECT_DIR / "dbt_project.yml")
     return any(p.stat().st_mtime > built for p in sources)
 
 
-# The asset graph is read from dbt's manifest; it is rebuilt only when a dbt file changed since it was written
-# (`weathervane ui` and the test session also build it before the code location loads).
-if _manifest_stale():
-    prepare_dbt_manifest()
+def prepared_manifest() -> Path:
+    """The manifest the asset graph is read from, parsed again only when a dbt file is newer than it (`weathervane
+    ui`, the demo and the test session prepare it before the code location loads). When dbt cannot parse the
+    project, the last manifest it could parse is kept, so the code location still loads; the dbt steps then fail
+    with dbt's message."""
+    if _manifest_stale():
+        try:
+            prepare_dbt_manifest()
+        except RuntimeError as exc:
+            if not dbt_project.manifest_path.exists():
+                raise
+            get_dagster_logger().warning(f"{exc}; the asset graph keeps the last manifest dbt parsed")
+    return dbt_project.manifest_path
 
 
 def _describe_test(props: Mapping[str, Any]) -> str:
@@ -96,95 +108,47 @@ def _describe_test(props: Mapping[str, Any]) -> str:
     return props.get("description") or words.get(name, f"dbt test {name or props.get('name')}.")
 
 
-class DbtGraph:
-    """The dbt project as Dagster sees it: models and seeds keyed [schema, name], sources keyed [source, table]
-    (so raw.<stream> is the landing asset that loads it), data tests as checks on the node they are attached to."""
+class HarmonizeTranslator(DagsterDbtTranslator):
+    """Models and seeds keyed [schema, name], sources [source, table] (so raw.<stream> is the landing asset that
+    loads it); models built at the grain wait for the sniff; dbt tests are checks per tenant."""
 
-    def __init__(self, manifest: Mapping[str, Any]):
-        self.manifest = manifest
-        nodes = manifest["nodes"]
-        self.key_by_id: dict[str, AssetKey] = {}
-        for uid, props in nodes.items():
-            if props["resource_type"] in ASSET_TYPES and not self._ephemeral(props):
-                schema = props.get("config", {}).get("schema") or props.get("schema") or "main"
-                self.key_by_id[uid] = AssetKey([schema, props["name"]])
-        for uid, props in manifest.get("sources", {}).items():
-            self.key_by_id[uid] = AssetKey([props["source_name"], props["name"]])
-        self.asset_ids = {uid for uid in self.key_by_id if not uid.startswith("source.")}
-        self.specs = [self._asset_spec(uid) for uid in sorted(self.asset_ids)]
-        self.name_by_key = {self.key_by_id[uid]: nodes[uid]["name"] for uid in self.asset_ids}
-        self.check_by_test: dict[str, AssetCheckKey] = {}
-        self.check_specs = []
-        for uid, props in sorted(nodes.items()):
-            spec = self._check_spec(uid, props) if props["resource_type"] == "test" else None
-            if spec is not None:
-                self.check_specs.append(spec)
-                self.check_by_test[uid] = spec.key
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
+        props = dbt_resource_props
+        if props["resource_type"] == "source":
+            return AssetKey([props["source_name"], props["name"]])
+        return AssetKey([props.get("config", {}).get("schema") or props.get("schema") or "main", props["name"]])
 
-    @staticmethod
-    def _ephemeral(props: Mapping[str, Any]) -> bool:
-        return props.get("config", {}).get("materialized") == "ephemeral"
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str:
+        return "harmonize"
 
-    def _node(self, uid: str) -> Mapping[str, Any]:
-        return self.manifest["nodes"].get(uid) or self.manifest["sources"].get(uid) or {}
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str]:
+        return OWNERS
 
-    def upstream_keys(self, uid: str) -> list[AssetKey]:
-        """Assets and sources a node reads; an ephemeral model is looked through to what it reads."""
-        keys, queue, seen = [], list(self._node(uid).get("depends_on", {}).get("nodes", [])), set()
-        while queue:
-            parent = queue.pop(0)
-            if parent in seen:
-                continue
-            seen.add(parent)
-            if parent in self.key_by_id:
-                keys.append(self.key_by_id[parent])
-            elif self._ephemeral(self._node(parent)):
-                queue.extend(self._node(parent).get("depends_on", {}).get("nodes", []))
-        return sorted(set(keys), key=lambda k: k.path)
+    def get_description(self, dbt_resource_props: Mapping[str, Any]) -> str:
+        props = dbt_resource_props
+        if props["resource_type"] == "seed":
+            return props.get("description") or f"Reference table {props['name']} (dbt seed)."
+        return props.get("description") or f"dbt model {'.'.join(self.get_asset_key(props).path)}."
 
-    def _asset_spec(self, uid: str) -> AssetSpec:
-        props = self._node(uid)
-        key = self.key_by_id[uid]
-        kind = props["resource_type"]
-        description = props.get("description") or (
-            f"Reference table {props['name']} (dbt seed)." if kind == "seed" else f"dbt model {key.path[0]}.{props['name']}.")
-        code = props.get("raw_code") or props.get("checksum", {}).get("checksum") or ""
-        return AssetSpec(
-            key=key,
-            deps=[AssetDep(k) for k in self.upstream_keys(uid)],
-            description=description,
-            group_name="harmonize",
-            owners=OWNERS,
-            kinds={"dbt", "duckdb"},
-            skippable=True,  # a model dbt skipped (its parent failed) is not materialized
-            code_version=hashlib.sha1(code.encode()).hexdigest() if code else None,
-            metadata={"dagster/table_name": ".".join(key.path), "dbt/unique_id": uid,
-                      "dbt/materialized": props.get("config", {}).get("materialized", kind)},
-        )
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        if "grain" in self.get_resource_props(manifest, unique_id).get("tags", []):
+            spec = spec.merge_attributes(deps=[SNIFF_KEY])  # the sniff decides the grain it is built at
+        return spec
 
-    def _check_spec(self, uid: str, props: Mapping[str, Any]) -> AssetCheckSpec | None:
-        parents = list(props.get("depends_on", {}).get("nodes", []))
-        attached = props.get("attached_node") or (parents[0] if len(parents) == 1 else None)
-        if attached not in self.asset_ids:
-            return None  # a singular test over several models, or a test on a source: dbt runs it, no check
-        key = self.key_by_id[attached]
-        others = {self.key_by_id[p] for p in parents if p in self.key_by_id} - {key}
-        severity = (props.get("config", {}).get("severity") or "error").lower()
-        return AssetCheckSpec(props["name"], asset=key, description=_describe_test(props),
-                              additional_deps=sorted(others, key=lambda k: k.path), blocking=severity == "error",
-                              metadata={"dbt/unique_id": uid})
-
-    def unit_test_specs(self) -> list[AssetCheckSpec]:
-        # dbt unit tests, one check each on the model they test (their results come from the same dbt build)
-        specs = []
-        for unit_test in self.manifest.get("unit_tests", {}).values():
-            key = self.key_by_id[unit_test["depends_on"]["nodes"][0]]
-            specs.append(AssetCheckSpec(unit_test["name"], asset=key, partitions_def=tenant_partitions,
-                                        description=unit_test.get("description") or f"dbt unit test of {key.path[-1]}"))
-        return sorted(specs, key=lambda spec: spec.name)
+    def get_asset_check_spec(self, asset_spec: AssetSpec, manifest: Mapping[str, Any], unique_id: str,
+                             project: DbtProject | None) -> AssetCheckSpec | None:
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if spec is None:
+            return None
+        # One result per tenant: without a partition, a second tenant's result would replace the first's.
+        return AssetCheckSpec(spec.name, asset=spec.asset_key, description=_describe_test(manifest["nodes"][unique_id]),
+                              additional_deps=spec.additional_deps, blocking=spec.blocking, metadata=spec.metadata,
+                              partitions_def=tenant_partitions)
 
 
-graph = DbtGraph(json.loads(MANIFEST.read_text()))
+translator = HarmonizeTranslator()
+MANIFEST = prepared_manifest()
 
 
 class HarmonizeConfig(Config):
@@ -198,6 +162,8 @@ class HarmonizeConfig(Config):
 
 
 def _dbt_vars(weathervane: WeathervaneResource, tenant: str, overrides: dict | None = None) -> dict:
+    """The dbt vars of the tenant's resolved spec. Opening the warehouse for writing also creates the schemas and
+    ops tables dbt reads."""
     from weathervane.spec import dbt_vars, resolve_spec
 
     cfg = weathervane.tenant_config(tenant)
@@ -206,125 +172,94 @@ def _dbt_vars(weathervane: WeathervaneResource, tenant: str, overrides: dict | N
     return dbt_vars(tenant, cfg, spec)
 
 
-def _run_target(run_id: str, step: str = "build") -> Path:
-    # One dbt target folder per run: the unit-test check reads the results of the build in the same run.
-    return DBT_TARGET / "runs" / f"{run_id}-{step}"
+def _run_target(run_id: str, step: str) -> Path:
+    # One dbt target folder per run and step: the unit-test check reads the results of harmonize in the same run.
+    return dbt_project.manifest_path.parent / "runs" / f"{run_id}-{step}"
 
 
-def run_dbt(args: list[str], target: Path, warehouse: Path, log) -> list[dict]:
-    """dbt <args> as a subprocess writing into `target`; the results of run_results.json. Raises Failure when dbt
-    itself failed (bad project, vars or connection) rather than a node in it."""
-    target.mkdir(parents=True, exist_ok=True)
-    (target / "run_results.json").unlink(missing_ok=True)
-    partial = DBT_TARGET / "partial_parse.msgpack"
-    if partial.exists() and not (target / partial.name).exists():
-        shutil.copy(partial, target / partial.name)  # parse only what changed since the manifest was built
-    env = {**os.environ, "WEATHERVANE_WAREHOUSE": str(Path(warehouse).resolve()), "DBT_PROJECT_DIR": str(DBT_PROJECT_DIR),
-           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "PYTHONUNBUFFERED": "1"}
-    command = [dbt_executable(), *args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-               "--target-path", str(target), "--log-path", str(target)]
-    log.info(f"running {' '.join(command[1:])}")
-    proc = subprocess.run(command, cwd=DBT_PROJECT_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True)
-    sys.stdout.write(proc.stdout)  # the step's compute log keeps dbt's own output
-    results_file = target / "run_results.json"
-    if proc.returncode not in (0, 1) or not results_file.exists():
-        tail = "\n".join(proc.stdout.strip().splitlines()[-15:])
-        raise Failure(description=f"dbt {args[0]} failed (exit {proc.returncode}):\n{tail}")
-    return json.loads(results_file.read_text())["results"]
+@contextmanager
+def _warehouse_env(path: Path) -> Iterator[None]:
+    # profiles.yml reads WEATHERVANE_WAREHOUSE, in the dbt subprocess and in dagster-dbt's adapter here: give both
+    # the resource's path while dbt runs.
+    before = os.environ.get("WEATHERVANE_WAREHOUSE")
+    os.environ["WEATHERVANE_WAREHOUSE"] = str(Path(path).resolve())
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("WEATHERVANE_WAREHOUSE", None)
+        else:
+            os.environ["WEATHERVANE_WAREHOUSE"] = before
 
 
-def _subset_args(context: AssetExecutionContext) -> list[str]:
-    """dbt selection for what this step was asked to build: nothing when it is the whole project; otherwise the
-    selected models and tests by name (cautious: the tests of selected models come along, and their unit tests)."""
-    assets, checks = set(context.selected_asset_keys), set(context.selected_asset_check_keys)
-    every_check = {spec.key for spec in graph.check_specs}
-    if assets == set(graph.name_by_key) and checks == every_check:
-        return []
-    left_out = any(k.asset_key in assets for k in every_check - checks)
-    names = sorted(graph.name_by_key[k] for k in assets) + sorted(k.name for k in checks)
-    return ["--select", *names, "--indirect-selection", "empty" if left_out else "cautious"]
-
-
-def _table_metadata(weathervane: WeathervaneResource, tenant: str, keys: list[AssetKey]) -> dict[AssetKey, dict]:
-    """Row count (this tenant's rows) and column schema of each built table, read once dbt has released the
-    warehouse."""
-    from dagster import TableColumn, TableSchema
-
-    tables = [k for k in keys if len(k.path) == 2 and all(re.fullmatch(r"[a-z_][a-z0-9_]*", p) for p in k.path)]
-    metadata: dict[AssetKey, dict] = {}
-    with weathervane.connect(read_only=True) as con:
-        for key in tables:
-            schema, table = key.path
-            cols = con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? "
-                               "AND table_name = ? ORDER BY ordinal_position", [schema, table]).fetchall()
-            if not cols:
-                continue
-            meta = {"dagster/column_schema": TableSchema(columns=[TableColumn(c, t) for c, t in cols])}
-            if "tenant_id" in {c for c, _ in cols}:
-                # identifiers: our own dbt models' names, checked above; the tenant is a parameter
-                meta["dagster/row_count"] = con.execute(
-                    f'SELECT count(*) FROM "{schema}"."{table}" WHERE tenant_id = ?', [tenant]).fetchone()[0]
-            metadata[key] = meta
-    return metadata
-
-
-def _test_result(check: AssetCheckKey, result: Mapping[str, Any]) -> AssetCheckResult:
-    status = result["status"]
-    return AssetCheckResult(
-        asset_key=check.asset_key,
-        check_name=check.name,
-        passed=status == "pass",
-        severity=AssetCheckSeverity.WARN if status == "warn" else AssetCheckSeverity.ERROR,
-        description=None if status == "pass" else (result.get("message") or status)[:2000],
-        metadata={"status": status, "failures": result.get("failures") or 0,
-                  "seconds": round_value(float(result.get("execution_time") or 0.0), 3)},
-    )
-
-
-@multi_asset(
-    name="harmonize",
-    specs=graph.specs,
-    check_specs=graph.check_specs,
-    partitions_def=tenant_partitions,
-    pool=WAREHOUSE_POOL,
-    can_subset=True,
-    description="The dbt project for one tenant: `dbt build` of the selected models, seeds and their data tests.",
-)
-def harmonize(context: AssetExecutionContext, weathervane: WeathervaneResource, config: HarmonizeConfig):
+def _build(context: AssetExecutionContext, dbt: DbtCliResource, weathervane: WeathervaneResource,
+           overrides: dict | None = None) -> Iterator:
+    """`dbt build` of what this step was asked for, at the tenant's spec; a model dbt fails on fails the step after
+    what did build is recorded (a model dbt skipped is just not materialized)."""
     tenant = context.partition_key
-    variables = _dbt_vars(weathervane, tenant, config.spec_overrides())
+    variables = _dbt_vars(weathervane, tenant, overrides)
     context.log.info(f"dbt vars for {tenant}: {variables}")
-    with weathervane.connect():  # schemas and ops tables exist before dbt reads them
-        pass
-    results = run_dbt(["build", "--vars", json.dumps(variables), *_subset_args(context)],
-                      _run_target(context.run.run_id), weathervane.warehouse(), context.log)
-    yield from _harmonize_events(context, results, weathervane, tenant)
-
-
-def _harmonize_events(context, results: list[dict], weathervane: WeathervaneResource, tenant: str) -> Iterator:
-    """One materialization per model dbt built, one check result per data test it ran; a model that errored fails
-    the step after what succeeded is recorded (a skipped one is just not materialized)."""
-    selected, selected_checks = set(context.selected_asset_keys), set(context.selected_asset_check_keys)
-    built: dict[AssetKey, dict] = {}
-    checks, errors = [], []
-    for result in results:
-        uid, status = result["unique_id"], result["status"]
-        key = graph.key_by_id.get(uid)
-        if key is not None and key in selected:
-            if status == "success":
-                built[key] = result
-            elif status == "error":
-                errors.append(f"{'.'.join(key.path)}: {result.get('message')}")
-        elif uid in graph.check_by_test and graph.check_by_test[uid] in selected_checks and status != "skipped":
-            checks.append(_test_result(graph.check_by_test[uid], result))
-    metadata = _table_metadata(weathervane, tenant, list(built))
-    for key, result in built.items():
-        seconds = {"dbt_seconds": round_value(float(result.get("execution_time") or 0.0), 3)}
-        yield MaterializeResult(asset_key=key, metadata={**metadata.get(key, {}), **seconds})
-    yield from checks
+    with _warehouse_env(weathervane.warehouse()):
+        invocation = dbt.cli(["build", "--vars", json.dumps(variables)], context=context, raise_on_error=False,
+                             target_path=_run_target(context.run.run_id, context.op_execution_context.op.name))
+        events = list(invocation.stream().fetch_column_metadata(with_column_lineage=False))
+    results_file = invocation.target_path / "run_results.json"
+    if not results_file.exists():  # dbt itself failed: bad project, vars or connection
+        raise Failure(description=str(invocation.get_error()))
+    results = {r["unique_id"]: r for r in json.loads(results_file.read_text())["results"]}
+    yield from _for_tenant(context, events, results, weathervane, tenant)
+    errors = [f"{'.'.join(translator.get_asset_key(invocation.manifest['nodes'][uid]).path)}: {r.get('message')}"
+              for uid, r in results.items() if r["status"] == "error" and uid.startswith(("model.", "seed."))]
     if errors:
         raise Failure(description=f"dbt build failed for {tenant}: " + "; ".join(errors)[:4000])
+
+
+def _for_tenant(context: AssetExecutionContext, events: list, results: Mapping[str, dict],
+                weathervane: WeathervaneResource, tenant: str) -> Iterator:
+    """dagster-dbt's events with what is this tenant's: each table's row count counts the tenant's rows (the
+    tables hold every tenant's, which dagster-dbt's fetch_row_counts would count), and a failed check carries
+    dbt's message."""
+    tables = {e.output_name: context.asset_key_for_output(e.output_name) for e in events if isinstance(e, Output)}
+    counts = _tenant_row_counts(weathervane, tenant, tables)
+    for event in events:
+        if isinstance(event, Output) and event.output_name in counts:
+            event = event.with_metadata({**event.metadata, "dagster/row_count": counts[event.output_name]})
+        elif isinstance(event, AssetCheckResult) and not event.passed:
+            result = results.get(event.metadata["unique_id"].value, {})
+            message = f"{tenant}: {result.get('message') or result.get('status')}"
+            event = AssetCheckResult(passed=False, asset_key=event.asset_key, check_name=event.check_name,
+                                     metadata=event.metadata, severity=event.severity, description=message[:2000])
+        yield event
+
+
+def _tenant_row_counts(weathervane: WeathervaneResource, tenant: str, tables: Mapping[str, AssetKey]) -> dict:
+    """{output name: rows of the tenant} for each built table with a tenant_id, read after dbt released the file."""
+    counts = {}
+    with weathervane.connect(read_only=True) as con:
+        for name, key in tables.items():
+            schema, table = key.path
+            if con.execute("SELECT 1 FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+                           "AND column_name = 'tenant_id'", [schema, table]).fetchone():
+                # identifiers: our own dbt models' names, from the manifest; the tenant is a parameter
+                counts[name] = con.execute(f'SELECT count(*) FROM "{schema}"."{table}" WHERE tenant_id = ?',
+                                           [tenant]).fetchone()[0]
+    return counts
+
+
+@dbt_assets(manifest=MANIFEST, project=dbt_project, name="harmonize", exclude=GRAIN_MODELS,
+            partitions_def=tenant_partitions, dagster_dbt_translator=translator, pool=WAREHOUSE_POOL)
+def harmonize(context: AssetExecutionContext, dbt: DbtCliResource, weathervane: WeathervaneResource):
+    """dbt build of the grain-free models for one tenant: seeds, staging, promotions, what the sniff reads."""
+    yield from _build(context, dbt, weathervane)
+
+
+@dbt_assets(manifest=MANIFEST, project=dbt_project, name="harmonize_model_input", select=GRAIN_MODELS,
+            partitions_def=tenant_partitions, dagster_dbt_translator=translator, pool=WAREHOUSE_POOL)
+def harmonize_model_input(context: AssetExecutionContext, dbt: DbtCliResource, weathervane: WeathervaneResource,
+                          config: HarmonizeConfig):
+    """dbt build of the models at the tenant's grain (sales, spend, promotions, weather, fct_model_input), after
+    the sniff decided it."""
+    yield from _build(context, dbt, weathervane, config.spec_overrides())
 
 
 MODEL_INPUT = AssetKey(["marts", "fct_model_input"])
@@ -364,7 +299,7 @@ def gx_marts(context: AssetCheckExecutionContext, weathervane: WeathervaneResour
     selected = {key.name for key in context.selected_asset_check_keys}
     with weathervane.connect(read_only=True) as con:
         if "gx_model_input" in selected:
-            df = quality.read_mart(con, "fct_model_input", tenant, "period = 'day'")
+            df = quality.read_mart(con, "fct_model_input", tenant)
             yield _check_result(MODEL_INPUT, "gx_model_input", quality.model_input_suite(df, tenant))
         if "gx_promotions" in selected:
             df = quality.read_mart(con, "fct_promo_daily", tenant)
@@ -374,25 +309,38 @@ def gx_marts(context: AssetCheckExecutionContext, weathervane: WeathervaneResour
             yield _check_result(WEATHER_DAILY, "gx_weather", quality.weather_suite(df, tenant))
 
 
-UNIT_TEST_SPECS = graph.unit_test_specs()
+def _unit_test_specs() -> list[AssetCheckSpec]:
+    # dagster-dbt reports dbt data tests as checks but not dbt unit tests: one check each on the model it tests.
+    manifest = json.loads(MANIFEST.read_text())
+    specs = []
+    for unit_test in manifest.get("unit_tests", {}).values():
+        key = translator.get_asset_key(manifest["nodes"][unit_test["depends_on"]["nodes"][0]])
+        specs.append(AssetCheckSpec(unit_test["name"], asset=key, partitions_def=tenant_partitions,
+                                    description=unit_test.get("description") or f"dbt unit test of {key.path[-1]}"))
+    return sorted(specs, key=lambda spec: spec.name)
+
+
+UNIT_TEST_SPECS = _unit_test_specs()
 
 
 @multi_asset_check(specs=UNIT_TEST_SPECS, name="dbt_unit_tests", pool=WAREHOUSE_POOL,
                    description="dbt unit tests of the promotion logic, one check each.")
-def dbt_unit_tests(context: AssetCheckExecutionContext, weathervane: WeathervaneResource):
+def dbt_unit_tests(context: AssetCheckExecutionContext, dbt: DbtCliResource, weathervane: WeathervaneResource):
     tenant = context.partition_key
-    build = _run_target(context.run.run_id) / "run_results.json"
 
-    def unit_results(run_results: list[dict]) -> dict[str, dict]:
-        return {r["unique_id"].split(".")[-1]: r for r in run_results if r["unique_id"].startswith("unit_test.")}
+    def unit_results(target: Path) -> dict[str, dict]:
+        path = target / "run_results.json"
+        return {r["unique_id"].split(".")[-1]: r for r in (json.loads(path.read_text())["results"] if path.exists()
+                                                           else []) if r["unique_id"].startswith("unit_test.")}
 
-    results = unit_results(json.loads(build.read_text())["results"] if build.exists() else [])
+    results = unit_results(_run_target(context.run.run_id, "harmonize"))
     if any(spec.name not in results for spec in UNIT_TEST_SPECS):
         # a check-only run, or a build of a subset that left the unit tests out: run them here
-        variables = _dbt_vars(weathervane, tenant)
-        ran = run_dbt(["test", "--select", "test_type:unit", "--vars", json.dumps(variables)],
-                      _run_target(context.run.run_id, "unit"), weathervane.warehouse(), context.log)
-        results = {**results, **unit_results(ran)}
+        target = _run_target(context.run.run_id, "unit")
+        with _warehouse_env(weathervane.warehouse()):
+            dbt.cli(["test", "--select", "test_type:unit", "--vars", json.dumps(_dbt_vars(weathervane, tenant))],
+                    raise_on_error=False, target_path=target).wait()
+        results = {**results, **unit_results(target)}
     for spec in UNIT_TEST_SPECS:
         result = results.get(spec.name)
         yield AssetCheckResult(
@@ -404,5 +352,8 @@ def dbt_unit_tests(context: AssetCheckExecutionContext, weathervane: Weathervane
         )
 
 
-assets = [harmonize]
+assets = [harmonize, harmonize_model_input]
 asset_checks = [gx_marts, dbt_unit_tests]
+# One dbt for every step that runs it.
+resources = {"dbt": DbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR),
+                                   dbt_executable=dbt_executable())}

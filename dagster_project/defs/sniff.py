@@ -3,7 +3,6 @@
 from dagster import AssetExecutionContext, AssetKey, AssetSelection, MaterializeResult, MetadataValue, asset, \
     define_asset_job
 
-from dagster_project.defs.marts import harmonize
 from dagster_project.metadata import rounded
 from dagster_project.partitions import WAREHOUSE_POOL, tenant_partitions
 from dagster_project.resources import WeathervaneResource
@@ -65,11 +64,12 @@ def dataset_sniff(context: AssetExecutionContext, weathervane: WeathervaneResour
     })
 
 
-# Ingest, the whole dbt project at tenant.yaml's grain (a subset would run dbt tests of models it skipped), and
-# the sniff: what `weathervane sniff` runs.
+# Ingest, the grain-free dbt models (the `harmonize` step: every harmonize model the sniff does not decide) and the
+# sniff: what `weathervane sniff` runs. The models at the grain wait for the spec the sniff decides.
+GRAIN_FREE = AssetSelection.groups("harmonize") - AssetSelection.keys(SNIFF_KEY).downstream()
 sniff_job = define_asset_job(
     "sniff_job",
-    selection=AssetSelection.keys(SNIFF_KEY).upstream() | AssetSelection.assets(harmonize),
+    selection=AssetSelection.keys(SNIFF_KEY).upstream() | GRAIN_FREE,
     description="Ingest a tenant's landing files, harmonize them and sniff what they can carry.",
 )
 

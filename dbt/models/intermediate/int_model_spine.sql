@@ -1,5 +1,6 @@
 -- The cells of the chosen grain (every product x geo cell with sales) over every day from the first to the
 -- last day of sales: the rows fct_promo_daily and fct_model_input are built on.
+{{ config(tags=['grain']) }}  -- built at the model spec's grain, after the dataset sniff
 with sales as (
     select * from {{ ref('fct_sales_daily') }} where tenant_id = {{ tenant_id() }}
 ),

@@ -1,4 +1,5 @@
 -- Spend as the platforms reported it, per day x channel x campaign x geo cell (national rows stay geo US).
+{{ config(tags=['grain']) }}  -- built at the model spec's grain, after the dataset sniff
 select
     tenant_id,
     date,

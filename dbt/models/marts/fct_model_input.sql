@@ -14,6 +14,7 @@
     Column names come from senders' files: only names that pass the landing rule (letters, digits,
     underscores) are read, through record_number(), and case variants of one name are one column.
 -#}
+{{ config(tags=['grain']) }}  -- built at the model spec's grain, after the dataset sniff
 -- depends_on: {{ ref('stg_shopify__orders') }}
 -- depends_on: {{ ref('stg_aggregated__mmm_input') }}
 -- depends_on: {{ ref('int_ad_spend_daily') }}

@@ -2,6 +2,7 @@
 -- promo_active / promo_depth_pct: any promotion covering a product of the cell that day (deepest depth);
 -- realized_discount_rate: discounts over gross revenue of the cell's sales that day;
 -- lifecycle_sends: the tenant's lifecycle messages that day (national, the same in every cell).
+{{ config(tags=['grain']) }}  -- built at the model spec's grain, after the dataset sniff
 with product_days as (
     select pp.category, pp.product_id, d.promotion_id, d.depth_pct, s.date
     from {{ ref('int_promotion_products') }} as pp

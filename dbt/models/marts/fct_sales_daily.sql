@@ -1,5 +1,6 @@
 -- Sales (test and cancelled orders excluded) per day x product cell x geo cell of the chosen grain.
 -- Orders without a resolvable address count nationally (geo US).
+{{ config(tags=['grain']) }}  -- built at the model spec's grain, after the dataset sniff
 select
     l.tenant_id,
     l.order_date as date,
