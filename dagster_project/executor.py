@@ -11,6 +11,7 @@ from dagster._core.definitions.executor_definition import (
     IN_PROC_CONFIG,
     MULTI_PROC_CONFIG,
     ExecutorDefinition,
+    _core_multiprocess_executor_creation,
     multi_or_in_process_executor,
     multiple_process_executor_requirements,
 )
@@ -65,6 +66,10 @@ def weathervane_executor(init_context):
 
     config = init_context.executor_config
     kind = next(iter(config))
+    if kind == "multiprocess" and not config[kind].get("start_method"):
+        # forkserver: steps fork from one process that imported the code location once (about a second each)
+        # instead of each spawning an interpreter that imports it again (10-17 s); bench/bench_step_startup.py
+        return _core_multiprocess_executor_creation({**config[kind], "start_method": {"forkserver": {}}})
     if kind in ("multiprocess", "in_process"):
         return multi_or_in_process_executor.executor_creation_fn(init_context)
     definition, resolved = resolve_remote_config(kind, config[kind])
