@@ -10,13 +10,14 @@ export PYTHONUNBUFFERED := 1
 $(VENV)/.synced: pyproject.toml uv.lock
 	@$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 12), f"Python 3.12 is needed, found {sys.version.split()[0]}"'
 	@$(UV) --version >/dev/null 2>&1 || $(PY) -m pip install --quiet uv
-	$(UV) sync --frozen --all-extras
+	@echo "setting up .venv from uv.lock"
+	@$(UV) sync --frozen --all-extras --quiet
 	@touch $@
 
 env: $(VENV)/.synced
 
 demo: env
-	$(VENV)/bin/weathervane demo
+	@$(VENV)/bin/weathervane demo
 
 # Two workers on the 2-core CI machine; the slowest tests are scheduled first (tests/conftest.py).
 TEST_WORKERS ?= 2

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -29,9 +30,13 @@ def dagster_home() -> Path:
     return home
 
 
-def run_tenant_pipeline(tenant_id: str, job_name: str = "refresh_job", run_config: dict | None = None):
-    """Register the tenant and run one job for it in this process, recorded in the local instance."""
-    from dagster import DagsterInstance
+def run_tenant_pipeline(tenant_id: str, job_name: str = "refresh_job", run_config: dict | None = None,
+                        on_event=None, quiet: bool = False):
+    """Register the tenant and run one job for it in this process, recorded in the local instance.
+
+    `on_event`: an instance listener that sees every event of the run (weathervane demo's progress and log file);
+    `quiet`: no event on the terminal (the console logger set above CRITICAL; the instance still stores them)."""
+    from dagster import DagsterInstance, make_new_run_id
 
     from dagster_project.defs.marts import prepare_dbt_manifest
     from dagster_project.definitions import defs
@@ -43,8 +48,14 @@ def run_tenant_pipeline(tenant_id: str, job_name: str = "refresh_job", run_confi
     if not instance.has_dynamic_partition("tenants", tenant_id):
         instance.add_dynamic_partitions("tenants", [tenant_id])
     job = defs.resolve_job_def(job_name)
+    run_id = make_new_run_id()
+    if on_event is not None:
+        instance.add_event_listener(run_id, on_event)
+    run_config = dict(run_config or {})
+    if quiet:
+        run_config.setdefault("loggers", {"console": {"config": {"log_level": "CRITICAL"}}})
     return job.execute_in_process(
-        partition_key=tenant_id, instance=instance, run_config=run_config or {}, raise_on_error=False
+        partition_key=tenant_id, instance=instance, run_config=run_config, raise_on_error=False, run_id=run_id
     )
 
 
@@ -56,26 +67,72 @@ def fit_run_config(**overrides) -> dict:
     return {"ops": {"mmm__weather_mmm": {"config": fit}}} if fit else {}
 
 
+@contextlib.contextmanager
+def _terminal_to(log):
+    """Send everything written to stdout and stderr (dbt, progress bars, library warnings, child processes) to
+    `log` and yield a console on the real terminal, for the lines meant for people."""
+    from rich.console import Console
+
+    is_tty = domain_cli.console.is_terminal
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    term_file = os.fdopen(os.dup(saved[0]), "w", buffering=1, encoding="utf-8")
+    try:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        yield Console(file=term_file, force_terminal=is_tty, width=domain_cli.console.width)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+        term_file.close()
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from dagster import DagsterInstance
+
+    from dagster_project.run_log import StepProgress, event_log_path, mark_run_if_error_checks_failed
     from weathervane.demo import print_demo_summary
     from weathervane.simulate import simulate_tenant
 
     con = domain_cli.console
     landing = config.landing_root()
     started = time.perf_counter()
+    # progress bars of libraries (GX's "Calculating Metrics") would drown the step lines
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    con.print("[bold]Weathervane demo[/bold]: a simulated brand with known truth, through every step of the pipeline")
     if args.resimulate or not (landing / DEMO_TENANT).exists():
-        con.rule("1/3 Simulating the demo tenant (ground truth known)")
+        t0 = time.perf_counter()
         simulate_tenant(DEMO_TENANT, landing, scenario="standard", seed=args.seed)
+        con.print(f"ok   {'simulate the demo tenant':45s} {time.perf_counter() - t0:6.1f} s", markup=False)
     else:
-        con.print(f"demo tenant already in {landing / DEMO_TENANT} (use --resimulate to redo)")
-    con.rule("2/3 Running every asset for the demo tenant in Dagster")
-    # What the UI's Materialize all runs: no run config, so the model spec the sniff decides is what is fitted.
-    result = run_tenant_pipeline(DEMO_TENANT, run_config=fit_run_config(period=args.period, draws=args.draws))
-    con.rule("3/3 What was produced")
+        con.print(f"demo tenant already in {landing / DEMO_TENANT} (use --resimulate to redo)", markup=False)
+    log_dir = dagster_home().parent / "logs"
+    log_path = event_log_path(log_dir, "demo")
+    with log_path.open("a", encoding="utf-8") as log, _terminal_to(log) as term:
+        status = term.status("starting Dagster …") if term.is_terminal else None
+        progress = StepProgress(log, say=lambda line: term.print(line, markup=False, highlight=False),
+                                status=(lambda text: status.update(text)) if status else None)
+        if status:
+            status.start()
+        try:
+            # What the UI's Materialize all runs: no fit config, so the model spec the sniff decides is fitted.
+            result = run_tenant_pipeline(DEMO_TENANT, run_config=fit_run_config(period=args.period, draws=args.draws),
+                                         on_event=progress, quiet=True)
+        finally:
+            if status:
+                status.stop()
+    failed_checks = mark_run_if_error_checks_failed(DagsterInstance.get(), result.run_id)
     if not result.success:
-        con.print("[red]Some steps failed:[/red] " + ", ".join(e.step_key or "" for e in result.all_events if e.is_step_failure))
-    print_demo_summary(DEMO_TENANT)
-    con.print(f"\n[bold]Done in {time.perf_counter() - started:.0f}s.[/bold] Open the Dagster UI with: [bold]make ui[/bold]")
+        con.print("[red]Steps that failed:[/red] " + ", ".join(progress.failed_steps or ["(see the event log)"]))
+    print_demo_summary(DEMO_TENANT, failed_checks=failed_checks)
+    con.print(f"\nDagster's full event log of this run ({result.run_id[:8]}): {log_path}", markup=False)
+    con.print(f"[bold]Done in {time.perf_counter() - started:.0f} s.[/bold] Browse the runs, assets and reports with: "
+              "[bold]make ui[/bold] (Dagster http://localhost:3000, reports http://localhost:3002/demo/)")
     return 0 if result.success else 1
 
 

@@ -1,86 +1,181 @@
-"""What the demo produced, read back from the warehouse."""
+"""What the demo produced, read back from the warehouse and told as a marketer would read it: the data, the model's
+estimates against the simulated truth, the plan and its regret against the true optimum, the replay, the reports."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
 
 from weathervane import config
+from weathervane import reports as rp
 from weathervane.console import console, print_table
 from weathervane.warehouse import table_exists
 
 
-def print_demo_summary(tenant_id: str, warehouse: Path | None = None) -> None:
+def _say(text: str = "") -> None:
+    console.print(text, markup=False, highlight=False)
+
+
+def _one(con, sql: str, params: list):
+    row = con.execute(sql, params).fetchone()
+    return row
+
+
+def _data_lines(con, tenant_id: str, truth) -> list[str]:
+    out = []
+    if table_exists(con, "marts", "fct_sales_daily"):
+        row = _one(con, "select min(date), max(date), count(distinct geo_id), sum(net_revenue) "
+                        "from marts.fct_sales_daily where tenant_id = ?", [tenant_id])
+        if row and row[0] is not None:
+            out.append(f"Data: {row[0]} to {row[1]}, {row[2]} regions.")
+    if table_exists(con, "ops", "quarantined_files"):
+        bad = {r[0] for r in con.execute("select file_path from ops.quarantined_files where tenant_id = ?",
+                                         [tenant_id]).fetchall()}
+        if truth is not None and truth.bad_files:
+            planted = {b.file_path for b in truth.bad_files}
+            out.append(f"Refused files: {len(bad)} (the simulator planted {len(planted)} bad ones; "
+                       f"{len(planted & bad)} of them refused" + (f", {len(bad - planted)} others" if bad - planted
+                                                                  else "") + ").")
+        elif bad:
+            out.append(f"Refused files: {len(bad)} (names, lines and reasons: weathervane sniff).")
+    return out
+
+
+def _selected_model(con, tenant_id: str):
+    if not table_exists(con, "mmm", "model_selection"):
+        return None
+    return _one(con, "select model_id, fallback_model_id, ladder_label, holdout_mape, reason "
+                     "from mmm.model_selection where tenant_id = ?", [tenant_id])
+
+
+def _truth_tables(con, tenant_id: str, model_id: str, truth, currency: str) -> None:
+    rows = con.execute(
+        "select channel, spend, roas_mean, roas_p05, roas_p95 from mmm.channel_summary "
+        "where model_id = ? and tenant_id = ? and geo_id is null order by spend desc", [model_id, tenant_id]).fetchall()
+    table = []
+    for channel, spend, m, lo, hi in rows:
+        true = truth.channels[channel].roas if truth is not None and channel in truth.channels else None
+        inside = "—" if true is None or lo is None else ("yes" if lo <= true <= hi else "no")
+        table.append((rp.channel_name(channel), rp.money(spend, currency), rp.with_interval(m, lo, hi),
+                      rp.ratio(true), inside))
+    if table:
+        print_table("Return on ad spend: estimate against the simulated truth",
+                    ["channel", "spend", "estimated ROAS (90% interval)", "true ROAS", "truth inside?"], table)
+    if not table_exists(con, "mmm", "weather_effects"):
+        return
+    spread = rp.weather_spread(con, tenant_id)
+    effects = con.execute(
+        "select channel, weather_variable, multiplier_per_sd_mean, multiplier_per_sd_p05, multiplier_per_sd_p95 "
+        "from mmm.weather_effects where model_id = ? and tenant_id = ? order by channel, weather_variable",
+        [model_id, tenant_id]).fetchall()
+    if effects:
+        _say("Weather: how a typical swing changes each channel's effect (estimate, then the simulated truth)")
+    for channel, var, m, lo, hi in effects:
+        line = rp.weather_sentence(channel, var, m, lo, hi, sd=spread.get(var))
+        if truth is not None and channel in truth.channels:
+            t = truth.channels[channel].multiplier_per_sd.get(var)
+            if t is not None:
+                line += f" Truth: {rp.pct(t - 1, signed=True)}."
+        _say(f"  {line}")
+
+
+def _plan_lines(con, tenant_id: str, currency: str) -> tuple[str | None, list[str]]:
+    if not table_exists(con, "decisions", "plans"):
+        return None, []
+    cols = {r[0] for r in con.execute("describe decisions.plans").fetchall()}
+    extra = ", decision, fallback_reason, prob_better" if "decision" in cols else ", null, null, null"
+    row = _one(con, "select plan_id, status, horizon_start, horizon_end, total_budget, expected_kpi_mean, "
+                    f"baseline_kpi_mean, model_id{extra} from decisions.plans where tenant_id = ? "
+                    "order by created_at desc limit 1", [tenant_id])
+    if row is None:
+        return None, []
+    plan_id, status, start, end, budget, kpi, base, model_id, decision, reason, prob = row
+    out = [f"Plan {plan_id} ({status}) for {start} to {end}: budget {rp.money(budget, currency)}."]
+    if decision == "keep_split" or (decision is None and kpi == base):
+        out.append(f"  It keeps the current split{': ' + reason if reason else '.'}")
+    else:
+        gain = (kpi or 0) - (base or 0)
+        out.append(f"  Expected net revenue {rp.money(kpi, currency)}, {rp.money(gain, currency)} more than keeping "
+                   f"the split; chance it beats keeping the split: {rp.probability(prob)}.")
+    return plan_id, out
+
+
+def _regret_lines(con, tenant_id: str, model_id: str, truth_path: Path) -> list[str]:
+    """The plan remade with the same model and valued under the simulator's true response and weather."""
+    from weathervane.simulate.oracle import evaluate_world_decision
+
+    try:
+        r = evaluate_world_decision(con, tenant_id, truth_path, model_id, config.landing_root())
+    except Exception as exc:  # the summary still prints; the reason is shown
+        return [f"Regret against the truth could not be computed: {exc}"]
+    return [
+        f"Against the truth: the plan leaves {rp.ratio(r['regret_plan_pct'], 1)}% of the best possible media revenue "
+        f"on the table (the true optimum under the same budget and change limits); keeping the split leaves "
+        f"{rp.ratio(r['regret_keep_split_pct'], 1)}%, the weather-blind plan {rp.ratio(r['regret_weather_blind_pct'], 1)}%."
+    ]
+
+
+def _replay_lines(con, tenant_id: str) -> list[str]:
+    if not table_exists(con, "decisions", "policy_replay"):
+        return []
+    from weathervane.replay.report import headline_from_rows
+
+    rows = con.execute("select * from decisions.policy_replay where tenant_id = ?", [tenant_id]).df()
+    if rows.empty:
+        return []
+    return [f"Replay of past decisions: {headline_from_rows(rows, rp.tenant_currency(tenant_id))}"]
+
+
+def print_demo_summary(tenant_id: str, warehouse: Path | None = None, failed_checks: list[str] | None = None) -> None:
     tenant_id = config.validate_tenant_id(tenant_id)
+    currency = rp.tenant_currency(tenant_id)
+    truth_path = rp.truth_file(tenant_id)
+    truth = None
+    if truth_path is not None:
+        from weathervane.simulate import load_truth
+
+        truth = load_truth(truth_path)
     con = duckdb.connect(str(warehouse or config.warehouse_path()), read_only=True)
     try:
-        rows = []
-        for schema in ("raw", "marts", "mmm", "decisions", "ops"):
-            tables = con.execute(
-                "select table_name from information_schema.tables where table_schema = ? order by 1", [schema]
-            ).fetchall()
-            for (table,) in tables:
-                cols = {c[0] for c in con.execute(f'describe "{schema}"."{table}"').fetchall()}
-                if "tenant_id" not in cols:
-                    continue
-                n = con.execute(f'select count(*) from "{schema}"."{table}" where tenant_id = ?', [tenant_id]).fetchone()[0]
-                rows.append((f"{schema}.{table}", f"{n:,}"))
-        print_table(f"Warehouse {warehouse or config.warehouse_path()} — tenant {tenant_id}", ["table", "rows"], rows)
-
-        if table_exists(con, "ops", "quarantined_files"):
-            bad = con.execute(
-                "select file_path, line, field, reason from ops.quarantined_files where tenant_id = ?", [tenant_id]
-            ).fetchall()
-            if bad:
-                print_table("Quarantined files", ["file", "line", "field", "reason"], bad)
-        if table_exists(con, "mmm", "models"):
-            models = con.execute(
-                "select model_id, status, sampler, max_rhat, min_ess_bulk, divergences, holdout_mape from mmm.models "
-                "where tenant_id = ? order by fitted_at desc limit 3", [tenant_id]
-            ).fetchall()
-            print_table("Models", ["model_id", "status", "sampler", "max r-hat", "min ESS", "divergences", "holdout MAPE"], models)
-        if table_exists(con, "decisions", "plans"):
-            plans = con.execute(
-                "select plan_id, status, horizon_start, horizon_end, round(total_budget), round(expected_kpi_mean), "
-                "round(baseline_kpi_mean) from decisions.plans where tenant_id = ? order by created_at desc limit 3",
-                [tenant_id],
-            ).fetchall()
-            print_table("Budget plans", ["plan_id", "status", "from", "to", "budget", "expected KPI", "baseline KPI"], plans)
-            if plans:
-                from weathervane.allocate.plan import describe_decision
-
-                for line in describe_decision(con, plans[0][0]):
-                    console.print(line, markup=False)
-            proposed = [p for p in plans if p[1] == "proposed"]
-            if proposed:
-                approvers = config.load_tenant_config(config.landing_root(), tenant_id).autopilot.approvers
-                actor = approvers[0] if approvers else "<approver>"
-                console.print(
-                    f"Approve the plan with: [bold].venv/bin/weathervane plans approve --tenant {tenant_id} "
-                    f"--plan-id {proposed[0][0]} --actor {actor} --reason 'looks right'[/bold]"
-                )
-                from rich.markup import escape
-
-                console.print(
-                    "or in the approvals page, signed in as that approver: "
-                    f"[bold].venv/bin/weathervane users set-password --user {escape(actor)}[/bold], then "
-                    f"[bold]make ui[/bold] and open [bold]http://localhost:3001/t/{tenant_id}/plans/{escape(proposed[0][0])}[/bold]"
-                )
-        if table_exists(con, "decisions", "policy_replay"):
-            replay = con.execute(
-                "select policy, estimator, round(lift_mean)::bigint, round(lift_p05)::bigint, round(lift_p95)::bigint, "
-                "round(effective_sample_size, 1), round(support_share, 2), evaluable from decisions.policy_replay "
-                "where tenant_id = ? order by policy, estimator", [tenant_id],
-            ).fetchall()
-            if replay:
-                print_table("Policy replay on the logged periods (KPI vs keeping the split, 90% interval)",
-                            ["policy", "estimator", "lift", "p05", "p95", "ESS", "support", "evaluable"], replay)
-        if table_exists(con, "decisions", "causal_audits"):
-            from weathervane.governance.autopilot import print_gate
-
-            print_gate(con, tenant_id, config.load_tenant_config(config.landing_root(), tenant_id))
+        _say()
+        _say(f"What the pipeline found for {tenant_id}" + (" (simulated: the truth is known)" if truth else ""))
+        for line in _data_lines(con, tenant_id, truth):
+            _say(line)
+        for check in failed_checks or []:
+            _say(f"Failed ERROR check (the run is marked failed in Dagster): {check}")
+        sel = _selected_model(con, tenant_id)
+        model_id = None
+        if sel is not None:
+            model_id, fallback, label, mape, reason = sel
+            if model_id:
+                _say(f"Model: {label}; it passed its checks" + (f", holdout error {rp.pct(mape, 1)}" if mape is not None
+                                                                  else "") + ".")
+            else:
+                _say(f"Model: no fit passed its checks ({reason}); plans keep the split.")
+                model_id = fallback
+        if model_id:
+            _truth_tables(con, tenant_id, model_id, truth, currency)
+        plan_id, lines = _plan_lines(con, tenant_id, currency)
+        for line in lines:
+            _say(line)
+        if truth_path is not None and model_id:
+            for line in _regret_lines(con, tenant_id, model_id, truth_path):
+                _say(line)
+        for line in _replay_lines(con, tenant_id):
+            _say(line)
+        proposed = plan_id is not None and _one(con, "select status from decisions.plans where plan_id = ?",
+                                                [plan_id])[0] == "proposed"
     finally:
         con.close()
-    reports = sorted((config.reports_dir() / tenant_id).glob("*.html")) if (config.reports_dir() / tenant_id).exists() else []
-    for report in reports:
-        console.print(f"report: {report.resolve()}")
+    if proposed:
+        approvers = config.load_tenant_config(config.landing_root(), tenant_id).autopilot.approvers
+        actor = approvers[0] if approvers else "<approver>"
+        _say(f"Approve it: .venv/bin/weathervane plans approve --tenant {tenant_id} --plan-id {plan_id} "
+             f"--actor {actor} --reason 'looks right'")
+        _say(f"  or on the approvals page: .venv/bin/weathervane users add --user {actor} --role approver, then "
+             f"make ui and open http://localhost:3001/t/{tenant_id}/plans/{plan_id}")
+    folder = config.reports_dir() / tenant_id
+    reports = sorted(folder.glob("*.html")) if folder.is_dir() else []
+    if reports:
+        _say(f"Reports ({len(reports)}): {folder.resolve()}/ — " + ", ".join(r.name for r in reports))
