@@ -5,7 +5,8 @@ read-only on loopback (started by `weathervane ui`).
 
 Only reports are served: plain `.html` files below the folder, reached through plain folders. A symbolic link
 anywhere on the way, a hidden name, any other kind of file or a path that cannot name a file is answered 404 (400
-for bytes no path holds); nothing is listed. Reports are self-contained (figures are inline images), so every
+for bytes no path holds). No folder is listed as it is: `/` and `/<tenant>/` answer a page generated here that
+names the tenants (folders named as tenant ids) and each tenant's reports (plain `.html` files), each name escaped. Reports are self-contained (figures are inline images), so every
 answer carries a Content-Security-Policy that lets a page run no script and fetch nothing, and `nosniff`.
 """
 from __future__ import annotations
@@ -73,6 +74,88 @@ def resolve_report(root: Path, request_path: str) -> Path:
     return current
 
 
+def _plain_entries(folder: Path):
+    """(name, is_dir) of the entries of `folder` that are plain files or folders with a visible, printable name;
+    links and everything else are left out, as the server would refuse them."""
+    out = []
+    with os.scandir(folder) as it:
+        for e in it:
+            name = e.name
+            if name.startswith(".") or "\\" in name or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+                continue
+            if e.is_symlink():
+                continue
+            if e.is_dir(follow_symlinks=False):
+                out.append((name, True))
+            elif e.is_file(follow_symlinks=False):
+                out.append((name, False))
+    return sorted(out)
+
+
+def report_label(name: str) -> str:
+    """What a report file is, in words, from the name its writer gives it."""
+    stem = name.removesuffix(".html")
+    if stem == "proof":
+        return "Brand proof"
+    if stem == "policy_replay":
+        return "Policy replay: would another budget policy have done better?"
+    if stem.startswith("plan_"):
+        return f"Budget plan {stem.removeprefix('plan_')}"
+    if stem.startswith("audit_"):
+        return f"Causal audit {stem.removeprefix('audit_')}"
+    return f"Model {stem}"
+
+
+def _index_target(root: Path, request_path: str) -> tuple[Path, str | None] | None:
+    """(folder, tenant) when the path names the index (`/`) or a tenant's index (`/<tenant>/` or `/<tenant>`);
+    None when it names something else; BadPath for what no index can be."""
+    path = unquote(urlsplit(request_path).path, errors="strict")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        raise BadPath(HTTPStatus.BAD_REQUEST)
+    parts = [p for p in path.split("/") if p]
+    if not parts:
+        return root, None
+    if len(parts) != 1 or parts[0].endswith(REPORT_SUFFIXES):
+        return None
+    try:
+        tenant = config.validate_tenant_id(parts[0])
+    except ValueError:
+        raise BadPath(HTTPStatus.NOT_FOUND) from None
+    folder = root / tenant
+    try:
+        st = folder.lstat()
+    except OSError:
+        raise BadPath(HTTPStatus.NOT_FOUND) from None
+    if not stat.S_ISDIR(st.st_mode):  # a link to a folder is refused like a link to a report
+        raise BadPath(HTTPStatus.NOT_FOUND)
+    return folder, tenant
+
+
+def render_index(root: Path, tenant: str | None) -> str:
+    """The generated index page: tenants with their report counts at `/`, a tenant's reports at `/<tenant>/`."""
+    from weathervane import reports as rp
+
+    if tenant is None:
+        items = []
+        for name, is_dir in _plain_entries(root):
+            if not is_dir or config.TENANT_ID_PATTERN.fullmatch(name) is None:
+                continue
+            n = sum(1 for f, d in _plain_entries(root / name) if not d and f.endswith(REPORT_SUFFIXES))
+            items.append(f'<li><a href="/{quote(name)}/">{rp.esc(name)}</a> '
+                         f'<span class="note">{n} report{"s" if n != 1 else ""}</span></li>')
+        body = (f'<ul class="plain" data-testid="tenants">{"".join(items)}</ul>' if items else
+                "<p>No reports yet. Run <code>make demo</code> or materialize a tenant in the Dagster UI.</p>")
+        return rp.page("Weathervane reports", body, subtitle="One folder of reports per brand (tenant).")
+    reports = [f for f, d in _plain_entries(root / tenant) if not d and f.endswith(REPORT_SUFFIXES)]
+    order = {"proof": 0, "plan_": 1, "policy_replay": 3, "audit_": 4}
+    reports.sort(key=lambda f: (next((v for k, v in order.items() if f.startswith(k)), 2), f))
+    items = "".join(f'<li><a href="/{quote(tenant)}/{quote(f)}">{rp.esc(report_label(f))}</a> '
+                    f'<span class="note">{rp.esc(f)}</span></li>' for f in reports)
+    body = (f'<ul class="plain" data-testid="reports">{items}</ul>' if items else "<p>No reports yet.</p>")
+    body += '<p class="note"><a href="/">All tenants</a></p>'
+    return rp.page(f"Reports — {tenant}", body, banner=rp.simulated_banner(tenant))
+
+
 class _ReportHandler(BaseHTTPRequestHandler):
     root: Path = Path(".")
     server_version = "weathervane-reports"
@@ -99,6 +182,20 @@ class _ReportHandler(BaseHTTPRequestHandler):
             self.send_response(204)
             self.send_header("Content-Length", "0")
             self.end_headers()
+            return
+        try:
+            index = _index_target(self.root, self.path)
+            if index is not None:
+                data = render_index(self.root, index[1]).encode()
+                self._headers(200, len(data), "text/html; charset=utf-8")
+                if body:
+                    self.wfile.write(data)
+                return
+        except BadPath as exc:
+            self._refuse(exc.status, body)
+            return
+        except (OSError, ValueError):
+            self._refuse(HTTPStatus.NOT_FOUND, body)
             return
         try:
             path = resolve_report(self.root, self.path)

@@ -52,8 +52,11 @@ def policy_replay(context: AssetExecutionContext, config: ReplayConfig,
     result = replay_tenant(lambda read_only: weathervane.connect(read_only=read_only), tenant, cfg,
                            store=weathervane.models(), reports=weathervane.reports(), fit_settings=fit,
                            settings=settings, period=config.period)
+    from weathervane.replay.report import headline_from_rows
+
     dr = result.rows[result.rows["estimator"] == "doubly_robust"]
     return MaterializeResult(metadata={
+        "headline": headline_from_rows(result.rows, cfg.currency),
         "replay_id": result.replay_id,
         "window": f"{result.window_start} .. {result.window_end}" if result.n_periods else "none",
         "periods": int(result.n_periods),

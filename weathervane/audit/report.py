@@ -1,12 +1,12 @@
 """The audit report: one self-contained HTML file per audited deployment (PNG plots embedded as base64)."""
 from __future__ import annotations
 
-import html
 import re
 from pathlib import Path
 
 import numpy as np
 
+from weathervane import reports as rp
 from weathervane.config import validate_tenant_id
 
 
@@ -19,14 +19,8 @@ def _plt():
     return plt
 
 
-def _png(fig) -> str:
-    import base64
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    _plt().close(fig)
-    return f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}" alt="audit plot">'
+def _png(fig, alt: str = "audit plot") -> str:
+    return rp.figure(fig, alt=alt)
 
 
 def _window_mask(res) -> np.ndarray:
@@ -88,18 +82,18 @@ def _placebo_fig(res) -> str:
     return _png(fig)
 
 
-def _money(v) -> str:
-    return "—" if v is None else f"{v:,.0f}"
-
-
-def plain_verdict(res, what: str = "the deployment") -> str:
+def plain_verdict(res, what: str = "the deployment", currency: str = "USD") -> str:
     if res.verdict == "not_evaluable":
         return f"{what.capitalize()} cannot be judged yet: {res.reason}."
     mean, lo, hi = float(res.effect.mean()), res.q(res.effect, 0.05), res.q(res.effect, 0.95)
     rel = float(res.relative.mean())
-    body = (f"net revenue {mean:+,.0f} over the window ({rel:+.1%}), 90% interval {lo:+,.0f} to {hi:+,.0f}, "
-            f"placebo p-value {res.placebo_p:.2f}" if res.placebo_p is not None else
-            f"net revenue {mean:+,.0f} over the window ({rel:+.1%}), 90% interval {lo:+,.0f} to {hi:+,.0f}")
+
+    def signed(v) -> str:
+        return ("+" if v >= 0 else "") + rp.money(v, currency)
+
+    body = (f"net revenue {signed(mean)} over the window ({rel:+.1%}), 90% interval {signed(lo)} to {signed(hi)}")
+    if res.placebo_p is not None:
+        body += f", placebo p-value {res.placebo_p:.2f}"
     if res.verdict == "improved":
         return f"{what.capitalize()} improved net revenue: {body}."
     if res.verdict == "worse":
@@ -116,53 +110,53 @@ def report_path(reports_dir: Path | str, tenant_id: str, key: str, audit_key: st
     return Path(reports_dir) / validate_tenant_id(tenant_id) / f"audit_{_slug(key)}_{audit_key[:8]}.html"
 
 
-def render_audit_html(tenant_id: str, iv, results: list, primary) -> str:
+def render_audit_html(tenant_id: str, iv, results: list, primary, currency: str = "USD",
+                      banner: str | None = None) -> str:
+    money = lambda v: rp.money(v, currency)  # noqa: E731
     rows = []
     for r in results:
-        rows.append((r.method, r.verdict, _money(None if r.effect is None else float(r.effect.mean())),
-                     _money(r.q(r.effect, 0.05)), _money(r.q(r.effect, 0.95)),
+        rows.append((r.method.replace("_", " "), r.verdict.replace("_", " "),
+                     money(None if r.effect is None else float(r.effect.mean())),
+                     money(r.q(r.effect, 0.05)), money(r.q(r.effect, 0.95)),
                      "—" if r.relative is None else f"{float(r.relative.mean()):+.1%}",
-                     "—" if r.effect is None else f"{float((r.effect > 0).mean()):.0%}",
-                     _money(r.incremental_spend),
-                     "—" if r.iroas is None else f"{float(r.iroas.mean()):.2f}",
+                     "—" if r.effect is None else rp.probability(float((r.effect > 0).mean())),
+                     money(r.incremental_spend),
+                     "—" if r.iroas is None else rp.ratio(float(r.iroas.mean())),
                      "—" if r.pre_mape is None else f"{r.pre_mape:.1%}",
                      "—" if r.placebo_p is None else f"{r.placebo_p:.2f}", r.reason or ""))
     head = ["method", "verdict", "effect", "p05", "p95", "relative", "P(effect>0)", "incremental spend", "iROAS",
             "pre-period weekly MAPE", "placebo p", "why"]
-    table = ("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"
-             + "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-             + "</table>")
     figs = ""
     if primary.counterfactual is not None:
-        figs = (f"<h2>Observed vs counterfactual ({html.escape(primary.method.replace('_', ' '))})</h2>"
+        figs = (f"<h2>Observed vs counterfactual ({rp.esc(primary.method.replace('_', ' '))})</h2>"
                 f"{_observed_fig(primary)}<h2>Effect</h2>{_effect_fig(primary)}")
         if primary.donors:
             figs += f"<h2>Donors</h2>{_weights_fig(primary)}"
         if primary.placebo_z is not None and len(primary.placebo_z):
             figs += f"<h2>Placebo distribution</h2>{_placebo_fig(primary)}"
         post = primary.posterior
-        figs += (f"<p>Sampler: max r-hat {post.max_rhat:.3f}, min bulk ESS {post.min_ess_bulk:.0f}, "
+        figs += (f"<p class=\"note\">Sampler: max r-hat {post.max_rhat:.3f}, min bulk ESS {post.min_ess_bulk:.0f}, "
                  f"{post.divergences} divergences, {post.n_draws} draws.</p>")
     what = "the deployment" if iv.deployment_id is not None else "the applied plan"
     title = iv.deployment_id or f"plan {iv.plan_id}"
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Audit {html.escape(title)}</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse;font-size:13px}}
-td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}} .verdict{{font-size:1.2em}}</style></head><body>
-<h1>Causal audit: {html.escape(title)}</h1>
-<p>Tenant <b>{html.escape(tenant_id)}</b>. {html.escape(iv.description or '')}<br>
-Treated geos: {html.escape(', '.join(iv.geo_ids))}; channels: {html.escape(', '.join(iv.channels) or '—')};
-window {iv.start} to {iv.end or 'still live'}.</p>
-<p class="verdict"><b>{html.escape(primary.verdict.replace('_', ' '))}</b>: {html.escape(plain_verdict(primary, what))}</p>
-{table}
-<p>Effect = observed minus counterfactual net revenue summed over the window; intervals are central 90% posterior
-intervals. The verdict is <i>improved</i> only when the whole interval is above zero and the placebo p-value is at
-most 0.10 (<i>worse</i> symmetrically).</p>
+    channels = ", ".join(rp.channel_name(c) for c in iv.channels) or "—"
+    body = f"""
+<p class="kpi lead" data-testid="headline"><b>{rp.esc(primary.verdict.replace('_', ' '))}</b>:
+{rp.esc(plain_verdict(primary, what, currency))}</p>
+<p>{rp.esc(iv.description or '')} Treated regions: {rp.esc(', '.join(iv.geo_ids))}; channels: {rp.esc(channels)};
+window {rp.esc(iv.start)} to {rp.esc(iv.end or 'still live')}.</p>
+{rp.table(head, rows, numeric_from=2)}
+<p class="note">Effect = observed minus counterfactual net revenue summed over the window; intervals are central 90%
+posterior intervals. The verdict is <i>improved</i> only when the whole interval is above zero and the placebo
+p-value is at most 0.10 (<i>worse</i> symmetrically).</p>
 {figs}
-</body></html>"""
+"""
+    return rp.page(f"Causal audit: {title}", body, banner=banner, subtitle=f"Tenant {tenant_id}")
 
 
 def write_audit_report(reports_dir: Path | str, tenant_id: str, iv, results: list, primary, audit_key: str) -> Path:
     path = report_path(reports_dir, tenant_id, iv.key, audit_key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_audit_html(tenant_id, iv, results, primary), encoding="utf-8")
+    path.write_text(render_audit_html(tenant_id, iv, results, primary, currency=rp.tenant_currency(tenant_id),
+                                      banner=rp.simulated_banner(tenant_id)), encoding="utf-8")
     return path

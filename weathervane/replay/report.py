@@ -1,27 +1,89 @@
-"""The replay report: one self-contained HTML page per tenant (plot embedded as base64 PNG)."""
+"""The replay report: one self-contained page per tenant on the shared report kit (weathervane.reports).
+
+Its first paragraph is for a marketer: what was compared, which policy came out ahead, how sure, and what the
+weather-blind policy got; the estimators, weights and models follow for whoever checks the work."""
 from __future__ import annotations
 
-import base64
-import html
-import io
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from weathervane import reports as rp
 from weathervane.replay.estimators import ESTIMATORS
 
+POLICY_WORDS = {
+    "keep_split": "keeping last period's split",
+    "weather_aware": "the weather-aware plan",
+    "weather_blind": "the same plan ignoring the weather",
+    "looser": "the weather-aware plan with twice the change limit",
+    "tighter": "the weather-aware plan with half the change limit",
+}
+ESTIMATOR_WORDS = {"direct": "model estimate", "snips": "reweighted outcomes", "doubly_robust": "combined estimate"}
 
-def _lift_fig(result) -> str:
+
+def policy_name(policy: str) -> str:
+    return POLICY_WORDS.get(policy, policy.replace("_", " "))
+
+
+def _estimator(rows: pd.DataFrame) -> str | None:
+    """The estimator the verdict rests on: doubly robust when all its rows are evaluable, else the direct method's."""
+    for est in ("doubly_robust", "direct"):
+        sub = rows[rows["estimator"] == est]
+        if len(sub) and sub["evaluable"].astype(bool).all():
+            return est
+    sub = rows[(rows["estimator"] == "direct") & rows["evaluable"].astype(bool)]
+    return "direct" if len(sub) else None
+
+
+def headline_from_rows(rows: pd.DataFrame, currency: str = "USD") -> str:
+    """The replay's verdict in plain words from its rows (decisions.policy_replay or ReplayResult.rows)."""
+    if rows is None or len(rows) == 0:
+        return "No replay was run."
+    n = int(rows["n_periods"].max()) if "n_periods" in rows and rows["n_periods"].notna().any() else 0
+    est = _estimator(rows)
+    if est is None or n == 0:
+        reason = next((r for r in rows["reason"] if isinstance(r, str) and r), "too little logged history")
+        return f"The past decisions could not be replayed yet: {reason}."
+    sub = rows[(rows["estimator"] == est) & rows["evaluable"].astype(bool)].copy()
+    others = sub[sub["policy"] != "keep_split"].sort_values("lift_mean", ascending=False)
+    compared = ", ".join(policy_name(p) for p in others["policy"])
+    text = (f"We replayed {n} past budget periods and asked what each policy would have earned against "
+            f"{policy_name('keep_split')}: {compared}. ")
+    if others.empty:
+        return text + "No alternative policy could be judged on this history."
+    best = others.iloc[0]
+
+    def result(r) -> str:
+        sign = "more" if r["lift_mean"] >= 0 else "less"
+        return (f"{rp.money(abs(r['lift_mean']), currency)} {sign} net revenue (90% interval "
+                f"{rp.money(r['lift_p05'], currency)} to {rp.money(r['lift_p95'], currency)})")
+
+    sure = rp.probability(best.get("prob_lift_positive"))
+    if best["lift_mean"] > 0 and best["lift_p05"] > 0:
+        text += (f"Best: {policy_name(best['policy'])}, with {result(best)}; the chance it truly beats keeping the "
+                 f"split is {sure}.")
+    elif best["lift_mean"] > 0:
+        text += (f"Ahead, but not clearly: {policy_name(best['policy'])}, with {result(best)}; the chance it truly "
+                 f"beats keeping the split is {sure}, so the replay cannot call a winner.")
+    else:
+        text += f"No policy beat keeping the split; the closest was {policy_name(best['policy'])}, with {result(best)}."
+    if best["policy"] != "weather_blind" and (others["policy"] == "weather_blind").any():
+        blind = others[others["policy"] == "weather_blind"].iloc[0]
+        text += f" Ignoring the weather got {result(blind)}."
+        if best["policy"] == "weather_aware":
+            diff = best["lift_mean"] - blind["lift_mean"]
+            text += f" What the weather adds is the difference: about {rp.money(diff, currency)}."
+    return text + f" ({ESTIMATOR_WORDS[est]}.)"
+
+
+def _lift_fig(result, currency: str) -> str:
     rows = result.rows
     if not np.isfinite(rows["lift_mean"].to_numpy(float)).any():
         return ""  # nothing was valued (a history too short to replay)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     policies = [p.name for p in result.policies]
-    fig, ax = plt.subplots(figsize=(7.5, 0.5 + 0.6 * len(policies)))
+    fig, ax = rp.new_figure(8, 0.8 + 0.6 * len(policies))
+    ax = ax if not isinstance(ax, np.ndarray) else ax[0]
     for k, est in enumerate(ESTIMATORS):
         sub = rows[rows["estimator"] == est].set_index("policy").reindex(policies)
         y = np.arange(len(policies)) + (k - 1) * 0.22
@@ -29,82 +91,75 @@ def _lift_fig(result) -> str:
         err = np.vstack([mean - sub["lift_p05"].to_numpy(float), sub["lift_p95"].to_numpy(float) - mean])
         ok = sub["evaluable"].to_numpy(bool)
         ax.errorbar(mean, y, xerr=np.where(np.isfinite(err), err, 0), fmt="o", capsize=3,
-                    label=est.replace("_", " "), alpha=1.0 if ok.any() else 0.4)
+                    label=ESTIMATOR_WORDS.get(est, est), alpha=1.0 if ok.any() else 0.4)
         for yi, m, e in zip(y, mean, ok):
             if not e:
                 ax.plot([m], [yi], "x", color="grey")
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_yticks(np.arange(len(policies)), [p.replace("_", " ") for p in policies])
-    ax.set_xlabel(f"KPI over {result.n_periods} periods, difference to keeping the split (90% interval; x = not evaluable)")
+    ax.set_yticks(np.arange(len(policies)), [policy_name(p) for p in policies])
+    rp.money_axis(ax, currency, axis="x")
+    ax.set_xlabel(f"net revenue over {result.n_periods} periods, difference to keeping the split "
+                  "(90% interval; x = not evaluable)")
     ax.legend(fontsize=8)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+    return rp.figure(fig, alt="Dot plot of each policy's net revenue against keeping the split, with 90% intervals, "
+                              "per estimator", caption="Right of the line: better than keeping the split.")
 
 
-def _fmt(v, nd=0) -> str:
-    try:
-        if v is None or not np.isfinite(float(v)):
-            return "–"
-    except (TypeError, ValueError):
-        return html.escape(str(v))
-    return f"{float(v):,.{nd}f}"
-
-
-def write_replay_report(result, path: Path | str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    e = html.escape
-    lines = []
+def render_replay_html(result, currency: str = "USD", banner: str | None = None) -> str:
+    money = lambda v: rp.money(v, currency)  # noqa: E731
+    value_rows, detail_rows = [], []
     for _, r in result.rows.iterrows():
-        lines.append(
-            "<tr>" + "".join(f"<td>{c}</td>" for c in (
-                e(r["policy"]), e(r["estimator"].replace("_", " ")),
-                f"{_fmt(r['value_mean'])} [{_fmt(r['value_p05'])}, {_fmt(r['value_p95'])}]",
-                f"{_fmt(r['lift_mean'])} [{_fmt(r['lift_p05'])}, {_fmt(r['lift_p95'])}]",
-                _fmt(r["effective_sample_size"], 1), _fmt(r.get("bandwidth"), 2),
-                "–" if not np.isfinite(r["support_share"]) else f"{r['support_share']:.0%}",
-                "yes" if r["evaluable"] else f"no: {e(str(r['reason']))}",
-            )) + "</tr>")
-    models = "".join(
-        f"<tr><td>{e(str(m.model_id))}</td><td>{m.train_start}</td><td>{m.train_end}</td><td>{e(str(m.method))}"
-        f"{' (reused)' if m.reused else ''}</td><td>{m.n_draws}</td><td>{m.periods_served}</td>"
-        f"<td>{m.first_period_start}</td></tr>"
-        for m in result.models.itertuples()) or '<tr><td colspan="7">none fitted</td></tr>'
+        ok = bool(r["evaluable"])
+        value_rows.append((policy_name(r["policy"]), ESTIMATOR_WORDS.get(r["estimator"], r["estimator"]),
+                           f"{money(r['value_mean'])} ({rp.INTERVAL_WORDS} {money(r['value_p05'])}–{money(r['value_p95'])})",
+                           f"{money(r['lift_mean'])} ({rp.INTERVAL_WORDS} {money(r['lift_p05'])}–{money(r['lift_p95'])})",
+                           "yes" if ok else f"no: {r['reason']}"))
+        detail_rows.append((policy_name(r["policy"]), r["estimator"].replace("_", " "),
+                            rp.ratio(r["effective_sample_size"], 1), rp.ratio(r.get("bandwidth"), 2),
+                            rp.pct(r["support_share"]) if rp.is_number(r["support_share"]) else "—"))
+    models = [(m.model_id, m.train_start, m.train_end, f"{m.method}{' (reused)' if m.reused else ''}", m.n_draws,
+               m.periods_served, m.first_period_start) for m in result.models.itertuples()]
     window = (f"Window {result.window_start} to {result.window_end}: {result.n_periods} logged decision periods."
               if result.n_periods else "No decision period could be replayed.")
-    policies = "".join(f"<li><b>{e(p.name)}</b>: {e(p.describe())}</li>" for p in result.policies)
-    notes = "".join(f"<li>{e(n)}</li>" for n in result.notes)
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Policy replay — {e(result.tenant_id)}</title>
-<style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}td,th{{padding:3px 8px;border-bottom:1px solid #ddd;
-text-align:left}}table{{border-collapse:collapse}}.c{{font-size:1.2em;background:#f4f6f8;padding:1em}}</style></head><body>
-<h1>Policy replay — {e(result.tenant_id)}</h1>
-<p class="c">{e(result.conclusion)}</p>
-<p>{window} Each candidate keeps
-the period's logged total budget and is judged on what really happened: the logged spend, the weather that came and
-the KPI observed. No synthetic shock is drawn.</p>
-<h2>Candidates</h2><ul>{policies}</ul>
-<h2>Value per candidate and estimator</h2>
-<table><tr><th>policy</th><th>estimator</th><th>KPI over the window [90%]</th><th>vs keep the split [90%]</th>
-<th>ESS</th><th>kernel h</th><th>support</th><th>evaluable</th></tr>{''.join(lines)}</table>
-{_lift_fig(result)}
-<h2>Outcome models (rolling origin)</h2>
-<table><tr><th>model</th><th>trained from</th><th>trained to</th><th>fit</th><th>draws</th><th>periods served</th><th>first served</th></tr>
-{models}</table>
-<h2>How to read this</h2><ul>
-<li><b>direct</b>: the outcome model's prediction under the candidate's allocation, from a model fitted only on
-periods before the one judged.</li>
-<li><b>snips</b>: self-normalised importance weighting of the observed KPI; weights compare the candidate's split
-with the logged one through a kernel, over the density of how the logged split moved.</li>
-<li><b>doubly robust</b>: direct plus the weighted residual of the observed KPI; right when either the model or the
-weights are.</li>
-<li><b>support</b>: share of periods whose candidate split lies within what the logged splits did;
-<b>ESS</b>: effective sample size of the weights; <b>kernel h</b>: the kernel's width in units of how far the
-logged split moved per period (Scott's rule, widened until the ESS reaches its target). Too little support or
-ESS makes a row not evaluable.</li>
-<li>Intervals: bootstrap over periods; for the direct and doubly robust estimators each replicate also takes one
-draw of the outcome model's parameters (a Laplace approximation around a MAP fit, or posterior draws).</li>
-{notes}</ul></body></html>"""
-    path.write_text(page, encoding="utf-8")
+    policies = "".join(f"<li><b>{rp.esc(policy_name(p.name))}</b> ({rp.esc(p.name)}): {rp.esc(p.describe())}</li>"
+                       for p in result.policies)
+    notes = "".join(f"<li>{rp.esc(n)}</li>" for n in result.notes)
+    body = f"""
+<p class="kpi lead" data-testid="headline">{rp.esc(headline_from_rows(result.rows, currency))}</p>
+<p>{rp.esc(window)} Each policy keeps the period's logged total budget and is judged on what really happened: the
+logged spend, the weather that came and the net revenue observed, with models that never saw the period judged.</p>
+<h2>The policies</h2><ul class="plain">{policies}</ul>
+<h2>What each policy would have earned</h2>
+{rp.table(['policy', 'estimate', 'net revenue over the window', 'against keeping the split', 'can be judged'],
+          value_rows, numeric_from=2)}
+{_lift_fig(result, currency)}
+<h2>For analysts: how the estimates were made</h2>
+<ul class="plain">
+<li><b>model estimate</b> (direct): the outcome model's prediction under the policy's split, from a model fitted
+only on periods before the one judged.</li>
+<li><b>reweighted outcomes</b> (SNIPS): the observed net revenue, weighted by how close the policy's split was to
+what was really spent.</li>
+<li><b>combined estimate</b> (doubly robust): the model estimate corrected by the weighted gap between observed and
+predicted; right when either part is.</li>
+<li><b>support</b>: share of periods whose policy split lies within what the logged splits did; <b>ESS</b>:
+effective sample size of the weights; <b>kernel h</b>: the weights' kernel width. Too little support or ESS makes a
+row not evaluable. Intervals: bootstrap over periods, with draws of the outcome model's parameters.</li>
+{notes}</ul>
+{rp.table(['policy', 'estimator', 'ESS', 'kernel h', 'support'], detail_rows, numeric_from=2)}
+<h3>Outcome models (rolling origin)</h3>
+{rp.table(['model', 'trained from', 'trained to', 'fit', 'draws', 'periods served', 'first served'], models,
+          numeric_from=4) if models else '<p>None fitted.</p>'}
+"""
+    return rp.page(f"Policy replay — {result.tenant_id}", body, banner=banner,
+                   subtitle="Would a different budget policy have done better on the brand's own past decisions?")
+
+
+def write_replay_report(result, path: Path | str, currency: str | None = None, banner: str | None = None) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if currency is None:
+        currency = rp.tenant_currency(result.tenant_id)
+    if banner is None:
+        banner = rp.simulated_banner(result.tenant_id)
+    path.write_text(render_replay_html(result, currency, banner), encoding="utf-8")
     return path

@@ -43,7 +43,8 @@ def replay_tenant(connect: Connect, tenant_id: str, cfg: config.TenantConfig, *,
                                 period=period, period_days=cfg.replay.period_days)
     result = run_replay(log, candidate_policies(cfg), fit_settings, settings, store=store)
     base = Path(reports) if reports is not None else config.reports_dir()
-    result.report_path = write_replay_report(result, config.tenant_dir(base, tenant_id) / REPORT_NAME)
+    result.report_path = write_replay_report(result, config.tenant_dir(base, tenant_id) / REPORT_NAME,
+                                             currency=cfg.currency)
     methods = sorted(set(result.models["method"])) if len(result.models) else []
     with connect(False) as con:
         write_replay(con, result, ", ".join(methods) or "none")

@@ -118,19 +118,78 @@ def kpi_name(kpi: str) -> str:
     return KPI_NAMES.get(kpi, kpi.replace("_", " "))
 
 
-def weather_sentence(channel: str, variable: str, mean, lo, hi) -> str:
-    """'A day 1 sd warmer than usual makes Meta about 28% more effective (90% interval 21% to 35%).'"""
+# variable: (unit, word above usual, word below usual)
+WEATHER_PHRASES = {
+    "temperature_2m_mean": ("°C", "warmer", "colder"),
+    "temperature_2m_max": ("°C", "hotter", "cooler"),
+    "precipitation_sum": ("mm", "wetter", "drier"),
+}
+
+
+def weather_in_words(variable: str, z, sd=None) -> str:
+    """A weather anomaly as people say it: '4 °C colder than usual', '3 mm wetter than usual'; in standard
+    deviations only when the variable's spread in its unit is unknown; 'usual' when it rounds to nothing."""
+    if not is_number(z):
+        return "—"
+    unit, up, down = WEATHER_PHRASES.get(variable, ("", f"higher {variable.replace('_', ' ')}",
+                                                    f"lower {variable.replace('_', ' ')}"))
+    word = up if float(z) > 0 else down
+    if is_number(sd) and unit:
+        size = abs(float(z) * float(sd))
+        shown = f"{size:.0f}" if size >= 1.5 else f"{size:.1f}"
+        return "usual weather" if shown in ("0", "0.0") else f"{shown} {unit} {word} than usual"
+    size = abs(float(z))
+    return "usual weather" if size < 0.05 else f"{size:.1f} sd {word} than usual"
+
+
+def weather_spread(con, tenant_id: str) -> dict[str, float]:
+    """Each weather variable's typical day-to-day spread in its own unit: the median over geos of the sample sd of
+    the geo's daily history (the spread the model's z is measured in). Empty when the warehouse has no weather."""
+    from weathervane.warehouse import table_exists
+
+    if not table_exists(con, "marts", "fct_weather_daily"):
+        return {}
+    cols = {r[0] for r in con.execute("describe marts.fct_weather_daily").fetchall()}
+    out = {}
+    for var in WEATHER_PHRASES:
+        if var not in cols:
+            continue
+        row = con.execute(f'select median(sd) from (select stddev_samp("{var}") as sd from marts.fct_weather_daily '
+                          "where tenant_id = ? group by geo_id)", [tenant_id]).fetchone()
+        if row and is_number(row[0]) and float(row[0]) > 0:
+            out[var] = float(row[0])
+    return out
+
+
+def weather_sentence(channel: str, variable: str, mean, lo, hi, sd=None) -> str:
+    """'A day 1 sd warmer than usual makes Meta about 28% more effective (90% interval 21% to 35%).'; with `sd`
+    (the variable's typical spread in its unit) the day is described in that unit: 'A day 4 °C warmer ...'."""
     word, _ = WEATHER_WORDS.get(variable, (f"higher in {variable.replace('_', ' ')}", ""))
+    if is_number(sd) and variable in WEATHER_PHRASES:
+        word = weather_in_words(variable, 1.0, sd).removesuffix(" than usual")
+    else:
+        word = f"1 sd {word}"
     name = channel_name(channel)
     if not all(is_number(v) for v in (mean, lo, hi)):
         return f"The effect of {variable.replace('_', ' ')} on {name} was not estimated."
     m, a, b = (float(v) - 1 for v in (mean, lo, hi))
     span = f"{INTERVAL_WORDS} {a * 100:+.0f}% to {b * 100:+.0f}%"
     if a <= 0 <= b:
-        return (f"A day 1 sd {word} than usual changes {name}'s effect by about {m * 100:+.0f}%, but the "
+        return (f"A day {word} than usual changes {name}'s effect by about {m * 100:+.0f}%, but the "
                 f"{span} includes no change: the data cannot tell.")
     direction = "more" if m > 0 else "less"
-    return f"A day 1 sd {word} than usual makes {name} about {abs(m) * 100:.0f}% {direction} effective ({span})."
+    return f"A day {word} than usual makes {name} about {abs(m) * 100:.0f}% {direction} effective ({span})."
+
+
+def tenant_currency(tenant_id: str, default: str = "USD", landing_root=None) -> str:
+    """The tenant's currency from tenant.yaml; a page is never refused over it (the default stands)."""
+    from weathervane import config
+
+    try:
+        return config.load_tenant_config(landing_root if landing_root is not None else config.landing_root(),
+                                         tenant_id).currency
+    except (OSError, ValueError):
+        return default
 
 
 def truth_file(tenant_id: str, landing_root=None):
