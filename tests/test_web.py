@@ -236,7 +236,7 @@ def test_approver_signs_in_sees_the_evidence_approves_and_the_chain_verifies(sit
     kpi = page.locator("[data-testid=summary]").inner_text()
     lo, hi = _query(site, "select expected_kpi_p05, expected_kpi_p95 from decisions.plans where plan_id = ?",
                     [plan.plan_id])[0]
-    assert f"[{lo:,.0f}, {hi:,.0f}]" in kpi
+    assert f"[${lo:,.0f}, ${hi:,.0f}]" in kpi  # money in the tenant's currency (USD here)
     assert page.locator("[data-testid=lines] tbody tr").count() == len(plan.channels) * len(plan.geos)
     assert "forecast" in page.locator("[data-testid=weather]").inner_text()
     decision, fallback, binding = _query(

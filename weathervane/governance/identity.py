@@ -213,6 +213,62 @@ def _cmd_set_password(args) -> int:
     return 0
 
 
+ROLES = {"approver": "approvers", "applier": "appliers", "viewer": "viewers"}
+
+
+def grant_role(landing_root, tenant_id: str, user_id: str, role: str) -> tuple[Path, bool]:
+    """Add `user_id` to the tenant.yaml list of `role` (autopilot.approvers / appliers / viewers); returns the file
+    and whether it changed. The file is validated before and after and replaced atomically; its comments are not
+    kept (the YAML is rewritten)."""
+    import yaml
+
+    from weathervane import config
+
+    user_id = normalize_user_id(user_id)
+    if role not in ROLES:
+        raise IdentityError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    config.load_tenant_config(landing_root, tenant_id)  # a broken tenant.yaml is reported, not rewritten
+    path = config.tenant_dir(Path(landing_root), tenant_id) / "tenant.yaml"
+    data = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.exists() else {}
+    people = data.setdefault("autopilot", {}).setdefault(ROLES[role], [])
+    if user_id in people:
+        return path, False
+    people.append(user_id)
+    config.TenantConfig.model_validate(data)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tenant.yaml.")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(data, fh, sort_keys=False, allow_unicode=True)
+    os.replace(tmp, path)
+    return path, True
+
+
+def _cmd_add(args) -> int:
+    """A new person: their secret (prompt, stdin or --generate) and their role on a tenant in tenant.yaml."""
+    from weathervane import config
+    from weathervane.console import console
+
+    store = UserStore(args.users_file)
+    try:
+        tenant = config.validate_tenant_id(args.tenant)
+        user_id = normalize_user_id(args.user)
+        if args.role not in ROLES:
+            raise IdentityError(f"role must be one of {', '.join(ROLES)}, not {args.role!r}")
+        if not (config.landing_root() / tenant).is_dir():
+            raise IdentityError(f"no tenant {tenant!r} under {config.landing_root()}")
+        secret, generated = _read_secret(args)
+        user = store.set_secret(user_id, secret)
+        path, changed = grant_role(config.landing_root(), tenant, user.user_id, args.role)
+    except (IdentityError, ValueError) as exc:
+        console.print(f"error: {exc}", markup=False, highlight=False)
+        return 2
+    console.print(f"{user.user_id} can sign in to the approvals page (salted scrypt hash in {store.path}); "
+                  f"{args.role} of {tenant}: {'added to' if changed else 'already in'} {path}", markup=False,
+                  highlight=False)
+    if generated:
+        print(secret)  # shown once: only its hash is kept
+    return 0
+
+
 def _cmd_list(args) -> int:
     from weathervane.console import print_table
 
@@ -247,6 +303,13 @@ def add_users_cli(subparsers):
     s.add_argument("--user", required=True, help="user id as tenant.yaml role lists name it (e.g. an e-mail)")
     s.add_argument("--generate", action="store_true", help="generate a random token, print it once")
     s.set_defaults(func=_cmd_set_password)
+    a = common(sub.add_parser("add", help="add a person: a password and a role on one tenant (tenant.yaml)"))
+    a.add_argument("--user", required=True, help="user id the ledger records (e.g. an e-mail)")
+    a.add_argument("--tenant", required=True)
+    a.add_argument("--role", required=True, choices=sorted(ROLES),
+                   help="approver: approve or reject plans; applier: apply and roll back; viewer: read only")
+    a.add_argument("--generate", action="store_true", help="generate a random token, print it once")
+    a.set_defaults(func=_cmd_add)
     common(sub.add_parser("list", help="user ids and when their secret was set")).set_defaults(func=_cmd_list)
     r = common(sub.add_parser("remove", help="remove a person (their sessions end)"))
     r.add_argument("--user", required=True)

@@ -145,6 +145,7 @@ def _visible(tenant_id: str) -> tuple[str, config.TenantConfig]:
         abort(404)
     if not is_member(cfg, g.get("user")):
         abort(404)
+    g.currency = cfg.currency  # the money filters show this tenant's currency
     return tenant_id, cfg
 
 

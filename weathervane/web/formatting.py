@@ -1,8 +1,17 @@
-"""Jinja filters: money, numbers, intervals and shares as the pages show them."""
+"""Jinja filters: money, numbers, intervals and shares as the pages show them.
+
+Money goes through the report kit (weathervane.reports) in the tenant's currency, which the view sets on `g`
+(`g.currency`) once it knows the tenant; channel ids show as their display names, weather multipliers as changes."""
 from __future__ import annotations
 
 import math
+import re
 from datetime import date, datetime
+
+from weathervane import reports as rp
+
+# table columns that hold money (decisions and model tables shown as stored); shares and ratios never do
+MONEY_COLUMN = re.compile(r"(spend|contribution|kpi|revenue|budget|^value|^lift|^effect)(_mean|_p05|_p95)?$")
 
 
 def num(v, digits: int = 2) -> str:
@@ -25,8 +34,30 @@ def num(v, digits: int = 2) -> str:
     return str(v)
 
 
+def _currency() -> str:
+    try:
+        from flask import g
+
+        return g.get("currency") or "USD"
+    except RuntimeError:  # outside a request
+        return "USD"
+
+
 def money(v) -> str:
-    return num(v, 0) if isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) >= 100 else num(v, 2)
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return num(v)
+    return rp.money(v, _currency(), 0 if abs(v) >= 100 else 2)
+
+
+def multiplier(v) -> str:
+    """A weather multiplier as the change it makes: 1.063 -> '+6%'; 1.0 -> 'no change'."""
+    if not rp.is_number(v):
+        return "—"
+    return "no change" if abs(float(v) - 1) < 0.005 else rp.pct(float(v) - 1, signed=True)
+
+
+def channel(v) -> str:
+    return rp.channel_name(v) if isinstance(v, str) else num(v)
 
 
 def interval(mean, lo, hi) -> str:
@@ -43,13 +74,22 @@ def pct(v, signed: bool = False) -> str:
     return f"{v:+.0%}" if signed else f"{v:.0%}"
 
 
-def cell(v) -> str:
-    """A value of a table shown as stored (three decimals for small numbers)."""
+def cell(v, column: str | None = None) -> str:
+    """A value of a table shown as stored (three decimals for small numbers); by its column's name: money in the
+    tenant's currency, a channel's display name, a weather multiplier as a change."""
+    name = (column or "").lower()
+    if name == "channel":
+        return channel(v)
+    if "multiplier" in name:
+        return multiplier(v)
+    if MONEY_COLUMN.search(name) and "share" not in name and "relative" not in name and isinstance(v, (int, float)) \
+            and not isinstance(v, bool):
+        return money(v)
     if isinstance(v, float) and not (math.isnan(v) or math.isinf(v)) and abs(v) < 100:
         return num(v, 3)
     return money(v) if isinstance(v, float) else num(v)
 
 
 def install(app) -> None:
-    app.jinja_env.filters.update(num=num, money=money, pct=pct, cell=cell)
+    app.jinja_env.filters.update(num=num, money=money, pct=pct, cell=cell, channel=channel, multiplier=multiplier)
     app.jinja_env.globals.update(interval=interval)

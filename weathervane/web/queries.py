@@ -97,7 +97,7 @@ def plan(con, tenant_id: str, plan_id: str) -> dict | None:
         notes = [row["notes"]]
     row["notes_list"] = [str(n) for n in notes] if isinstance(notes, list) else [str(notes)]
     row["held_list"] = _json_list(row.get("held_channels"))
-    row["weather_table"] = _weather_assumed(row.get("weather_assumed"))
+    row["weather_table"] = _weather_assumed(row.get("weather_assumed"), _spread(con, tenant_id))
     return row
 
 
@@ -111,8 +111,20 @@ def _json_list(value) -> list[str]:
     return [str(v) for v in parsed] if isinstance(parsed, list) else [str(parsed)]
 
 
-def _weather_assumed(value) -> Table:
-    """The plan's mean weather z per geo and variable over the horizon (0 = the geo's average weather)."""
+def _spread(con, tenant_id: str) -> dict[str, float]:
+    from weathervane.reports import weather_spread
+
+    try:
+        return weather_spread(con, tenant_id)
+    except Exception:  # noqa: BLE001 - a page shows sd when the marts cannot say the unit
+        return {}
+
+
+def _weather_assumed(value, spread: dict | None = None) -> Table:
+    """The plan's mean weather per geo and variable over the horizon, in words ('4 °C colder than usual') where
+    the variable's typical spread is known, in standard deviations from the geo's mean otherwise."""
+    from weathervane.reports import weather_in_words
+
     try:
         parsed = json.loads(value) if isinstance(value, str) else None
     except ValueError:
@@ -121,8 +133,10 @@ def _weather_assumed(value) -> Table:
     if not isinstance(by_geo, dict) or not by_geo:
         return Table([], [])
     wvars = sorted({v for z in by_geo.values() if isinstance(z, dict) for v in z})
-    rows = [(g, *[(z or {}).get(v) for v in wvars]) for g, z in sorted(by_geo.items())]
-    return Table(["geo", *[f"{v} (sd from the geo's mean)" for v in wvars]], rows)
+    spread = spread or {}
+    rows = [(g, *[weather_in_words(v, (z or {}).get(v), spread.get(v)) for v in wvars])
+            for g, z in sorted(by_geo.items())]
+    return Table(["geo", *[v.replace("_", " ") for v in wvars]], rows)
 
 
 def plan_lines(con, plan_id: str) -> list[dict]:
