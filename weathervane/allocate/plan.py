@@ -582,5 +582,7 @@ def describe_decision(con, plan_id: str) -> list[str]:
         lines.append(f"Experiment for {e['channel']}: +{e['spend_change']:,.0f} spend in "
                      f"{', '.join(json.loads(e['treated_geo_ids']))} for {e['duration_days']} days vs "
                      f"{', '.join(json.loads(e['control_geo_ids'])) or 'the model forecast'}; expected 90% interval "
-                     f"width {e['expected_interval_width']:,.0f}")
+                     f"width {e['expected_interval_width']:,.0f} against an expected lift of "
+                     f"{e['expected_lift_mean']:,.0f}"
+                     + ("" if e.get("powered") else f" (underpowered: {e.get('design_note')})"))
     return lines

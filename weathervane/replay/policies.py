@@ -2,11 +2,13 @@
 
 Every candidate keeps the period's logged total and starts from the previous period's split:
 - `keep_split`: the previous period's split, unchanged;
-- `weather_aware`: the allocator (weathervane.allocate.optimize_allocation) at the tenant's max_change_pct, with
-  the period's weather as its forecast (the replay stands in the weather that came for the forecast the
-  brand would have had);
-- `weather_blind`: the same allocator at average weather (z = 0);
-- `looser` / `tighter`: the weather-aware allocator at twice / half the tenant's max change;
+- `weather_aware`: the production plan rules (weathervane.allocate.plan.decide: held cells, the spend range run
+  in comparable periods, geo splits kept without evidence, weather only where its interval excludes 1, the
+  move sized and judged with the model-error allowance, keep-the-split unless P(better) clears the bar) at the
+  tenant's max_change_pct, with the period's weather as its forecast (the replay stands in the weather that
+  came for the forecast the brand would have had);
+- `weather_blind`: the same rules at average weather (z = 0);
+- `looser` / `tighter`: the weather-aware rules at twice / half the tenant's max change;
 - any extra listed in tenant.yaml (replay.policies).
 """
 from __future__ import annotations
@@ -59,9 +61,15 @@ def previous_split(log, start: int) -> np.ndarray:
 
 
 def act(spec: PolicySpec, log, start: int, stop: int, response) -> tuple[np.ndarray, str]:
-    """The candidate's allocation [channel, geo] (log order) for days start..stop-1, and a note when the allocator
-    could not run and the period fell back to the previous split."""
-    from weathervane.allocate.optimize import AllocationInfeasible, Constraints, optimize_allocation
+    """The candidate's allocation [channel, geo] (log order) for days start..stop-1, and a note when the plan
+    rules kept the split (why) or the allocator could not run.
+
+    The plan rules are production's (`decide`); the replay's outcome model has no holdout score and no
+    identifiability flags on record, so those two guards are off here and the model's draws stand as stated."""
+    from weathervane.allocate.optimize import AllocationInfeasible
+    from weathervane.allocate.plan import decide
+    from weathervane.allocate.safety import ModelEvidence, support_range
+    from weathervane.config import Planning
 
     total = float(log.action(start, stop).sum())
     keep = previous_split(log, start) * total
@@ -69,11 +77,15 @@ def act(spec: PolicySpec, log, start: int, stop: int, response) -> tuple[np.ndar
         return keep, ""
     spend, z, hist = log.response_inputs(response, start, stop, keep, weather=spec.weather)
     previous = spend.sum(axis=0)  # the kept split, in the response's channel / geo order
+    ci = [log.channels.index(c) for c in response.channels]
+    gi = [log.geos.index(g) for g in response.geos]
+    support = support_range(log.spend[max(0, start - 365):start][:, ci][:, :, gi], stop - start)
+    rules = Planning(max_change_pct=spec.max_change_pct, max_holdout_mape=None)
+    evidence = ModelEvidence.assumed(response.model_id, holdout_mape=None)
     try:
-        alloc = optimize_allocation(response, z, hist, Constraints(total_budget=total, previous=previous,
-                                                                   max_change_pct=spec.max_change_pct))
+        d = decide(response, z, hist, previous, total, rules, evidence, support=support)
     except AllocationInfeasible as exc:
         return keep, f"kept the split: {exc}"
-    ci = [response.channels.index(c) for c in log.channels]
-    gi = [list(response.geos).index(g) for g in log.geos]
-    return alloc.spend[np.ix_(ci, gi)], ""
+    back_c = [response.channels.index(c) for c in log.channels]
+    back_g = [list(response.geos).index(g) for g in log.geos]
+    return d.spend[np.ix_(back_c, back_g)], (f"kept the split: {d.reasons[0]}" if d.reasons else "")
