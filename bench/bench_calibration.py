@@ -209,6 +209,9 @@ def report(plans: list[dict], fits: list[dict]) -> str:
                      + ", ".join(f"{p['world']} s{p['seed']} ({gain(p):.2f})" for p in bad))
         lines.append("plans losing at all: " + (", ".join(f"{p['world']} s{p['seed']} ({gain(p):.2f})"
                                                       for p in proposed if gain(p) < 0) or "none"))
+        claimed = [p for p in proposed if "expected_lift_p05" in p]
+        below = [p for p in claimed if p["value_plan"] - p["value_keep_split"] < p["expected_lift_p05"]]
+        lines.append(f"true lift below the plan's claimed 5% quantile: {len(below)} of {len(claimed)} plans")
     if ok:
         regrets = [p["regret_plan_pct"] for p in ok]
         lines.append(f"median regret of the proposal (plan or keep-the-split): {np.median(regrets):.2f}% "
@@ -248,6 +251,8 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     ap.add_argument("--workdir", type=Path, default=WORKDIR)
     ap.add_argument("--plans", type=Path, help="plans file for --report (default: plans.jsonl)")
+    ap.add_argument("--channel-sd", type=float, help="--replan with this model-error allowance (channel part)")
+    ap.add_argument("--geo-sd", type=float, help="--replan with this model-error allowance (geo part)")
     ap.add_argument("--one", nargs=3, metavar=("WORLD", "SEED", "STAGE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -270,6 +275,12 @@ def main() -> None:
                         break
                 print(f"{world} s{seed}: {time.time() - t0:.0f} s", flush=True)
     if args.replan:
+        from weathervane.allocate import safety
+
+        if args.channel_sd is not None:
+            safety.MISSPEC_CHANNEL_LOG_SD = args.channel_sd
+        if args.geo_sd is not None:
+            safety.MISSPEC_GEO_LOG_SD = args.geo_sd
         args.plans = replan(args.workdir, args.label)
     if args.report or args.replan:
         print(report(load(args.plans or args.workdir / "plans.jsonl"), load(args.workdir / "fits.jsonl")))

@@ -10,7 +10,9 @@ that matter to a plan:
 - shaky: 50% scatter (right on average, unsure);
 - undecided: 100% scatter (the data cannot decide);
 - wrong: meta's return overstated 2.3x with 5% scatter (confidently wrong), not flagged;
-- wrong_flagged: the same model with meta flagged `needs_experiment`.
+- wrong_flagged: the same model with meta flagged `needs_experiment`;
+- geo_wrong: every cell's return off by a fixed factor exp(N(0, 0.3)) with 5% scatter: confident, wrong geo
+  gaps (the failure when geo spend follows geo demand), not flagged.
 
 The model's response is the allocator's logistic / geometric form with the truth's parameters, so in worlds with
 Hill saturation or delayed adstock it is also misspecified in shape.
@@ -40,7 +42,8 @@ sys.path.insert(0, str(REPO))
 
 DEFAULT_WORLDS = ("reference", "small_no_tests", "hill_s_curve", "slow_adstock", "paced_search", "no_weather",
                   "weather_swapped", "media_heavy")
-VARIANTS = ("right", "shaky", "undecided", "wrong", "wrong_flagged")
+VARIANTS = ("right", "shaky", "undecided", "wrong", "wrong_flagged", "geo_wrong")
+P_BANDS = ((0.8, 0.9), (0.9, 0.95), (0.95, 0.99), (0.99, 1.0001))
 # horizons where weather matters: (event kind, index of the geo it hits), put into the forecast and the truth
 WEATHER_HORIZONS = {"heat_wave": ("heat_wave", 0), "wet_stretch": ("wet_stretch", 1)}
 WEATHER_WORLDS = ("reference", "small_no_tests", "hill_s_curve", "weather_swapped", "no_weather")
@@ -82,6 +85,8 @@ def model(truth, variant: str):
     spread = {"right": 0.1, "shaky": 0.5, "undecided": 1.0}.get(variant, 0.05)
     r = SaturatingResponse.from_truth(truth, draws=200, seed=1, spread=spread)
     flags = {}
+    if variant == "geo_wrong":
+        r.beta = r.beta * np.exp(np.random.default_rng(7).normal(0, 0.3, r.beta.shape[1:]))[None]
     if variant.startswith("wrong") and "meta" in r.channels:
         r.beta[:, r.channels.index("meta")] *= 2.3
         if variant == "wrong_flagged":
@@ -89,19 +94,20 @@ def model(truth, variant: str):
     return r, ModelEvidence.assumed("simulator-truth", flags)
 
 
-def run_world(name: str, seed: int, days: int, geos: int, workdir: Path, horizon: str = "as simulated") -> list[dict]:
+def run_world(name: str, seed: int, days: int, geos: int, workdir: Path, horizon: str = "as simulated",
+              variants: tuple[str, ...] = VARIANTS) -> list[dict]:
     import duckdb
 
     from weathervane.allocate import build_plan
     from weathervane.config import TenantConfig
     from weathervane.simulate import simulate_tenant
     from weathervane.simulate.oracle import WeatherEvent, impose_weather_events, score_plans
-    from weathervane.simulate.worlds import WORLDS
+    from weathervane.simulate.worlds import ALL_WORLDS
 
-    world = WORLDS[name]
+    world = ALL_WORLDS[name]
     tag = "" if horizon == "as simulated" else "-" + horizon.split("_")[0]
     tenant = f"p{seed}-{name.replace('_', '-')}"[:34] + tag
-    truth = simulate_tenant(tenant, workdir, days=days, n_geos=geos, seed=seed, world=world,
+    truth = simulate_tenant(tenant, workdir, days=days, n_geos=world.n_geos or geos, seed=seed, world=world,
                             grain=("all", "region"), **world.simulate_kwargs())
     if horizon != "as simulated":
         kind, gi = WEATHER_HORIZONS[horizon]
@@ -110,7 +116,7 @@ def run_world(name: str, seed: int, days: int, geos: int, workdir: Path, horizon
     load_marts(con, workdir / tenant, truth)
     cfg = TenantConfig()
     rows = []
-    for variant in VARIANTS:
+    for variant in variants:
         response, evidence = model(truth, variant)
         plan = build_plan(con, tenant, cfg, response, evidence=evidence)
         blind = build_plan(con, tenant, cfg, response, evidence=evidence, weather_blind=True)
@@ -154,6 +160,22 @@ def summary(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def reliability(rows: list[dict]) -> str:
+    """Claimed P(better) of the proposed plans against how often they truly beat keep-the-split."""
+    plans = [r for r in rows if r["decision"] == "plan"]
+    out = ["| claimed P(better) | plans | truly better | rate |", "|---|---|---|---|"]
+    for lo, hi in P_BANDS:
+        band = [r for r in plans if lo <= r["prob_better"] < hi]
+        wins = sum(r["regret_plan_pct"] < r["regret_keep_split_pct"] for r in band)
+        out.append(f"| [{lo:.2f}, {min(hi, 1):.2f}) | {len(band)} | {wins} | "
+                   + (f"{wins / len(band):.0%}" if band else "–") + " |")
+    gain = np.array([r["regret_keep_split_pct"] - r["regret_plan_pct"] for r in plans])
+    if len(gain):
+        out.append(f"proposed {len(plans)} of {len(rows)}; true gain over keep-the-split (% of the oracle): "
+                   f"min {gain.min():.2f}, median {np.median(gain):.2f}; losing by > 0.5: {(gain < -0.5).sum()}")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worlds", nargs="*", default=list(DEFAULT_WORLDS))
@@ -163,6 +185,7 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=400)
     ap.add_argument("--geos", type=int, default=3)
     ap.add_argument("--out", type=Path, help="also write the rows as JSON lines here")
+    ap.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=VARIANTS)
     args = ap.parse_args()
     rows = []
     t0 = time.perf_counter()
@@ -172,11 +195,12 @@ def main() -> None:
             runs += [(name, h) for name in args.weather_worlds for h in WEATHER_HORIZONS]
             for name, horizon in runs:
                 t = time.perf_counter()
-                got = run_world(name, seed, args.days, args.geos, Path(tmp), horizon)
+                got = run_world(name, seed, args.days, args.geos, Path(tmp), horizon, tuple(args.variants))
                 rows += got
                 print(f"{name} seed {seed} {horizon}: {time.perf_counter() - t:.0f} s", flush=True)
     print(table(rows))
     print(summary(rows))
+    print(reliability(rows))
     print(f"{len(rows)} plans in {time.perf_counter() - t0:.0f} s")
     if args.out:
         args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -97,16 +97,19 @@ class LoggedHistory:
         media = self.media(window, lo)[day_start - lo:]
         return float(self.baseline[day_start:day_stop].sum() + media.sum())
 
-    def truth_response(self):
-        """The true response as the allocator's response model (one draw: no uncertainty)."""
+    def truth_response(self, draws: int = 200):
+        """The true response as the allocator's response model: the truth in every one of `draws` identical draws
+        (no posterior uncertainty; the plan rules judge moves by draws, so a single one would keep the split)."""
         from weathervane.allocate.response import SaturatingResponse
 
         p = self.params
         return SaturatingResponse(
             channels=list(self.channels), geos=list(self.geos), weather_vars=list(WEATHER_VARS),
             alpha=np.asarray(p["alpha"], float), lam=np.asarray(p["lam"], float),
-            scale=np.asarray(p["scale"], float), beta=np.asarray(p["beta"], float)[None],
-            gamma=np.asarray(p["gamma"], float)[None], l_max=L_MAX, period_days=1, model_id="logging-truth",
+            scale=np.asarray(p["scale"], float),
+            beta=np.repeat(np.asarray(p["beta"], float)[None], draws, axis=0),
+            gamma=np.repeat(np.asarray(p["gamma"], float)[None], draws, axis=0), l_max=L_MAX, period_days=1,
+            model_id="logging-truth",
         )
 
     # -- views the pipeline reads ------------------------------------------------------------------------------

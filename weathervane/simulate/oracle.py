@@ -303,6 +303,13 @@ def score_plans(truth: Truth, plan, blind, max_change_pct: float | None,
         "held_channels": sorted({plan.channels[c] for c, _ in zip(*np.nonzero(plan.held))}) if plan.held is not None else [],
         "blind_decision": blind.decision, "weather_worth_pct": round(weather_worth, 3),
         "horizon_start": plan.horizon_start.isoformat(), "budget": round(float(plan.total_budget), 2),
+        # what the plan claims beside its decision: its lift interval and what it left out of the weather
+        "expected_lift_mean": round(float(np.mean(plan.lift_draws)), 2),
+        "expected_lift_p05": round(float(np.quantile(plan.lift_draws, 0.05)), 2),
+        "geo_split_kept": list(getattr(plan, "geo_split_kept", [])),
+        "weather_not_applied": list(getattr(plan, "weather_not_applied", [])),
+        "weather_multiplier_range": [round(float(plan.weather_multiplier.min()), 3),
+                                     round(float(plan.weather_multiplier.max()), 3)],
     }
     for name, other in (others or {}).items():
         out[f"decision_{name}"] = other.decision
