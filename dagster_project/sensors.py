@@ -12,11 +12,14 @@ import json
 from dagster import (
     AssetKey,
     AssetSelection,
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
+    RunStatusSensorContext,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
+    run_status_sensor,
     sensor,
 )
 
@@ -158,3 +161,14 @@ def tenant_partition_guard(context: SensorEvaluationContext):
     for key in bad:
         context.log.warning(f"tenant partition {key!r} is not a valid tenant id; removed")
     return SensorResult(dynamic_partitions_requests=[tenant_partitions.build_delete_request(bad)])
+
+
+@run_status_sensor(run_status=DagsterRunStatus.SUCCESS, default_status=DefaultSensorStatus.RUNNING,
+                   description="Marks a run failed, naming the checks, when any of its ERROR-severity checks failed: "
+                               "Dagster shows such a run as a success, since every step ran.")
+def error_checks_fail_run(context: RunStatusSensorContext):
+    from dagster_project.run_log import mark_run_if_error_checks_failed
+
+    failed = mark_run_if_error_checks_failed(context.instance, context.dagster_run.run_id)
+    if failed:
+        context.log.info(f"run {context.dagster_run.run_id} marked failed: {'; '.join(failed)}")
