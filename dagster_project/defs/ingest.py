@@ -34,7 +34,7 @@ _STREAM_BY_KEY = {raw_asset_key(s.source, s.stream): s for s in STREAMS}
 
 _specs = [
     AssetSpec(key, group_name="landing", kinds={"duckdb"}, owners=OWNERS, skippable=True,
-              description=f"{s.description} Landing files under {s.source}/{s.stream}/, validated against the "
+              description=f"{s.description.rstrip('.')}. Landing files under {s.source}/{s.stream}/, validated against the "
                           f"landing-zone contract and appended to raw.{s.source}__{s.stream}; a bad file is "
                           "quarantined whole, with its reason.")
     for key, s in _STREAM_BY_KEY.items()
