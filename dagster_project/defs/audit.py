@@ -58,6 +58,11 @@ def causal_audits(context: AssetExecutionContext, config: AuditConfig,
     with weathervane.connect() as con:
         write_audits(con, tenant, rows)
     primary = [r for r in rows if r["is_primary"]]
+    from weathervane import reports as rp
+
+    def money(v) -> str:
+        return rp.money(v, cfg.currency)
+
     return MaterializeResult(metadata={
         "audits": len(primary),
         "rows": len(rows),
@@ -65,7 +70,8 @@ def causal_audits(context: AssetExecutionContext, config: AuditConfig,
         "data_through": str(run.data_through),
         "summary": MetadataValue.md("\n".join(
             f"- **{r['deployment_id'] or 'plan ' + str(r['plan_id'])}** ({r['method']}): {r['verdict']}"
-            + (f", effect {r['effect_mean']:,.0f} [{r['effect_p05']:,.0f}, {r['effect_p95']:,.0f}]"
+            + (f", effect {money(r['effect_mean'])} (90% interval {money(r['effect_p05'])} to "
+               f"{money(r['effect_p95'])})"
                if r["effect_mean"] is not None else f" — {r['reason']}")
             for r in primary) or "no deployments"),
         "reports": MetadataValue.json([str(a.report_path) for a in run.audits if a.report_path]),

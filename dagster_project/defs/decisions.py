@@ -79,6 +79,7 @@ def budget_plan(context: AssetExecutionContext, weathervane: WeathervaneResource
         }),
         "fallback_reason": plan.fallback_reason or "",
         "binding_constraints": MetadataValue.json(plan.binding_summary()),
+        "summary": _plan_summary(plan, cfg.currency),
     }
     if plan.report_path:
         metadata["report"] = MetadataValue.url(report_url(plan.report_path, weathervane.reports()))
@@ -177,3 +178,15 @@ def plan_decision_job():
 
 assets = [budget_plan, experiment_recommendations, plan_adoption]
 jobs = [plan_decision_job]
+
+
+def _plan_summary(plan, currency: str) -> str:
+    """The plan in the words and currency people read it in (the numbers above stay numbers, for plots)."""
+    from weathervane import reports as rp
+
+    kpi, base = float(plan.kpi_draws.mean()), float(plan.baseline_kpi_draws.mean())
+    head = (f"Budget {rp.money(plan.total_budget, currency)} from {plan.horizon_start} to {plan.horizon_end}: "
+            f"expected net revenue {rp.money(kpi, currency)} against {rp.money(base, currency)} keeping the split")
+    if plan.decision == "plan":
+        return head + f"; chance it beats keeping the split {rp.probability(plan.prob_better)}."
+    return head + f"; it keeps the split: {plan.fallback_reason}."
