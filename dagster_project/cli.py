@@ -36,7 +36,8 @@ def run_tenant_pipeline(tenant_id: str, job_name: str = "refresh_job", run_confi
 
     `on_event`: an instance listener that sees every event of the run (weathervane demo's progress and log file);
     `quiet`: no event on the terminal (the console logger set above CRITICAL; the instance still stores them)."""
-    from dagster import DagsterInstance, make_new_run_id
+    from dagster import DagsterInstance
+    from dagster._core.utils import make_new_run_id
 
     from dagster_project.defs.marts import prepare_dbt_manifest
     from dagster_project.definitions import defs
