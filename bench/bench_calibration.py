@@ -224,10 +224,17 @@ def report(plans: list[dict], fits: list[dict]) -> str:
     if big:
         lines.append(f"weather effects with |log multiplier| >= {BIG_WEATHER_LOG}: 90% interval covers "
                      f"{sum(w['covered'] for w in big)} of {len(big)}")
-    wm = [p for p in ok if "weather_lines_without_evidence" in p]
+    wm = [p for p in ok if "weather_not_applied" in p]
     if wm:
-        lines.append("plan lines applying a weather multiplier off 1 by > 1% where no weather effect's 90% interval "
-                     f"excludes 1: {sum(p['weather_lines_without_evidence'] for p in wm)} (in {len(wm)} plans)")
+        left = [x for p in wm for x in p["weather_not_applied"]]
+        lo = min(p["weather_multiplier_range"][0] for p in wm)
+        hi = max(p["weather_multiplier_range"][1] for p in wm)
+        lines.append(f"weather effects left out of the plan (90% interval includes 1): {len(left)} in "
+                     f"{sum(bool(p['weather_not_applied']) for p in wm)} of {len(wm)} plans; plan-line weather "
+                     f"multipliers applied range {lo:.2f}-{hi:.2f}")
+        kept = [p for p in wm if p.get("geo_split_kept")]
+        lines.append(f"plans keeping a channel's geo split (no evidence about the geo difference): {len(kept)} of "
+                     f"{len(wm)}")
     lines += ["", "| world | seed | fit | decision | P(better) | plan | keep | gain | why kept |",
               "|---|---|---|---|---|---|---|---|---|"]
     for p in plans:
