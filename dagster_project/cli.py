@@ -143,6 +143,7 @@ def ui_environment() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["DAGSTER_HOME"] = str(dagster_home())
+    env["VIRTUAL_ENV"] = sys.prefix  # dg checks that the environment it runs in is the project's
     return env
 
 
@@ -166,7 +167,8 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     con.print(f"Dagster UI: http://localhost:{args.port}   reports: http://localhost:{args.reports_port}"
               + (f"   approvals: http://localhost:{args.approvals_port}" if args.approvals_port else ""))
     con.print("The landing sensor is on; the weekly refresh schedule is off until you turn it on (Automation).")
-    cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-p", str(args.port)]
+    # `dg dev`, the command Dagster recommends over `dagster dev`: it loads the project dg.toml names
+    cmd = [str(Path(sys.executable).parent / "dg"), "dev", "--port", str(args.port)]
     dev = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env)
     # A stop (Ctrl-C, or SIGTERM from a service manager) lets `dagster dev` shut its webserver, daemon and code
     # server down in order; it is killed only if that takes longer than a minute.
