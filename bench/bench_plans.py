@@ -186,7 +186,15 @@ def main() -> None:
     ap.add_argument("--geos", type=int, default=3)
     ap.add_argument("--out", type=Path, help="also write the rows as JSON lines here")
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=VARIANTS)
+    ap.add_argument("--channel-sd", type=float, help="the plan's model-error allowance, channel part")
+    ap.add_argument("--geo-sd", type=float, help="the plan's model-error allowance, geo part")
     args = ap.parse_args()
+    from weathervane.allocate import safety
+
+    if args.channel_sd is not None:
+        safety.MISSPEC_CHANNEL_LOG_SD = args.channel_sd
+    if args.geo_sd is not None:
+        safety.MISSPEC_GEO_LOG_SD = args.geo_sd
     rows = []
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
