@@ -142,3 +142,15 @@ def test_coarsening_a_panel_keeps_kpi_and_spend_totals():
     temp_only = with_weather(data, ["temperature_2m_mean"])
     assert temp_only.weather_vars == ["temperature_2m_mean"] and temp_only.weather_z.shape[2] == 1
     assert "precipitation_sum_z" not in temp_only.controls
+
+
+def test_channels_the_spec_holds_are_held_by_the_plan(tmp_path):
+    from weathervane.allocate.safety import read_evidence
+
+    spec = _spec(_profile(flat_channel=True))
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    write_spec(con, spec)
+    ev = read_evidence(con, "shop", "some-model")
+    assert ev.held(["meta", "google_search"], ["US-CA"]).tolist() == [[False], [True]]
+    assert "held by the model spec" in ev.flag_source
+    con.close()

@@ -86,7 +86,21 @@ class ModelEvidence:
 
 
 def read_evidence(con, tenant_id: str, model_id: str) -> ModelEvidence:
-    """The model's row in mmm.models and its identifiability flags in mmm.channel_summary."""
+    """The model's row in mmm.models and its identifiability flags in mmm.channel_summary, with the channels the
+    tenant's model spec holds (the sniff found their spend never moved enough to be measured)."""
+    ev = _model_evidence(con, tenant_id, model_id)
+    from weathervane.spec import read_spec
+
+    spec = read_spec(con, tenant_id)
+    held = [ch for ch in (spec.held_channels if spec is not None else ()) if not ev.needs_experiment.get((ch, None))]
+    for ch in held:
+        ev.needs_experiment[(ch, None)] = True
+    if held:
+        ev.flag_source += f"; {', '.join(held)} held by the model spec (ops.model_spec.held_channels)"
+    return ev
+
+
+def _model_evidence(con, tenant_id: str, model_id: str) -> ModelEvidence:
     if not table_exists(con, "mmm", "models"):
         return ModelEvidence(model_id=model_id, registered=False)
     row = con.execute(
@@ -220,6 +234,10 @@ def support_range(daily: np.ndarray, horizon_days: int) -> tuple[np.ndarray, np.
     [day, channel, geo] (comparable periods: windows as long as the plan's horizon); None when the history is
     shorter than one window."""
     daily = np.asarray(daily, dtype=float)
+    active = np.flatnonzero(daily.reshape(daily.shape[0], -1).sum(axis=1) > 0)
+    if not len(active):
+        return None
+    daily = daily[active[0]:]  # days before the tenant's first spend are no history, not zero spend
     if daily.shape[0] < horizon_days or horizon_days <= 0:
         return None
     c = np.concatenate([np.zeros((1, *daily.shape[1:])), np.cumsum(daily, axis=0)])
