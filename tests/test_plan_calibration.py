@@ -47,6 +47,8 @@ def test_support_range_is_the_least_and_most_spend_of_any_horizon_long_window():
     lo, hi = support_range(daily, 3)
     assert lo[0, 0] == 3 and hi[0, 0] == 15
     assert support_range(daily, 11) is None  # history shorter than one horizon: no limit
+    late = np.concatenate([np.zeros((20, 1, 1)), daily])  # before the first spend: no history, not zero spend
+    assert support_range(late, 3)[0][0, 0] == 3
 
 
 def test_spend_stays_within_what_the_tenant_ran_unless_a_lift_test_covers_the_cell():
