@@ -2,26 +2,35 @@
 
 Moving a deployment to celery workers or to a pod per step is then a run-config change, not a code change
 (deploy/run_config.*.yaml). The celery and Kubernetes libraries are imported only when a run selects them, so the
-code location loads without them.
+code location loads without them. Each kind's config is checked against that executor's own schema (Dagster's,
+dagster-celery's, dagster-k8s's) when a run starts, so this module restates none of them.
 """
 from __future__ import annotations
 
-from dagster import Field, Permissive, Selector, executor
-from dagster._core.definitions.executor_definition import (
-    IN_PROC_CONFIG,
-    MULTI_PROC_CONFIG,
+from dagster import (
+    DagsterInvalidConfigError,
     ExecutorDefinition,
-    _core_multiprocess_executor_creation,
+    Field,
+    InitExecutorContext,
+    Permissive,
+    Selector,
+    executor,
+    job,
     multi_or_in_process_executor,
     multiple_process_executor_requirements,
+    validate_run_config,
 )
+
+KINDS = ("multiprocess", "in_process", "celery", "k8s")
 
 
 class ExecutorConfigError(ValueError):
     pass
 
 
-def _remote_executor(kind: str) -> ExecutorDefinition:
+def _definition(kind: str) -> ExecutorDefinition:
+    if kind in ("multiprocess", "in_process"):
+        return multi_or_in_process_executor
     if kind == "celery":
         from dagster_celery import celery_executor
 
@@ -31,16 +40,25 @@ def _remote_executor(kind: str) -> ExecutorDefinition:
     return k8s_job_executor
 
 
+def resolve_executor_config(kind: str, config: dict | None) -> tuple[ExecutorDefinition, dict]:
+    """The executor of `kind` and `config` checked against its own schema, its defaults filled in."""
+    definition = _definition(kind)
+    own = {kind: config or {}} if definition is multi_or_in_process_executor else config or {}
+
+    @job(name="executor_config_probe", executor_def=definition)
+    def probe():
+        pass
+
+    try:
+        resolved = validate_run_config(probe, {"execution": {"config": own}})
+    except DagsterInvalidConfigError as exc:
+        raise ExecutorConfigError(f"execution.config.{kind}: " + "; ".join(e.message for e in exc.errors)) from exc
+    return definition, next(iter(resolved["execution"].values()))
+
+
 def resolve_remote_config(kind: str, config: dict) -> tuple[ExecutorDefinition, dict]:
     """Validate `config` against the real executor's schema (celery / k8s) and fill its defaults."""
-    from dagster._config import process_config
-
-    definition = _remote_executor(kind)
-    result = process_config(definition.config_schema.config_type, config or {})
-    if not result.success:
-        messages = "; ".join(e.message for e in result.errors)
-        raise ExecutorConfigError(f"execution.config.{kind}: {messages}")
-    return definition, result.value
+    return resolve_executor_config(kind, config)
 
 
 def _requirements(config: dict):
@@ -50,29 +68,14 @@ def _requirements(config: dict):
 @executor(
     name="weathervane_executor",
     config_schema=Field(
-        Selector({
-            "multiprocess": MULTI_PROC_CONFIG,
-            "in_process": IN_PROC_CONFIG,
-            # Checked against dagster-celery's / dagster-k8s's own schema when a run starts.
-            "celery": Field(Permissive(), is_required=False, default_value={}),
-            "k8s": Field(Permissive(), is_required=False, default_value={}),
-        }),
+        Selector({kind: Field(Permissive(), is_required=False, default_value={}) for kind in KINDS}),
         default_value={"multiprocess": {}},
     ),
     requirements=_requirements,
 )
-def weathervane_executor(init_context):
-    from dagster._core.executor.init import InitExecutorContext
-
-    config = init_context.executor_config
-    kind = next(iter(config))
-    if kind == "multiprocess" and not config[kind].get("start_method"):
-        # forkserver: steps fork from one process that imported the code location once (about a second each)
-        # instead of each spawning an interpreter that imports it again (10-17 s); bench/bench_step_startup.py
-        return _core_multiprocess_executor_creation({**config[kind], "start_method": {"forkserver": {}}})
-    if kind in ("multiprocess", "in_process"):
-        return multi_or_in_process_executor.executor_creation_fn(init_context)
-    definition, resolved = resolve_remote_config(kind, config[kind])
+def weathervane_executor(init_context: InitExecutorContext):
+    kind, config = next(iter(init_context.executor_config.items()))
+    definition, resolved = resolve_executor_config(kind, config)
     return definition.executor_creation_fn(InitExecutorContext(
         job=init_context.job, executor_def=definition, executor_config=resolved, instance=init_context.instance,
     ))
