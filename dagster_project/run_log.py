@@ -13,14 +13,18 @@ from dagster import AssetCheckSeverity, DagsterEventType, DagsterInstance, Dagst
 # Step keys of the refresh job in words; any other step is shown by its key.
 STEP_WORDS = {
     "landing_files": "ingest the landing files",
-    "harmonize": "harmonize with dbt",
+    "harmonize": "harmonize with dbt (staging, promotions)",
+    "dbt_unit_tests": "dbt unit tests",
+    "gx_marts": "data quality suites (Great Expectations)",
     "ops__dataset_sniff": "sniff the data, decide the model spec",
+    "harmonize_model_input": "build the marts at the spec's grain (dbt)",
     "mmm__weather_mmm": "fit the weather-aware model",
+    "mmm__experiment_recommendations": "recommend experiments",
     "decisions__plans": "make the budget plan",
+    "decisions__plans_autopilot_gate": "check the rollout gate",
     "decisions__plan_adoption": "compare plans with what ran",
-    "decisions__experiment_recommendations": "recommend experiments",
     "decisions__causal_audits": "audit past deployments",
-    "decisions__policy_replay": "replay candidate policies",
+    "decisions__policy_replay": "replay candidate policies on past decisions",
 }
 
 

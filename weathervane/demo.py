@@ -14,7 +14,8 @@ from weathervane.warehouse import table_exists
 
 
 def _say(text: str = "") -> None:
-    console.print(text, markup=False, highlight=False)
+    # soft wrap: one printed line per sentence, the terminal wraps it
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def _one(con, sql: str, params: list):
@@ -57,11 +58,11 @@ def _truth_tables(con, tenant_id: str, model_id: str, truth, currency: str) -> N
     for channel, spend, m, lo, hi in rows:
         true = truth.channels[channel].roas if truth is not None and channel in truth.channels else None
         inside = "—" if true is None or lo is None else ("yes" if lo <= true <= hi else "no")
-        table.append((rp.channel_name(channel), rp.money(spend, currency), rp.with_interval(m, lo, hi),
-                      rp.ratio(true), inside))
+        table.append((rp.channel_name(channel), rp.money(spend, currency),
+                      f"{rp.ratio(m)} ({rp.ratio(lo)}–{rp.ratio(hi)})", rp.ratio(true), inside))
     if table:
         print_table("Return on ad spend: estimate against the simulated truth",
-                    ["channel", "spend", "estimated ROAS (90% interval)", "true ROAS", "truth inside?"], table)
+                    ["channel", "spend", "estimate (90% interval)", "truth", "truth inside?"], table)
     if not table_exists(con, "mmm", "weather_effects"):
         return
     spread = rp.weather_spread(con, tenant_id)
@@ -69,15 +70,18 @@ def _truth_tables(con, tenant_id: str, model_id: str, truth, currency: str) -> N
         "select channel, weather_variable, multiplier_per_sd_mean, multiplier_per_sd_p05, multiplier_per_sd_p95 "
         "from mmm.weather_effects where model_id = ? and tenant_id = ? order by channel, weather_variable",
         [model_id, tenant_id]).fetchall()
-    if effects:
-        _say("Weather: how a typical swing changes each channel's effect (estimate, then the simulated truth)")
+    rows = []
     for channel, var, m, lo, hi in effects:
-        line = rp.weather_sentence(channel, var, m, lo, hi, sd=spread.get(var))
-        if truth is not None and channel in truth.channels:
-            t = truth.channels[channel].multiplier_per_sd.get(var)
-            if t is not None:
-                line += f" Truth: {rp.pct(t - 1, signed=True)}."
-        _say(f"  {line}")
+        day = rp.weather_in_words(var, 1.0, spread.get(var)).removesuffix(" than usual")
+        true = truth.channels[channel].multiplier_per_sd.get(var) if truth is not None and channel in truth.channels \
+            else None
+        sure = "" if not (rp.is_number(lo) and rp.is_number(hi)) or lo <= 1 <= hi else " *"
+        rows.append((rp.channel_name(channel), day,
+                     f"{rp.pct(m - 1, signed=True)} ({rp.pct(lo - 1, signed=True)} to {rp.pct(hi - 1, signed=True)})"
+                     + sure, "—" if true is None else rp.pct(true - 1, signed=True)))
+    if rows:
+        print_table("Weather: change in a channel's effect on a day … than usual (* = sure of the sign)",
+                    ["channel", "a day … than usual", "estimate (90% interval)", "truth"], rows)
 
 
 def _plan_lines(con, tenant_id: str, currency: str) -> tuple[str | None, list[str]]:
@@ -173,7 +177,8 @@ def print_demo_summary(tenant_id: str, warehouse: Path | None = None, failed_che
         actor = approvers[0] if approvers else "<approver>"
         _say(f"Approve it: .venv/bin/weathervane plans approve --tenant {tenant_id} --plan-id {plan_id} "
              f"--actor {actor} --reason 'looks right'")
-        _say(f"  or on the approvals page: .venv/bin/weathervane users add --user {actor} --role approver, then "
+        _say(f"  or on the approvals page: .venv/bin/weathervane users add --user {actor} --tenant {tenant_id} "
+             "--role approver, then "
              f"make ui and open http://localhost:3001/t/{tenant_id}/plans/{plan_id}")
     folder = config.reports_dir() / tenant_id
     reports = sorted(folder.glob("*.html")) if folder.is_dir() else []

@@ -17,7 +17,8 @@ from weathervane.replay.policies import KEEP_SPLIT, PolicySpec, act
 
 @dataclass
 class ReplaySettings:
-    n_origins: int = 3
+    n_origins: int = 3  # at most: a short window gets fewer (min_periods_per_origin)
+    min_periods_per_origin: int = 26  # decision periods each outcome model serves, at least (half a year of weeks)
     min_train_share: float = 0.5  # the first origin: at least this share of the history for training
     min_train_periods: int = 26  # decision periods before the first origin, at least
     n_boot: int = 2000
@@ -87,7 +88,10 @@ def run_replay(log: DecisionLog, policies: list[PolicySpec], fit_settings, setti
     first = max(int(np.ceil(settings.min_train_share * n_model)), settings.min_train_periods * per_decision)
     if n_model - first < settings.min_periods * per_decision:
         return too_short(log, policies, settings, n_model, first, data.period)
-    origins = rolling_origins(n_model, settings.n_origins, first, per_decision)
+    # a refit per origin is the replay's main cost; one serving only a few periods adds little freshness, so a
+    # short window gets fewer origins. Every period is still judged by a model fitted before it.
+    n_origins = max(1, min(settings.n_origins, (n_model - first) // per_decision // settings.min_periods_per_origin))
+    origins = rolling_origins(n_model, n_origins, first, per_decision)
     if isinstance(fit_settings, dict):
         from weathervane.mmm.model import FitSettings
 
@@ -190,6 +194,9 @@ def run_replay(log: DecisionLog, policies: list[PolicySpec], fit_settings, setti
             path=str(om.path) if om.path else None) for o, om in models.items()]),
         behaviour=behaviour, policies=list(policies), origin_models=models, actions=actions,
     )
+    if n_origins < settings.n_origins:
+        res.notes.append(f"{n_origins} outcome model(s) rather than the {settings.n_origins} asked for: each serves at "
+                         f"least {settings.min_periods_per_origin} decision periods of this window")
     res.notes.append(f"{len(models)} outcome models at rolling origins ({', '.join(str(data.dates[o].date()) for o in origins)}), "
                      f"fitted by {', '.join(sorted({m.method for m in models.values()}))} "
                      f"({min(m.n_draws for m in models.values())} posterior draws or more); each period is valued by "
