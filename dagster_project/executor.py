@@ -75,6 +75,10 @@ def _requirements(config: dict):
 )
 def weathervane_executor(init_context: InitExecutorContext):
     kind, config = next(iter(init_context.executor_config.items()))
+    if kind == "multiprocess" and not config.get("start_method"):
+        # forkserver: steps fork from one process that imported the code location once (about a second each)
+        # instead of each spawning an interpreter that imports it again (10-17 s); bench/bench_step_startup.py
+        config = {**config, "start_method": {"forkserver": {}}}
     definition, resolved = resolve_executor_config(kind, config)
     return definition.executor_creation_fn(InitExecutorContext(
         job=init_context.job, executor_def=definition, executor_config=resolved, instance=init_context.instance,
