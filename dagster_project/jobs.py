@@ -1,12 +1,13 @@
 """Jobs: ingest + harmonize on new files, and the full refresh (through model, plan) on schedule."""
 from dagster import AssetSelection, define_asset_job
 
-
+# What new landing files change: ingestion, the dbt models, and the sniff between the two dbt steps (new data can
+# carry another grain); with the reference seeds the models read, so a tenant's first run on a new warehouse builds.
 ingest_job = define_asset_job(
     "ingest_job",
-    selection=AssetSelection.groups("landing").downstream().required_multi_asset_neighbors()
-    - AssetSelection.key_prefixes("mmm", "decisions"),
-    description="Ingest a tenant's landing files and rebuild its harmonized marts.",
+    selection=(AssetSelection.groups("landing").downstream() - AssetSelection.key_prefixes("mmm", "decisions"))
+    .upstream().required_multi_asset_neighbors(),
+    description="Ingest a tenant's landing files, sniff them and rebuild its harmonized marts at its grain.",
 )
 
 refresh_job = define_asset_job(

@@ -23,6 +23,21 @@ def test_lineage_runs_from_landing_files_to_budget_plans():
     assert len(raw_keys) == 13 and all(graph.get(k).is_materializable for k in raw_keys)
 
 
+def test_the_sniff_sits_between_the_two_dbt_steps():
+    """The sniff job builds ingest, the grain-free dbt step and the sniff; the grain models come after the sniff."""
+    from dagster_project.defs.marts import harmonize, harmonize_model_input
+    from dagster_project.defs.sniff import SNIFF_KEY, sniff_job
+
+    graph = defs.resolve_asset_graph()
+    selected = sniff_job.selection.resolve(graph)
+    assert SNIFF_KEY in selected and set(harmonize.keys) <= selected
+    assert {k for k in graph.get_all_asset_keys() if k.path[0] == "raw"} <= selected
+    assert not set(harmonize_model_input.keys) & selected
+    assert SNIFF_KEY in graph.get(AssetKey(["marts", "fct_sales_daily"])).parent_keys
+    assert AssetKey(["marts", "fct_model_input"]) in graph.get(SNIFF_KEY).child_keys | graph.get(
+        AssetKey(["intermediate", "int_cell_revenue_share"])).child_keys
+
+
 def test_every_warehouse_writer_is_in_the_pool_and_the_fit_is_not():
     pools = {}
     for assets_def in defs.assets:

@@ -144,11 +144,12 @@ def test_sensor_new_tenant_and_new_file_each_trigger_exactly_one_run(tmp_path, m
     assert [r.partition_key for r in new_file.run_requests] == ["acme"]
     assert not new_file.dynamic_partitions_requests
     assert new_file.run_requests[0].run_key != first.run_requests[0].run_key
-    # only the orders stream and what reads it rerun
+    # only the orders stream and what reads it rerun: the sniff reads orders, and every model built at the grain
+    # it decides (weather too) follows it
     selected = {k.to_user_string() for k in new_file.run_requests[0].asset_selection}
     assert first.run_requests[0].asset_selection is None
-    assert "raw/shopify__orders" in selected and "marts/fct_sales_daily" in selected
-    assert not {"raw/meta_ads__ads_insights_region", "raw/weather__daily", "marts/fct_weather_daily"} & selected
+    assert {"raw/shopify__orders", "marts/fct_sales_daily", "ops/dataset_sniff", "marts/fct_weather_daily"} <= selected
+    assert not {"raw/meta_ads__ads_insights_region", "raw/weather__daily", "staging/stg_weather__daily"} & selected
     assert not any(k.startswith(("mmm/", "decisions/")) for k in selected)
 
     shutil.copytree(ACME_EXAMPLE, landing / "beta")

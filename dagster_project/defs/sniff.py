@@ -64,12 +64,12 @@ def dataset_sniff(context: AssetExecutionContext, weathervane: WeathervaneResour
     })
 
 
-# Ingest, the grain-free dbt models (the `harmonize` step: every harmonize model the sniff does not decide) and the
-# sniff: what `weathervane sniff` runs. The models at the grain wait for the spec the sniff decides.
+# The grain-free dbt models (the `harmonize` step: every harmonize model the sniff does not decide), the sniff, and
+# the ingestion they read: what `weathervane sniff` runs. The models at the grain wait for the spec it decides.
 GRAIN_FREE = AssetSelection.groups("harmonize") - AssetSelection.keys(SNIFF_KEY).downstream()
 sniff_job = define_asset_job(
     "sniff_job",
-    selection=AssetSelection.keys(SNIFF_KEY).upstream() | GRAIN_FREE,
+    selection=(AssetSelection.keys(SNIFF_KEY) | GRAIN_FREE).upstream(),
     description="Ingest a tenant's landing files, harmonize them and sniff what they can carry.",
 )
 
