@@ -111,8 +111,8 @@ class CentredLevel(MuEffect):
 
     Adds the constant -(sum_c rho[geo, c] * u[geo, c] + sum_k gamma_control[k] * mean_k[geo]) to mu, where
     rho * u is each channel's contribution at its typical spend (weathervane.mmm.model.ReturnAtTypicalSpend)
-    and mean_k the control's mean over the fitted periods. The model is the same (intercept_contribution plus this
-    term is the old intercept); only the coordinates change: the level is pinned by the data's mean alone, so
+    and mean_k the control's mean over the fitted periods. The mean function is the same (intercept_contribution
+    plus this term is the old intercept), in other coordinates: the level is pinned by the data's mean alone, so
     the sampler no longer trades it against every channel's return and the trend's slope (the weakest
     directions of the uncentred model). The term belongs to the baseline: it does not move with spend."""
 
