@@ -91,9 +91,10 @@ def test_a_weekly_table_without_geos_in_odd_units_runs_to_a_plan_with_its_contro
     assert sniff["total"] > 0  # the sniff sees the table's spend
     assert period == "week" and weather == ""
     # delivered event columns are controls, by name
-    from weathervane.mmm.response import PosteriorResponse
+    from weathervane.mmm.response import META_ATTR, open_model
 
-    meta = PosteriorResponse.from_model_id(model_id, tenant).meta
+    tree, _ = open_model(model_id, tenant)
+    meta = json.loads(tree.attrs[META_ATTR])
     assert {"control_event_1", "control_event_2"} <= set(meta["control_names"])
     # spend in thousandths of the currency: ROAS comes out in the table's units (about 1000x), not 2,000x off
     assert 200 < roas["search"] < 20000, roas
