@@ -90,7 +90,7 @@ def _add_national_google_spend(tenant_dir: Path) -> None:
 def env(tmp_path_factory) -> Env:
     e = Env(tmp_path_factory.mktemp("dbt"))
     e.landing.mkdir()
-    truth = simulate_tenant(SIM, e.landing, days=120, n_geos=3, seed=3)
+    truth = simulate_tenant(SIM, e.landing, days=120, n_geos=3, seed=3, grain=("category", "region"))
     _add_national_google_spend(e.landing / SIM)
     shutil.copytree(ACME, e.landing / "acme")
     e.truth = truth
