@@ -27,6 +27,10 @@ def dagster_home() -> Path:
     if not (home / "dagster.yaml").exists():
         shutil.copy(REPO_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
+    # the settings as absolute paths: dbt runs in its project folder, where a relative default names other files
+    for var, path in (("WEATHERVANE_LANDING", config.landing_root()), ("WEATHERVANE_WAREHOUSE", config.warehouse_path()),
+                      ("WEATHERVANE_MODEL_STORE", config.model_store()), ("WEATHERVANE_REPORTS", config.reports_dir())):
+        os.environ[var] = str(Path(path).resolve())
     return home
 
 
@@ -105,7 +109,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     # progress bars of libraries (GX's "Calculating Metrics") would drown the step lines
     os.environ.setdefault("TQDM_DISABLE", "1")
-    con.print("[bold]Weathervane demo[/bold]: a simulated brand with known truth, through every step of the pipeline")
+    con.print("[bold]Weathervane demo[/bold]: a simulated brand with known truth, through every step of the pipeline",
+              soft_wrap=True)
     if args.resimulate or not (landing / DEMO_TENANT).exists():
         t0 = time.perf_counter()
         simulate_tenant(DEMO_TENANT, landing, scenario="standard", seed=args.seed)
@@ -114,6 +119,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         con.print(f"demo tenant already in {landing / DEMO_TENANT} (use --resimulate to redo)", markup=False)
     log_dir = dagster_home().parent / "logs"
     log_path = event_log_path(log_dir, "demo")
+    cwd = os.getcwd()
     with log_path.open("a", encoding="utf-8") as log, _terminal_to(log) as term:
         status = term.status("starting Dagster …") if term.is_terminal else None
         progress = StepProgress(log, say=lambda line: term.print(line, markup=False, highlight=False),
@@ -127,13 +133,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         finally:
             if status:
                 status.stop()
+            os.chdir(cwd)  # a step that changed the working folder (dbt's) must not move the summary's paths
     failed_checks = mark_run_if_error_checks_failed(DagsterInstance.get(), result.run_id)
     if not result.success:
         con.print("[red]Steps that failed:[/red] " + ", ".join(progress.failed_steps or ["(see the event log)"]))
     print_demo_summary(DEMO_TENANT, failed_checks=failed_checks)
-    con.print(f"\nDagster's full event log of this run ({result.run_id[:8]}): {log_path}", markup=False)
+    con.print(f"\nDagster's full event log of this run ({result.run_id[:8]}): {log_path}", markup=False, soft_wrap=True)
     con.print(f"[bold]Done in {time.perf_counter() - started:.0f} s.[/bold] Browse the runs, assets and reports with: "
-              "[bold]make ui[/bold] (Dagster http://localhost:3000, reports http://localhost:3002/demo/)")
+              "[bold]make ui[/bold] (Dagster http://localhost:3000, reports http://localhost:3002/demo/)", soft_wrap=True)
     return 0 if result.success else 1
 
 

@@ -54,8 +54,10 @@ def mark_run_if_error_checks_failed(instance: DagsterInstance, run_id: str) -> l
 def _line(entry) -> str:
     at = datetime.fromtimestamp(entry.timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
     kind = entry.dagster_event.event_type_value if entry.dagster_event else "LOG"
-    return f"{at} {entry.level if isinstance(entry.level, str) else _LEVELS.get(entry.level, entry.level)} " \
+    line = f"{at} {entry.level if isinstance(entry.level, str) else _LEVELS.get(entry.level, entry.level)} " \
            f"{entry.step_key or '-'} {kind} {entry.message or entry.user_message}\n"
+    error = getattr(getattr(entry.dagster_event, "event_specific_data", None), "error", None)
+    return line + error.to_string() if hasattr(error, "to_string") else line  # a failure's error and traceback
 
 
 _LEVELS = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL"}

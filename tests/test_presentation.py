@@ -132,3 +132,30 @@ def test_a_run_whose_error_check_failed_is_marked_failed(tmp_path):
         assert mark_run_if_error_checks_failed(instance, warn_only.run_id) == []
         assert instance.get_run_by_id(bad.run_id).status == DagsterRunStatus.FAILURE
         assert instance.get_run_by_id(warn_only.run_id).status == DagsterRunStatus.SUCCESS
+
+
+def test_step_progress_says_one_line_per_step_and_logs_every_event(tmp_path):
+    from dagster import DagsterInstance, Definitions, asset, define_asset_job
+    from dagster._core.utils import make_new_run_id
+
+    from dagster_project.run_log import StepProgress
+
+    @asset
+    def first():
+        return 1
+
+    @asset
+    def second(first):
+        raise RuntimeError("boom")
+
+    job = Definitions(assets=[first, second], jobs=[define_asset_job("both")]).resolve_job_def("both")
+    said = []
+    with DagsterInstance.ephemeral() as instance, (tmp_path / "run.log").open("w") as log:
+        run_id = make_new_run_id()
+        progress = StepProgress(log, say=said.append)
+        instance.add_event_listener(run_id, progress)
+        job.execute_in_process(instance=instance, run_id=run_id, raise_on_error=False)
+    assert len(said) == 2 and said[0].startswith("ok   first") and said[0].endswith(" s")
+    assert said[1].startswith("FAIL second") and progress.failed_steps == ["second"]
+    text = (tmp_path / "run.log").read_text()
+    assert "STEP_START" in text and "STEP_FAILURE" in text and "boom" in text
