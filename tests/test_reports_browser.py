@@ -165,7 +165,92 @@ def _model_and_plan_reports_in_chromium(proof, tmp_path):
     assert (tmp_path / "model.png").stat().st_size > 10_000
 
 
+# money as the pages print it: "$1,234" (a bare "[490, 1,351]" interval or "16,517" total is what they must not show)
+MONEY = re.compile(r"-?\$\d{1,3}(,\d{3})*(\.\d\d)?")
+BARE_INTERVAL = re.compile(r"\[-?\d[\d,]*(\.\d+)?, -?\d[\d,]*(\.\d+)?\]")
+
+
+def _index_every_report_and_the_approvals_page(proof, tmp_path):
+    """Through the reports server: the index at / and /<tenant>/, every report it links, each with the
+    simulated-data banner and money in the tenant's currency; then the approvals page for the twin's plan."""
+    import threading
+
+    import yaml
+    from playwright.sync_api import sync_playwright
+    from werkzeug.serving import make_server
+
+    from weathervane.governance.identity import UserStore
+    from weathervane.report_server import make_report_server
+    from weathervane.web import create_app
+
+    env = proof["env"]
+    reports = make_report_server(port=0, reports_dir=env["WEATHERVANE_REPORTS"])
+    threading.Thread(target=reports.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{reports.server_address[1]}"
+    twin_yaml = env["WEATHERVANE_LANDING"] / "acme-twin" / "tenant.yaml"
+    approver = (yaml.safe_load(twin_yaml.read_text()).get("autopilot") or {}).get("approvers", [None])[0]
+    assert approver, "the twin's tenant.yaml names no approver"
+    users = tmp_path / "users.json"
+    UserStore(users).set_secret(approver, "correct horse battery")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WEATHERVANE_LEDGER_KEY", str(tmp_path / "keys" / "ledger.key"))
+        mp.setenv("WEATHERVANE_LEDGER_HEADS", str(tmp_path / "keys" / "ledger-heads.jsonl"))
+        app = create_app(warehouse_path=env["WEATHERVANE_WAREHOUSE"], landing_root=env["WEATHERVANE_LANDING"],
+                         reports_dir=env["WEATHERVANE_REPORTS"], users_path=users, secret_key="test-secret")
+        web = make_server("127.0.0.1", 0, app, threaded=True)
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+        try:
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+                try:
+                    page = browser.new_page()
+                    errors: list[str] = []
+                    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+                    page.goto(base + "/")
+                    tenants = page.eval_on_selector_all("[data-testid=tenants] a", "els => els.map(e => e.pathname)")
+                    assert "/acme-twin/" in tenants and "/acme/" in tenants, tenants
+                    seen = 0
+                    for tenant in tenants:
+                        page.goto(base + tenant)
+                        links = page.eval_on_selector_all("[data-testid=reports] a", "els => els.map(e => e.pathname)")
+                        assert links, f"no report listed for {tenant}"
+                        for link in links:
+                            page.goto(base + link)
+                            text = page.inner_text("body")
+                            seen += 1
+                            # every page about a simulated tenant says so (the twin's own; acme's proof runs on it)
+                            assert page.locator(".banner").count() == 2, link
+                            assert not BARE_INTERVAL.search(text), (link, BARE_INTERVAL.search(text).group(0))
+                            if ("policy_replay" in link and "could not be replayed" in text) or \
+                                    ("audit_" in link and "cannot be judged yet" in text):
+                                continue  # the short twin: nothing valued, nothing in money
+                            assert MONEY.search(text), f"no money in $ on {link}"
+                    assert seen >= 4  # proof, model, plan, replay at least
+                    # the approvals page: the sign-in page says how to get an account; money in $, channel names
+                    page.goto(f"http://127.0.0.1:{web.server_port}/")
+                    assert "weathervane users add" in page.inner_text("[data-testid=get-account]") + \
+                        page.inner_text("body")
+                    page.fill("#user", approver)
+                    page.fill("#password", "correct horse battery")
+                    page.click("button[type=submit]")
+                    page.wait_for_selector(f"text=Signed in as {approver}")
+                    page.goto(f"http://127.0.0.1:{web.server_port}/t/acme-twin")
+                    page.locator("[data-testid=plans] a").first.click()
+                    page.wait_for_selector("[data-testid=summary]")
+                    summary = page.inner_text("[data-testid=summary]")
+                    lines = page.inner_text("[data-testid=lines]")
+                    assert MONEY.search(summary) and not BARE_INTERVAL.search(summary), summary
+                    assert MONEY.search(lines) and "google_" not in lines and "meta" not in lines.split()
+                    assert not errors, errors
+                finally:
+                    browser.close()
+        finally:
+            web.shutdown()
+            reports.shutdown()
+
+
 def test_acme_proof_end_to_end_and_every_report_in_chromium(proof, tmp_path):
     _acme_degrades_to_a_synthetic_twin_with_runs_in_the_dagster_instance(proof)
     _proof_report_in_chromium_matches_the_warehouse(proof, tmp_path)
     _model_and_plan_reports_in_chromium(proof, tmp_path)
+    _index_every_report_and_the_approvals_page(proof, tmp_path)

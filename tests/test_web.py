@@ -493,3 +493,35 @@ def test_the_plan_page_shows_diagnostics_audits_replay_and_the_gate_where_they_e
     assert "weather_aware_plan" in replay_html and "doubly_robust" in replay_html and "20,500" in replay_html
     gate = html[html.index('data-testid="autopilot"'):]
     assert "1 improved, 1 no detectable effect" in gate
+
+
+def test_reports_index_and_report_show_the_banner_and_money_and_the_sign_in_page_says_how_to_get_an_account(
+        site, tmp_path):
+    """The reports server's generated index at / and /<tenant>/, the plan report it links (simulated tenant:
+    the banner at the top and bottom; money in the tenant's currency), and the sign-in page's account help."""
+    import re
+
+    from weathervane.report_server import make_report_server
+
+    reports = _serve(make_report_server(port=0, reports_dir=site["reports"]))
+    base = f"http://127.0.0.1:{reports.server_address[1]}"
+    try:
+        page, errors = _page(site, tmp_path)
+        page.goto(base + "/")
+        assert page.eval_on_selector_all("[data-testid=tenants] a", "els => els.map(e => e.pathname)") == \
+            [f"/{TENANT}/"]
+        page.click(f"a[href='/{TENANT}/']")
+        assert page.locator(".banner").count() == 2  # the index of a simulated tenant says so too
+        links = page.eval_on_selector_all("[data-testid=reports] a", "els => els.map(e => e.pathname)")
+        assert f"/{TENANT}/plan_{site['plan'].plan_id}.html" in links
+        for link in links:
+            page.goto(base + link)
+            text = page.inner_text("body")
+            assert page.locator(".banner").count() == 2 and "SIMULATED DATA" in text, link
+            assert re.search(r"\$\d{1,3}(,\d{3})+", text), link  # money with its symbol and separators
+            assert not re.search(r"\[\d[\d,]*, \d[\d,]*\]", text), link  # no bare "[490, 1,351]" interval
+        page.goto(site["url"] + "/login")
+        assert "weathervane users add" in page.inner_text("[data-testid=get-account]") + page.inner_text("pre")
+        assert not errors, errors
+    finally:
+        reports.shutdown()
