@@ -135,7 +135,7 @@ def main() -> int:
                 base_wall, base_cpu = wall, cpu
             print(f"import {label:18s} wall {wall:5.2f} s  CPU {cpu:5.2f} s   ratio to dagster alone: wall "
                   f"{wall / base_wall:.2f}  CPU {cpu / base_cpu:.2f}" + ("" if module == "dagster" else
-                                                                         "   (target <= 3 s)"), flush=True)
+                                                                         "   (target: ratio <= 3)"), flush=True)
     with tempfile.TemporaryDirectory(prefix="wv-bench-cl-") as d:
         tmp = Path(d)
         if not args.skip_pipeline:

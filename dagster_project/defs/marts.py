@@ -149,6 +149,7 @@ class HarmonizeTranslator(DagsterDbtTranslator):
 
 translator = HarmonizeTranslator()
 MANIFEST = prepared_manifest()
+manifest = json.loads(MANIFEST.read_text())  # parsed once for both steps and the unit-test checks
 
 
 class HarmonizeConfig(Config):
@@ -246,14 +247,14 @@ def _tenant_row_counts(weathervane: WeathervaneResource, tenant: str, tables: Ma
     return counts
 
 
-@dbt_assets(manifest=MANIFEST, project=dbt_project, name="harmonize", exclude=GRAIN_MODELS,
+@dbt_assets(manifest=manifest, project=dbt_project, name="harmonize", exclude=GRAIN_MODELS,
             partitions_def=tenant_partitions, dagster_dbt_translator=translator, pool=WAREHOUSE_POOL)
 def harmonize(context: AssetExecutionContext, dbt: DbtCliResource, weathervane: WeathervaneResource):
     """dbt build of the grain-free models for one tenant: seeds, staging, promotions, what the sniff reads."""
     yield from _build(context, dbt, weathervane)
 
 
-@dbt_assets(manifest=MANIFEST, project=dbt_project, name="harmonize_model_input", select=GRAIN_MODELS,
+@dbt_assets(manifest=manifest, project=dbt_project, name="harmonize_model_input", select=GRAIN_MODELS,
             partitions_def=tenant_partitions, dagster_dbt_translator=translator, pool=WAREHOUSE_POOL)
 def harmonize_model_input(context: AssetExecutionContext, dbt: DbtCliResource, weathervane: WeathervaneResource,
                           config: HarmonizeConfig):
@@ -311,7 +312,6 @@ def gx_marts(context: AssetCheckExecutionContext, weathervane: WeathervaneResour
 
 def _unit_test_specs() -> list[AssetCheckSpec]:
     # dagster-dbt reports dbt data tests as checks but not dbt unit tests: one check each on the model it tests.
-    manifest = json.loads(MANIFEST.read_text())
     specs = []
     for unit_test in manifest.get("unit_tests", {}).values():
         key = translator.get_asset_key(manifest["nodes"][unit_test["depends_on"]["nodes"][0]])
