@@ -104,6 +104,21 @@ def test_the_grain_models_are_built_after_the_sniff_and_the_rest_before_it():
         assert SNIFF_KEY in {dep.asset_key for dep in harmonize_model_input.specs_by_key[key].deps}, key
 
 
+def test_a_dbt_project_that_does_not_parse_keeps_the_last_manifest(monkeypatch):
+    """The code location still loads when a dbt file was edited into something dbt cannot parse."""
+    from dagster_project.defs import marts
+
+    def broken():
+        raise RuntimeError("dbt parse failed for dbt/: Compilation Error in model fct_sales_daily")
+
+    monkeypatch.setattr(marts, "_manifest_stale", lambda: True)
+    monkeypatch.setattr(marts, "prepare_dbt_manifest", broken)
+    assert marts.prepared_manifest() == marts.dbt_project.manifest_path
+    monkeypatch.setattr(marts, "dbt_project", marts.DbtProject(marts.DBT_PROJECT_DIR, target_path="never-parsed"))
+    with pytest.raises(RuntimeError, match="Compilation Error"):  # nothing to keep: dbt's message
+        marts.prepared_manifest()
+
+
 def test_every_dbt_test_is_a_check_per_tenant():
     from dagster_project.defs.marts import asset_checks, harmonize, harmonize_model_input
     from dagster_project.partitions import tenant_partitions
