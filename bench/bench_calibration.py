@@ -220,7 +220,8 @@ def report(plans: list[dict], fits: list[dict]) -> str:
     if room:
         lines.append(f"timidity: where the oracle beats keep-the-split by >= {TIMID_GAP_PCT}%, a plan is proposed in "
                      f"{sum(p['decision'] == 'plan' for p in room)} of {len(room)} runs")
-    big = [w for f in fits for w in f.get("weather", {}).values() if abs(np.log(w["true"])) >= BIG_WEATHER_LOG - 1e-6]
+    big = [w for f in fits for w in f.get("weather", {}).values()
+           if abs(np.log(w["true"])) >= BIG_WEATHER_LOG - 1e-6]  # the truth's -0.2 is 0.2 less rounding
     if big:
         lines.append(f"weather effects with |log multiplier| >= {BIG_WEATHER_LOG}: 90% interval covers "
                      f"{sum(w['covered'] for w in big)} of {len(big)}")
