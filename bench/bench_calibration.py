@@ -1,12 +1,12 @@
 """Calibration of the plan's claims: does P(beats keep-the-split) come true at its stated rate?
 
 Each world × seed goes through the production path: simulate -> ingest (bad files quarantined) -> dbt build ->
-`weathervane.mmm.pipeline.fit_tenant` with default `FitSettings()` (holdout score, gate, retry) -> the plan
+the sniff's model spec -> `weathervane.mmm.fit_tenant_spec`, the fit step the Dagster asset runs (the spec, its
+ladder, holdout score, gate and retry, no second set of settings) -> the plan
 (`weathervane.allocate.build_plan` on the saved posterior, the tenant's planning settings, every guard on) -> the
 plan, keep-the-split and the ±30% oracle valued under the world's TRUE response and horizon weather
 (`weathervane.simulate.oracle.evaluate_world_decision`). Worlds: the robustness matrix and the trait worlds
-(`weathervane.simulate.worlds.TRAIT_WORLDS`). The model's period is the week (the robustness matrix's; Dagster's
-run config defaults to the day, about five times the fit time).
+(`weathervane.simulate.worlds.TRAIT_WORLDS`). The period, grain and weather terms are what each world's spec says.
 
     nohup nice -n 10 .venv/bin/python bench/bench_calibration.py --fit > /tmp/calibration.log 2>&1 &
     .venv/bin/python bench/bench_calibration.py --replan          # plan the stored fits again with today's rules
@@ -61,7 +61,7 @@ def build_inputs(world_name: str, seed: int, workdir: Path) -> None:
     from weathervane import config, warehouse
     from weathervane.landing import ingest_tenant
     from weathervane.simulate import simulate_tenant
-    from weathervane.simulate.robustness import DBT_SELECT_VERSION, START, run_dbt
+    from weathervane.simulate.robustness import DBT_SELECT_VERSION, START, harmonize_as_production
 
     world = ALL_WORLDS[world_name]
     folder = run_dir(workdir, world_name, seed)
@@ -73,7 +73,7 @@ def build_inputs(world_name: str, seed: int, workdir: Path) -> None:
     if wh.exists():
         wh.unlink()
     truth = simulate_tenant(tenant, landing, seed=seed, days=world.days or DAYS, n_geos=world.n_geos or GEOS,
-                            start=START, world=world, grain=("all", "region"), **world.simulate_kwargs())
+                            start=START, world=world, **world.simulate_kwargs())
     con = warehouse.connect(wh)
     try:
         warehouse.ensure_schemas(con)
@@ -83,27 +83,15 @@ def build_inputs(world_name: str, seed: int, workdir: Path) -> None:
     quarantined = [q for s in report.streams for q in s.quarantined]
     if quarantined and not truth.bad_files:
         raise RuntimeError(f"{tenant}: ingest quarantined files of a world without bad ones: {quarantined[:3]}")
-    cfg = config.load_tenant_config(landing, tenant)
-    try:  # the tenant's model spec decides the grain dbt builds (weathervane.spec); older trees: tenant.yaml's
-        from weathervane.spec import dbt_vars, resolve_spec
-
-        con = warehouse.connect(wh)
-        try:
-            variables = dbt_vars(tenant, cfg, resolve_spec(con, tenant, cfg))
-        finally:
-            con.close()
-    except ImportError:
-        from weathervane.grain import dbt_vars
-
-        variables = dbt_vars(tenant, cfg, {"product": cfg.grain.product, "geo": cfg.grain.geo})
-    run_dbt(wh, folder, variables)
+    harmonize_as_production(wh, folder, landing, tenant)  # dbt, the sniff's model spec, dbt at its grain
     done.write_text(f"{DBT_SELECT_VERSION} quarantined={len(quarantined)} bad_files={len(truth.bad_files)}\n")
 
 
 def fit_run(world_name: str, seed: int, workdir: Path) -> dict:
-    """The production fit entry point with its defaults; the model lands in the run's store and warehouse."""
+    """The fit step production runs (the tenant's model spec and its ladder, as the Dagster asset calls it); the
+    chosen model lands in the run's store and warehouse."""
     from weathervane import config
-    from weathervane.mmm.pipeline import duckdb_connect, fit_tenant
+    from weathervane.mmm.pipeline import duckdb_connect, fit_tenant_spec
     from weathervane.simulate.robustness import WorldResult, score
     from weathervane.simulate.truth import load_truth
 
@@ -112,15 +100,21 @@ def fit_run(world_name: str, seed: int, workdir: Path) -> dict:
     landing = folder / "landing"
     cfg = config.load_tenant_config(landing, tenant)
     t0 = time.perf_counter()
-    fitted = fit_tenant(duckdb_connect(folder / "warehouse.duckdb"), tenant, None, grain_product=cfg.grain.product,
-                        grain_geo=cfg.grain.geo, period="week", store=folder / "models", reports=folder / "reports")
+    ladder, spec, _ = fit_tenant_spec(duckdb_connect(folder / "warehouse.duckdb"), tenant, cfg,
+                                      store=folder / "models", reports=folder / "reports")
     seconds = time.perf_counter() - t0
+    fitted = ladder.chosen
+    if fitted is None:  # no rung passed: the plan reads the spec's own fit and keeps the split
+        return dict(world=world_name, seed=seed, tenant_id=tenant, model_id=ladder.fallback_model_id,
+                    status="failed_diagnostics", holdout_mape=None, fit_seconds=round(seconds, 1), diagnostics={},
+                    roas={}, weather={}, needs_experiment=[], spec_period=spec.period)
     truth = load_truth(landing / f"{tenant}.truth.json")
     scored = score(WorldResult(world=world_name, seed=seed, tenant_id=tenant), truth,
                    fitted.frames["channel_summary"], fitted.frames["weather_effects"])
     return dict(world=world_name, seed=seed, tenant_id=tenant, model_id=fitted.model_id, status=fitted.status,
                 holdout_mape=fitted.holdout_mape, fit_seconds=round(seconds, 1), diagnostics=fitted.diagnostics,
-                roas=scored.roas, weather=scored.weather, needs_experiment=scored.needs_experiment)
+                roas=scored.roas, weather=scored.weather, needs_experiment=scored.needs_experiment,
+                spec_period=spec.period, ladder_rung=(ladder.chosen_rung or 0) + 1)
 
 
 def plan_run(fit: dict, workdir: Path) -> dict:
