@@ -54,8 +54,8 @@ def _outcome(tenant: str, env: dict, log: str) -> dict:
     import duckdb
 
     steps = {}
-    for m in re.finditer(r'"([\w.]+)" - STEP_(SUCCESS|FAILURE) - .*?(?:in ([\d.]+)(ms|s|m))?\.?$', log, re.M):
-        steps[m.group(1)] = m.group(2)
+    for m in re.finditer(r" - \d+ - (\S+) - STEP_(SUCCESS|FAILURE) - (?:.* in (\S+?)\.?$)?", log, re.M):
+        steps[m.group(1)] = m.group(2) + (f" {m.group(3)}" if m.group(3) else "")
     con = duckdb.connect(env["WEATHERVANE_WAREHOUSE"], read_only=True)
     try:
         spec = con.execute("select field, value, source, status from ops.model_spec where tenant_id = ? order by 1",
@@ -83,10 +83,12 @@ def main() -> int:
     grain = tuple(args.grain.split(",")) if args.grain else None
     tmp = Path(tempfile.mkdtemp(prefix="wv-launch-"))
     out = launch(args.tenant, tmp, grain=grain, days=args.days, geos=args.geos, seed=args.seed)
-    failed = [k for k, v in out["steps"].items() if v != "SUCCESS"]
+    failed = [k for k, v in out["steps"].items() if not v.startswith("SUCCESS")]
     print(f"tenant {args.tenant}, grain pin {grain}, {args.days} days x {args.geos} geos: "
           f"{out['wall_s']:.0f} s wall (target {TARGET_S:.0f} s, ratio {out['wall_s'] / TARGET_S:.2f}), "
           f"exit {out['rc']}, {len(out['steps'])} steps, failed: {failed or 'none'}")
+    for step, outcome in sorted(out["steps"].items()):
+        print(f"  step {step}: {outcome}")
     for field, value, source, status in out["spec"]:
         print(f"  spec {field} = {value} ({source}{', REFUSED' if status == 'refused' else ''})")
     for f in out["fits"]:
