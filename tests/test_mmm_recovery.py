@@ -9,7 +9,7 @@ import pytest
 from dbt.cli.main import dbtRunner
 
 from weathervane import config, warehouse
-from weathervane.grain import dbt_vars
+from weathervane.spec import ModelSpec, dbt_vars
 from weathervane.landing import ingest_tenant
 from weathervane.mmm import (
     FitSettings, duckdb_connect, fit_panel, prepare_model_data, read_lift_tests, read_model_input,
@@ -63,7 +63,8 @@ def warehouse_from_simulation(root: Path, scenario: str):
     finally:
         con.close()
     assert not [q for s in report.streams for q in s.quarantined], report
-    variables = dbt_vars(TENANT, config.load_tenant_config(landing, TENANT), {"product": "all", "geo": "region"})
+    variables = dbt_vars(TENANT, config.load_tenant_config(landing, TENANT),
+                         ModelSpec(TENANT, grain_product="all", grain_geo="region"))
     args = ["build", "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR), "--target-path",
             str(root / "dbt_target"), "--log-path", str(root / "dbt_logs"), "--vars", json.dumps(variables),
             "--quiet", "--select", "+fct_model_input", "+fct_weather_daily", "--exclude", "resource_type:test"]
