@@ -44,6 +44,11 @@ def test_replay_headline_names_what_was_compared_the_winner_how_sure_and_the_wea
     unsure = headline_from_rows(
         _rows(500.0, aware=(900.0, -50.0, 1700.0, 0.9)), "USD")
     assert "cannot call a winner" in unsure
+    looser = _rows(500.0)[lambda r: r["policy"] == "weather_aware"].assign(
+        policy="looser", lift_mean=1200.0, lift_p05=300.0, lift_p95=2000.0)
+    text = headline_from_rows(pd.concat([_rows(500.0), looser]), "USD")
+    assert "Best: the weather-aware plan with twice the change limit, with $1,200 more" in text
+    assert "The weather-aware plan got $900 more" in text and "Ignoring the weather got $500 more" in text
 
 
 @pytest.fixture

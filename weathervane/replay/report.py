@@ -68,6 +68,8 @@ def headline_from_rows(rows: pd.DataFrame, currency: str = "USD") -> str:
                  f"beats keeping the split is {sure}, so the replay cannot call a winner.")
     else:
         text += f"No policy beat keeping the split; the closest was {policy_name(best['policy'])}, with {result(best)}."
+    if best["policy"] != "weather_aware" and (others["policy"] == "weather_aware").any():
+        text += f" The weather-aware plan got {result(others[others['policy'] == 'weather_aware'].iloc[0])}."
     if best["policy"] != "weather_blind" and (others["policy"] == "weather_blind").any():
         blind = others[others["policy"] == "weather_blind"].iloc[0]
         text += f" Ignoring the weather got {result(blind)}."
