@@ -249,22 +249,24 @@ def test_failed_diagnostics_are_recorded_and_skipped(wv_env, tiny_panel):
         assert latest_usable_model(con, "someone-else") is None
 
 
-def test_fit_grain_follows_what_harmonize_built(tmp_path):
-    from weathervane.config import Grain, TenantConfig
-    from weathervane.grain import model_grain
+def test_the_fit_starts_from_the_built_grain_the_spec_can_be_coarsened_from(tmp_path):
+    from weathervane.grain import built_grains
+    from weathervane.mmm.pipeline import _finest_built
+    from weathervane.spec import ModelSpec
 
-    cfg = TenantConfig(grain=Grain(product="category", geo="region"))
+    spec = ModelSpec(TENANT, grain_product="all", grain_geo="region")
     con = duckdb.connect(str(tmp_path / "wh.duckdb"))
-    assert model_grain(con, TENANT, cfg) == cfg.grain  # nothing built yet: tenant.yaml's
+    assert _finest_built(built_grains(con, TENANT), spec) == ("all", "region")  # nothing built yet: the spec's
     con.execute("CREATE SCHEMA marts; CREATE TABLE marts.fct_model_input (tenant_id VARCHAR, grain_product VARCHAR, "
                 "grain_geo VARCHAR)")
-    con.execute("INSERT INTO marts.fct_model_input VALUES (?, 'all', 'country'), (?, 'all', 'country'), "
-                "('other', 'category', 'region')", [TENANT, TENANT])
-    # a one-off harmonize override built only (all, country): the next fit follows it instead of finding no rows
-    assert model_grain(con, TENANT, cfg) == Grain(product="all", geo="country")
-    con.execute("INSERT INTO marts.fct_model_input VALUES (?, 'category', 'region')", [TENANT])
-    assert model_grain(con, TENANT, cfg) == cfg.grain
-    assert model_grain(con, TENANT, cfg, {"geo": "country"}) == Grain(product="category", geo="country")
+    con.execute("INSERT INTO marts.fct_model_input VALUES (?, 'category', 'region'), ('other', 'all', 'region')",
+                [TENANT])
+    # harmonize built a finer grain (a one-off run): the fit coarsens it rather than finding no rows
+    assert _finest_built(built_grains(con, TENANT), spec) == ("category", "region")
+    con.execute("DELETE FROM marts.fct_model_input WHERE tenant_id = ?", [TENANT])
+    con.execute("INSERT INTO marts.fct_model_input VALUES (?, 'all', 'country')", [TENANT])
+    with pytest.raises(ModelInputError, match="materialize the harmonize step again"):
+        _finest_built(built_grains(con, TENANT), spec)  # coarser than the spec: it cannot be refined
     con.close()
 
 
