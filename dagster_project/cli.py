@@ -40,8 +40,9 @@ def run_tenant_pipeline(tenant_id: str, job_name: str = "refresh_job", run_confi
 
     `on_event`: an instance listener that sees every event of the run (weathervane demo's progress and log file);
     `quiet`: no event on the terminal (the console logger set above CRITICAL; the instance still stores them)."""
+    import uuid
+
     from dagster import DagsterInstance
-    from dagster._core.utils import make_new_run_id
 
     from dagster_project.defs.marts import prepare_dbt_manifest
     from dagster_project.definitions import defs
@@ -53,7 +54,7 @@ def run_tenant_pipeline(tenant_id: str, job_name: str = "refresh_job", run_confi
     if not instance.has_dynamic_partition("tenants", tenant_id):
         instance.add_dynamic_partitions("tenants", [tenant_id])
     job = defs.resolve_job_def(job_name)
-    run_id = make_new_run_id()
+    run_id = str(uuid.uuid4())  # chosen here so the listener is attached before the run's first event
     if on_event is not None:
         instance.add_event_listener(run_id, on_event)
     run_config = dict(run_config or {})
