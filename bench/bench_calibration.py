@@ -58,10 +58,8 @@ def run_dir(workdir: Path, world: str, seed: int) -> Path:
 
 def build_inputs(world_name: str, seed: int, workdir: Path) -> None:
     """simulate -> ingest -> dbt build in the run's folder (once)."""
-    from weathervane import config, warehouse
-    from weathervane.landing import ingest_tenant
     from weathervane.simulate import simulate_tenant
-    from weathervane.simulate.robustness import DBT_SELECT_VERSION, START, harmonize_as_production
+    from weathervane.simulate.robustness import DBT_SELECT_VERSION, START, harmonize_as_production, ingest_simulated
 
     world = ALL_WORLDS[world_name]
     folder = run_dir(workdir, world_name, seed)
@@ -74,13 +72,7 @@ def build_inputs(world_name: str, seed: int, workdir: Path) -> None:
         wh.unlink()
     truth = simulate_tenant(tenant, landing, seed=seed, days=world.days or DAYS, n_geos=world.n_geos or GEOS,
                             start=START, world=world, **world.simulate_kwargs())
-    con = warehouse.connect(wh)
-    try:
-        warehouse.ensure_schemas(con)
-        report = ingest_tenant(con, landing, tenant)
-    finally:
-        con.close()
-    quarantined = [q for s in report.streams for q in s.quarantined]
+    quarantined = ingest_simulated(wh, landing, tenant)
     if quarantined and not truth.bad_files:
         raise RuntimeError(f"{tenant}: ingest quarantined files of a world without bad ones: {quarantined[:3]}")
     harmonize_as_production(wh, folder, landing, tenant)  # dbt, the sniff's model spec, dbt at its grain

@@ -129,8 +129,6 @@ def tenant_for(world: World, seed: int) -> str:
 def build_warehouse(world: World, seed: int, workdir: Path, *, days: int = 420, n_geos: int = 3) -> tuple[Path, Path]:
     """simulate_tenant -> ingest_tenant -> dbt build (grain all x region) in `workdir`; returns (truth path,
     warehouse path). Reuses a warehouse already built there for the same world and seed."""
-    from weathervane import config, warehouse
-    from weathervane.landing import ingest_tenant
     from weathervane.simulate import simulate_tenant
 
     tenant = tenant_for(world, seed)
@@ -147,18 +145,26 @@ def build_warehouse(world: World, seed: int, workdir: Path, *, days: int = 420, 
         wh.unlink()
     simulate_tenant(tenant, landing, seed=seed, days=days, n_geos=n_geos, start=START, world=world,
                     **world.simulate_kwargs())
+    quarantined = ingest_simulated(wh, landing, tenant)
+    if quarantined:
+        raise RuntimeError(f"{tenant}: ingest quarantined files: {quarantined[:3]}")
+    harmonize_as_production(wh, workdir, landing, tenant)
+    done.write_text(DBT_SELECT_VERSION + "\n")
+    return truth_path, wh
+
+
+def ingest_simulated(wh: Path, landing: Path, tenant: str) -> list:
+    """Ingest a simulated tenant's landing files into the warehouse file; the files quarantined."""
+    from weathervane import warehouse
+    from weathervane.landing import ingest_tenant
+
     con = warehouse.connect(wh)
     try:
         warehouse.ensure_schemas(con)
         report = ingest_tenant(con, landing, tenant)
     finally:
         con.close()
-    quarantined = [q for s in report.streams for q in s.quarantined]
-    if quarantined:
-        raise RuntimeError(f"{tenant}: ingest quarantined files: {quarantined[:3]}")
-    harmonize_as_production(wh, workdir, landing, tenant)
-    done.write_text(DBT_SELECT_VERSION + "\n")
-    return truth_path, wh
+    return [q for s in report.streams for q in s.quarantined]
 
 
 def harmonize_as_production(wh: Path, workdir: Path, landing: Path, tenant: str) -> None:
