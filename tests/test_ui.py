@@ -253,8 +253,8 @@ def test_report_link_in_asset_metadata_opens_over_http(wv_env, monkeypatch, tmp_
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         title, errors = _chromium_page_errors(url, tmp_path / "report.png")
-        # the reports folder is not browsable and nothing outside it is served
-        for bad in ["/", f"/{tenant}/", "/../../etc/hostname"]:
+        # nothing outside the reports folder is served (its index pages are generated, not listings)
+        for bad in ["/../../etc/hostname", f"/{tenant}/.hidden.html"]:
             with pytest.raises(urllib.error.HTTPError):
                 urllib.request.urlopen(f"http://127.0.0.1:{port}{bad}", timeout=10)
     finally:
