@@ -52,4 +52,4 @@ def test_a_history_too_short_for_rolling_origins_is_not_evaluable(wv_env):
         assert "too short" in reason and "26 weeks to train the first model" in reason
     assert n_models == 0
     page = (wv_env["reports"] / "brief" / "policy_replay.html").read_text()
-    assert page.count("could not be replayed yet: the history is too short") == 1 and "none fitted" in page
+    assert page.count("could not be replayed yet: the history is too short") == 1 and "None fitted" in page
