@@ -185,27 +185,22 @@ class _ReportHandler(BaseHTTPRequestHandler):
             return
         try:
             index = _index_target(self.root, self.path)
-            if index is not None:
+            if index is None:
+                path = resolve_report(self.root, self.path)
+                # O_NOFOLLOW: a file swapped for a link after the check is still not followed
+                fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+            else:
                 data = render_index(self.root, index[1]).encode()
-                self._headers(200, len(data), "text/html; charset=utf-8")
-                if body:
-                    self.wfile.write(data)
-                return
         except BadPath as exc:
             self._refuse(exc.status, body)
             return
         except (OSError, ValueError):
             self._refuse(HTTPStatus.NOT_FOUND, body)
             return
-        try:
-            path = resolve_report(self.root, self.path)
-            # O_NOFOLLOW: a file swapped for a link after the check is still not followed
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
-        except BadPath as exc:
-            self._refuse(exc.status, body)
-            return
-        except (OSError, ValueError):
-            self._refuse(HTTPStatus.NOT_FOUND, body)
+        if index is not None:
+            self._headers(200, len(data), "text/html; charset=utf-8")
+            if body:
+                self.wfile.write(data)
             return
         with os.fdopen(fd, "rb") as fh:
             st = os.fstat(fh.fileno())
