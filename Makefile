@@ -11,7 +11,9 @@ $(VENV)/.synced: pyproject.toml uv.lock
 	@$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 12), f"Python 3.12 is needed, found {sys.version.split()[0]}"'
 	@$(UV) --version >/dev/null 2>&1 || $(PY) -m pip install --quiet uv
 	@echo "setting up .venv from uv.lock"
-	@$(UV) sync --frozen --all-extras --quiet
+	@# Bytecode compiled once here: with PYTHONDONTWRITEBYTECODE set (as in many CI images) every dagster step,
+	@# dbt call and test worker would otherwise compile pymc, dagster and dbt from source again (seconds each).
+	@$(UV) sync --frozen --all-extras --quiet --compile-bytecode
 	@touch $@
 
 env: $(VENV)/.synced
@@ -23,6 +25,7 @@ demo: env
 TEST_WORKERS ?= 2
 
 test: env
+	@$(VENV)/bin/python -m compileall -q weathervane dagster_project >/dev/null
 	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=15
 
 test-fast: env

@@ -3,7 +3,7 @@
 One simulated panel (the simulator's realized daily revenue per geo, before its own deployment, without the
 lift-test geo) goes into a real DuckDB warehouse as marts.fct_sales_daily; deployments arrive as a landing file
 through the real ingest. Two deployments add 40% to the treated geo's revenue for four weeks, one adds nothing,
-one is still live and one is national (no donors). The audits are sampled once (module fixture, short NUTS).
+one is still live and one is national (no donors). The audits are sampled once (module fixture, production NUTS settings).
 """
 from __future__ import annotations
 
@@ -70,6 +70,7 @@ def audited(tmp_path_factory):
     panel = revenue_panel(truth).drop(columns=sorted({lt.geo_id for lt in truth.lift_tests}))
     panel = panel.loc[panel.index < date.fromisoformat(truth.deployment.start_date)].iloc[:360]
     geos = list(panel.columns)
+    organic = panel
     known, records = {}, []
     for dep_id, gi, first, last, effect in PLAN:
         treated = ["US"] if gi == "US" else [geos[gi]]
@@ -91,12 +92,12 @@ def audited(tmp_path_factory):
     ingest_tenant(con, paths["landing"], TENANT)
     _write_marts(con, panel, truth)
     cfg = load_tenant_config(paths["landing"], TENANT)
-    settings = AuditSettings(pre_period_days=cfg.audit.pre_period_days, draws=300, tune=300)
+    settings = AuditSettings(pre_period_days=cfg.audit.pre_period_days)  # production draws: shorter chains miss its ESS gate
     run = run_audits(con, TENANT, cfg, paths["reports"], settings)
     rows = {(r["deployment_id"], r["method"]): r for r in
             con.execute("select * from decisions.causal_audits").fetchdf().to_dict("records")}
     con.close()
-    yield {"paths": paths, "run": run, "rows": rows, "known": known, "settings": settings}
+    yield {"paths": paths, "run": run, "rows": rows, "known": known, "settings": settings, "organic": organic}
     mp.undo()
 
 
@@ -113,7 +114,8 @@ def test_known_increments_recovered_with_verdict_improved(audited):
         assert len(weights) == 4 and abs(sum(weights.values()) - 1) < 0.01
         assert synth["max_rhat"] <= 1.05 and synth["treated_geo_ids"] == list(known[dep].geo_ids)
         did = rows[(dep, DID)]
-        assert not did["is_primary"] and did["effect_p05"] > 0 and did["verdict"] in ("improved", "no_detectable_effect")
+        assert not did["is_primary"] and did["effect_p05"] > 0 and did["verdict"] in ("improved", "no_detectable_effect"), \
+            (did["verdict"], did["reason"])
 
 
 def test_aa_deployment_has_no_detectable_effect(audited):
@@ -130,8 +132,27 @@ def test_unfinished_window_and_missing_donors_are_not_evaluable(audited):
     national = rows[("dep-national", SYNTH)]
     assert national["verdict"] == "not_evaluable" and national["reason"].startswith("no donors")
     assert rows[("dep-national", DID)]["verdict"] == "not_evaluable"
+    # with no donors the series is its own control: dep-live changed a geo of it inside the window, so the
+    # interrupted time series refuses rather than read that change (and the Christmas dip) as this one's effect
     its = rows[("dep-national", ITS)]
-    assert its["is_primary"] and its["effect_mean"] is not None and its["effect_p05"] < its["effect_p95"]
+    assert its["is_primary"] and its["verdict"] == "not_evaluable", its
+    assert its["reason"].startswith("contaminated: dep-live"), its["reason"]
+
+
+def test_a_clean_national_change_is_measured_by_the_interrupted_time_series(audited):
+    """The same panel before any test deployment: +40% everywhere for four weeks after 300 clean days (enough
+    for the placebo windows to reach p <= 0.10)."""
+    from weathervane.audit.methods import audit_intervention
+    from weathervane.audit.panel import Intervention
+
+    panel = audited["organic"]
+    start, end = panel.index[300], panel.index[327]
+    lifted, known = inject(panel.iloc[:340], "dep-clean", list(panel.columns), start, end, EFFECT)
+    iv = Intervention(deployment_id="dep-clean", plan_id=None, start=start, end=end, geo_ids=("US",))
+    rows = {r.method: r for r in audit_intervention(lifted, None, iv, [], audited["settings"], seed=3)}
+    its = rows[ITS]
+    assert rows[SYNTH].verdict == "not_evaluable" and its.verdict == "improved", (its.verdict, its.reason)
+    assert its.q(its.effect, 0.05) <= known.increment <= its.q(its.effect, 0.95)
 
 
 def test_reports_and_idempotent_rewrite(audited):

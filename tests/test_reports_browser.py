@@ -147,6 +147,8 @@ def _model_and_plan_reports_in_chromium(proof, tmp_path):
                            "where model_id = ? and geo_id is null", [model_id]).fetchall()
         plan_id, budget = con.execute("select plan_id, total_budget from decisions.plans "
                                       "where tenant_id = 'acme-twin'").fetchone()
+        weather_terms = con.execute("select count(*) from mmm.weather_effects where model_id = ?",
+                                    [model_id]).fetchone()[0]
     finally:
         con.close()
     model = _render((reports / f"{model_id}.html").resolve().as_uri(), tmp_path / "model.png")
@@ -154,7 +156,9 @@ def _model_and_plan_reports_in_chromium(proof, tmp_path):
     for channel, m, lo, hi in rows:
         assert rp.with_interval(m, lo, hi) in model["text"], channel
     plan = _render((reports / f"plan_{plan_id}.html").resolve().as_uri(), tmp_path / "plan.png")
-    _plots_drawn(plan, at_least=3)
+    # allocation and response curves; the assumed weather only when the model kept a weather term
+    _plots_drawn(plan, at_least=2 + (weather_terms > 0))
+    assert ("Line chart of the" in " ".join(i["alt"] for i in plan["images"])) == (weather_terms > 0)
     assert rp.money(budget, "USD") in plan["text"]
     # the audit report, when the twin's deployment was audited: drawn without errors, every image with alt text
     audits = sorted(p for p in reports.glob("audit_*.html"))

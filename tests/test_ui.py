@@ -72,7 +72,7 @@ mutation Launch($params: ExecutionParams!) { launchPipelineExecution(executionPa
   ... on InvalidSubsetError { message } ... on RunConfigValidationInvalid { errors { message } } } }
 """
 RUN_STATUS = """query Run($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status
-  stepStats { stepKey status } } } }"""
+  stepStats { stepKey status startTime endTime } } } }"""
 MATERIALIZED = """query Mat($key: AssetKeyInput!, $partition: String!) { assetOrError(assetKey: $key) { __typename
   ... on Asset { assetMaterializations(partitions: [$partition]) { runId metadataEntries { label
   ... on TextMetadataEntry { text } } } } } }"""
@@ -184,6 +184,8 @@ def test_ui_loads_the_code_location_and_a_new_brand_launched_with_no_run_config_
     assert groups <= {"landing", "harmonize", "model", "decide", "audit", "report"}, groups
     assert all(a["description"] for a in assets.values()), [
         k for k, a in assets.items() if not a["description"]]
+    for s in run["stepStats"]:  # the step times, for whoever reads a slow run's output
+        print(s["stepKey"], s["status"], round((s["endTime"] or 0) - (s["startTime"] or 0)), "s")
     failed = [s["stepKey"] for s in run["stepStats"] if s["status"] != "SUCCESS"]
     assert run["status"] == "SUCCESS" and not failed, (failed, out[-3000:])
     assert plan["assetMaterializations"], "the plan asset was not materialized for the new brand"

@@ -22,6 +22,14 @@ from weathervane.config import TenantConfig, validate_tenant_id
 
 from weathervane.grain import ALLOCATION_WINDOW_DAYS, GEO_LEVELS, PRODUCT_LEVELS
 
+
+def adstock_lags(period: str) -> int:
+    """The default carry-over length in periods (the one home of this default; a spec's or FitSettings'
+    adstock_max_lag overrides it). Weekly: 10 weeks, so a decay of up to about 0.7 a week (carry-over felt for 8+
+    weeks) is not cut short; the learnt decay decides how much of it is used. Daily: the simulator's carry-over
+    reaches 8 days."""
+    return 8 if period == "day" else 10
+
 PERIODS = ("day", "week")
 WEATHER_VARS = ("temperature_2m_mean", "precipitation_sum")
 
@@ -81,7 +89,7 @@ class ModelSpec:
     held_channels: tuple[str, ...] = ()  # in the model, but the data cannot measure them: plans keep their spend
     controls: tuple[str, ...] | None = None  # None: every control the data has (promotions, sends, holidays, ...)
     weather_vars: tuple[str, ...] = WEATHER_VARS
-    adstock_max_lag: int | None = None  # None: weathervane.mmm.model.adstock_lags(period)
+    adstock_max_lag: int | None = None  # None: adstock_lags(period)
     draws: int = DRAWS
     tune: int = TUNE
     chains: int = CHAINS
@@ -101,8 +109,6 @@ class ModelSpec:
 
     @property
     def lags(self) -> int:
-        from weathervane.mmm.model import adstock_lags
-
         return self.adstock_max_lag or adstock_lags(self.period)
 
     def value(self, name: str) -> Any:
@@ -134,7 +140,7 @@ class ModelSpec:
 
     def fit_settings(self, base=None, rung: Rung | None = None):
         """FitSettings for this spec (or one rung of its ladder): draws, chains, weather and carry-over."""
-        from weathervane.mmm.model import FitSettings, adstock_lags
+        from weathervane.mmm.model import FitSettings
 
         base = base or FitSettings()
         period = rung.period if rung else self.period
@@ -272,8 +278,6 @@ def decide_spec(profile, decisions, cfg: TenantConfig) -> ModelSpec:
         why["weather_vars"] = f"pinned in tenant.yaml; {d.weather.reason}"
 
     # carry-over and sampler
-    from weathervane.mmm.model import adstock_lags
-
     spec.adstock_max_lag = adstock_lags(spec.period)
     src["adstock_max_lag"] = SOURCE_DEFAULT
     why["adstock_max_lag"] = (f"{spec.adstock_max_lag} {spec.period}s: long enough for the carry-over brands "
@@ -298,8 +302,6 @@ def decide_spec(profile, decisions, cfg: TenantConfig) -> ModelSpec:
 
 def default_spec(tenant_id: str, cfg: TenantConfig) -> ModelSpec:
     """The spec before any sniff: the defaults with tenant.yaml's pins on top (no data to refuse them with)."""
-    from weathervane.mmm.model import adstock_lags
-
     spec = ModelSpec(tenant_id=validate_tenant_id(tenant_id))
     if cfg.grain is not None:
         spec.grain_product = cfg.grain.product or spec.grain_product
@@ -378,8 +380,6 @@ def apply_overrides(spec: ModelSpec, overrides: Mapping[str, Any] | None) -> Mod
         setattr(out, name, tuple(v) if isinstance(v, list) else v)
         out.sources[name], out.reasons[name] = SOURCE_RUN, "set for this run in its run config"
     if "period" in overrides and overrides.get("period") and "adstock_max_lag" not in overrides:
-        from weathervane.mmm.model import adstock_lags
-
         out.adstock_max_lag = adstock_lags(out.period)
     return out
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
@@ -240,9 +240,37 @@ def audit_intervention(kpi: pd.DataFrame, spend: pd.DataFrame | None, iv: Interv
             f"{g} changed by {o.key}" for g, o in sorted(contaminated.items()))
     results += _not_evaluable(methods, reason, **base)
     its_start = max(0, start_pos - max(settings.pre_period_days, 400))
-    results.append(_estimate(p, spend, treated_y, [], its_start, start_pos, end_pos, settings, "none", ITS, seed,
-                             {**base, "pre_start": p.days[its_start]}))
+    blocked, its_start = _its_clean_start(p, iv, others, list(treated) if not national else geos, its_start,
+                                          start_pos, settings)
+    if blocked:
+        results.append(MethodResult(ITS, "not_evaluable", blocked, **{**base, "pre_start": p.days[its_start]}))
+    else:
+        results.append(_estimate(p, spend, treated_y, [], its_start, start_pos, end_pos, settings, "none", ITS,
+                                 seed, {**base, "pre_start": p.days[its_start]}))
     return results
+
+
+def _its_clean_start(p: "_Panel", iv: Intervention, others: list[Intervention], series_geos: list[str],
+                     its_start: int, start_pos: int, settings: AuditSettings) -> tuple[str | None, int]:
+    """(reason it cannot be judged or None, first pre-period day) for an interrupted time series. With no donors
+    the treated series is its own control: another change to it inside the window makes the effect unattributable,
+    and one inside the pre-period teaches the counterfactual a level that was never organic, so the pre-period
+    starts after the last such change."""
+    def touching(first: date, last: date) -> list[Intervention]:
+        return [o for o in others if any(o.touches(g, first, last, _national(o.geo_ids)) for g in series_geos)]
+
+    during = sorted(o.key for o in touching(iv.start, iv.end))
+    if during:
+        return f"contaminated: {', '.join(during)} also changed the treated geos during the window", its_start
+    before = [o for o in touching(p.days[its_start], iv.end) if o.end is not None and o.end < iv.start]
+    if before:
+        last = max(o.end for o in before)
+        its_start = max(its_start, p.pos(last + timedelta(days=1)))
+        if start_pos - its_start < settings.min_pre_days:
+            key = max(before, key=lambda o: o.end).key
+            return (f"missing data: {start_pos - its_start} clean days before the start ({settings.min_pre_days} "
+                    f"needed; {key} changed the treated geos until {last})"), its_start
+    return None, its_start
 
 
 def _estimate(p: _Panel, spend, treated_y: np.ndarray, donors: list[str], a: int, s: int, e: int,

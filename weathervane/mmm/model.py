@@ -17,6 +17,7 @@ from pymc_marketing.mmm.scaling import DataDerivedScaling, Scaling
 
 from weathervane.mmm.data import ModelData
 from weathervane.mmm.effects import MULTIPLIER, CentredLevel, WeatherModulation
+from weathervane.spec import adstock_lags
 
 Method = Literal["nuts", "map", "advi"]
 
@@ -71,13 +72,6 @@ class FitSettings:
         return replace(self, tune=int(round(self.tune * self.retry_scale)),
                        draws=min(int(round(self.draws * self.retry_scale)), max(self.retry_max_draws, self.draws)),
                        target_accept=max(self.target_accept, self.retry_target_accept), seed=self.seed + 1)
-
-
-def adstock_lags(period: str) -> int:
-    """The default carry-over length in periods (the one home of this default; FitSettings.adstock_max_lag
-    overrides it). Weekly: 10 weeks, so a decay of up to about 0.7 a week (carry-over felt for 8+ weeks) is not
-    cut short; the learnt decay decides how much of it is used. Daily: the simulator's carry-over reaches 8 days."""
-    return 8 if period == "day" else 10
 
 
 def model_lags(period: str, settings: FitSettings) -> int:
