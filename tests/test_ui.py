@@ -121,7 +121,7 @@ def wait_for_partition(port: int, tenant: str, timeout: float = 180) -> None:
     raise AssertionError(f"the landing sensor did not register {tenant} in {timeout}s")
 
 
-@pytest.mark.heavy
+@pytest.mark.slow  # the longest test: dealt first (tests/conftest.py)
 def test_ui_loads_the_code_location_and_a_new_brand_launched_with_no_run_config_ends_in_a_plan(tmp_path):
     """As a new user: a brand's files land, the sensor registers it, Materialize all with no run config; the run
     follows the brand's model spec and every step, the plan included, succeeds."""
