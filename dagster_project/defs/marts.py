@@ -178,6 +178,47 @@ def _run_target(run_id: str, step: str) -> Path:
     return dbt_project.manifest_path.parent / "runs" / f"{run_id}-{step}"
 
 
+RUN_TARGETS_KEPT_DAYS = 7
+
+
+@contextmanager
+def _parse_cache(target: Path, variables: dict, warehouse: Path) -> Iterator[None]:
+    """dbt's partial parse for these vars and this warehouse. dbt parses the whole project again whenever its vars
+    or its profile's environment differ from the last parse, so the one parse left in dbt/target (no vars) never
+    serves a tenant's build; one saved per (vars, warehouse) lets the model-input step reuse the parse of the step
+    before it and each week's run the last week's. dbt checks the file's vars and profile itself: a stale entry
+    costs only the full parse it would have done anyway."""
+    import hashlib
+
+    root = dbt_project.manifest_path.parent
+    key = hashlib.sha256(json.dumps([variables, str(Path(warehouse).resolve())], sort_keys=True).encode())
+    cached = root / "partial_parse" / f"{key.hexdigest()[:32]}.msgpack"
+    target.mkdir(parents=True, exist_ok=True)
+    if cached.exists():  # dagster-dbt copies dbt/target's own file only where none is in place
+        shutil.copy(cached, target / "partial_parse.msgpack")
+    _prune_run_targets(root / "runs")
+    yield
+    parsed = target / "partial_parse.msgpack"
+    if parsed.exists():
+        cached.parent.mkdir(exist_ok=True)
+        staged = cached.with_suffix(f".{os.getpid()}.tmp")
+        shutil.copy(parsed, staged)
+        os.replace(staged, cached)  # atomic: steps of other tenants write beside it
+
+
+def _prune_run_targets(runs: Path) -> None:
+    """Run folders (a manifest copy each, megabytes) older than a week go: only a run's own steps read them."""
+    import time
+
+    cutoff = time.time() - RUN_TARGETS_KEPT_DAYS * 86400
+    for folder in runs.glob("*") if runs.exists() else []:
+        try:
+            if folder.is_dir() and folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            pass  # another step removed it first
+
+
 @contextmanager
 def _warehouse_env(path: Path) -> Iterator[None]:
     # profiles.yml reads WEATHERVANE_WAREHOUSE, in the dbt subprocess and in dagster-dbt's adapter here: give both
@@ -200,9 +241,10 @@ def _build(context: AssetExecutionContext, dbt: DbtCliResource, weathervane: Wea
     tenant = context.partition_key
     variables = _dbt_vars(weathervane, tenant, overrides)
     context.log.info(f"dbt vars for {tenant}: {variables}")
-    with _warehouse_env(weathervane.warehouse()):
+    target = _run_target(context.run.run_id, context.op_execution_context.op.name)
+    with _warehouse_env(weathervane.warehouse()), _parse_cache(target, variables, weathervane.warehouse()):
         invocation = dbt.cli(["build", "--vars", json.dumps(variables)], context=context, raise_on_error=False,
-                             target_path=_run_target(context.run.run_id, context.op_execution_context.op.name))
+                             target_path=target)
         events = list(invocation.stream().fetch_column_metadata(with_column_lineage=False))
     results_file = invocation.target_path / "run_results.json"
     if not results_file.exists():  # dbt itself failed: bad project, vars or connection
@@ -337,8 +379,9 @@ def dbt_unit_tests(context: AssetCheckExecutionContext, dbt: DbtCliResource, wea
     if any(spec.name not in results for spec in UNIT_TEST_SPECS):
         # a check-only run, or a build of a subset that left the unit tests out: run them here
         target = _run_target(context.run.run_id, "unit")
-        with _warehouse_env(weathervane.warehouse()):
-            dbt.cli(["test", "--select", "test_type:unit", "--vars", json.dumps(_dbt_vars(weathervane, tenant))],
+        variables = _dbt_vars(weathervane, tenant)
+        with _warehouse_env(weathervane.warehouse()), _parse_cache(target, variables, weathervane.warehouse()):
+            dbt.cli(["test", "--select", "test_type:unit", "--vars", json.dumps(variables)],
                     raise_on_error=False, target_path=target).wait()
         results = {**results, **unit_results(target)}
     for spec in UNIT_TEST_SPECS:
