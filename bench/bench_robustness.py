@@ -25,6 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from weathervane.sniff.decide import MIN_LIVE_DAYS  # noqa: E402
 from weathervane.simulate.robustness import (  # noqa: E402
     build_warehouse, curve_credit, load_results, markdown_table, pooled_summary, run_world, tenant_for,
 )
@@ -48,7 +49,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worlds", nargs="*", default=[w.name for w in MATRIX], choices=sorted(WORLDS))
     ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1])
-    ap.add_argument("--days", type=int, default=420)
+    # at least the history the sniff asks of a live fit with weather terms (decide.MIN_LIVE_DAYS): 420 days fell one
+    # day short, and every world was fitted without weather
+    ap.add_argument("--days", type=int, default=MIN_LIVE_DAYS + 14)
     ap.add_argument("--geos", type=int, default=3)
     ap.add_argument("--workdir", type=Path, default=REPO / "data" / "robustness")
     ap.add_argument("--label", default="production", help="name of the results file (<label>.jsonl)")
