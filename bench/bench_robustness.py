@@ -45,6 +45,11 @@ def _overrides(items: list[str]) -> dict:
     return out
 
 
+def _inputs(args, world, seed) -> Path:
+    """The simulated warehouse of a world, seed and size (a run at another length must not reuse it)."""
+    return args.workdir / "inputs" / f"{args.days}d-{args.geos}g" / tenant_for(world, seed)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worlds", nargs="*", default=[w.name for w in MATRIX], choices=sorted(WORLDS))
@@ -75,7 +80,7 @@ def main() -> None:
         for seed in args.seeds:
             for name in args.worlds:
                 world = WORLDS[name]
-                truth_path, _ = build_warehouse(world, seed, args.workdir / "inputs" / tenant_for(world, seed),
+                truth_path, _ = build_warehouse(world, seed, _inputs(args, world, seed),
                                                 days=args.days, n_geos=args.geos)
                 truth = load_truth(truth_path)
                 for c in truth.channels:
@@ -99,7 +104,7 @@ def main() -> None:
                 continue
             world = WORLDS[name]
             t0 = time.perf_counter()
-            r = run_world(world, seed, args.workdir / "inputs" / tenant_for(world, seed), overrides or None,
+            r = run_world(world, seed, _inputs(args, world, seed), overrides or None,
                           days=args.days, n_geos=args.geos, regret=not args.no_regret)
             with out.open("a") as f:
                 f.write(r.to_json() + "\n")
