@@ -30,6 +30,7 @@ def adstock_lags(period: str) -> int:
     reaches 8 days."""
     return 8 if period == "day" else 10
 
+
 PERIODS = ("day", "week")
 WEATHER_VARS = ("temperature_2m_mean", "precipitation_sum")
 

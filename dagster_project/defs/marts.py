@@ -196,7 +196,6 @@ def _parse_cache(target: Path, variables: dict, warehouse: Path) -> Iterator[Non
     target.mkdir(parents=True, exist_ok=True)
     if cached.exists():  # dagster-dbt copies dbt/target's own file only where none is in place
         shutil.copy(cached, target / "partial_parse.msgpack")
-    _prune_run_targets(root / "runs")
     yield
     parsed = target / "partial_parse.msgpack"
     if parsed.exists():
@@ -242,7 +241,9 @@ def _build(context: AssetExecutionContext, dbt: DbtCliResource, weathervane: Wea
     variables = _dbt_vars(weathervane, tenant, overrides)
     context.log.info(f"dbt vars for {tenant}: {variables}")
     target = _run_target(context.run.run_id, context.op_execution_context.op.name)
-    with _warehouse_env(weathervane.warehouse()), _parse_cache(target, variables, weathervane.warehouse()):
+    _prune_run_targets(target.parent)
+    warehouse = weathervane.warehouse()
+    with _warehouse_env(warehouse), _parse_cache(target, variables, warehouse):
         invocation = dbt.cli(["build", "--vars", json.dumps(variables)], context=context, raise_on_error=False,
                              target_path=target)
         events = list(invocation.stream().fetch_column_metadata(with_column_lineage=False))
