@@ -17,7 +17,7 @@ from pymc_marketing.mmm.scaling import DataDerivedScaling, Scaling
 
 from weathervane.mmm.data import ModelData
 from weathervane.mmm.effects import MULTIPLIER, CentredLevel, WeatherModulation
-from weathervane.spec import adstock_lags
+from weathervane.spec import CHAINS, DRAWS, TUNE, adstock_lags
 
 Method = Literal["nuts", "map", "advi"]
 
@@ -29,9 +29,9 @@ class FitSettings:
 
     method: Method = "nuts"
     nuts_sampler: Literal["nutpie", "pymc"] = "nutpie"
-    draws: int = 500
-    tune: int = 500
-    chains: int = 2
+    draws: int = DRAWS
+    tune: int = TUNE
+    chains: int = CHAINS
     cores: int | None = None  # chains sampled in parallel; None: min(chains, CPUs)
     # nutpie's mass-matrix adaptation. "low_rank" also learns the strongest posterior correlations and halves the
     # time per fit, but on the benchmark panel it left the weather model at bulk ESS 23 after 300 tuning steps
