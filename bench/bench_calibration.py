@@ -59,7 +59,7 @@ def run_dir(workdir: Path, world: str, seed: int) -> Path:
 def build_inputs(world_name: str, seed: int, workdir: Path) -> None:
     """simulate -> ingest -> dbt build in the run's folder (once)."""
     from weathervane.simulate import simulate_tenant
-    from weathervane.simulate.robustness import DBT_SELECT_VERSION, START, harmonize_as_production, ingest_simulated
+    from bench.robustness import DBT_SELECT_VERSION, START, harmonize_as_production, ingest_simulated
 
     world = ALL_WORLDS[world_name]
     folder = run_dir(workdir, world_name, seed)
@@ -84,7 +84,7 @@ def fit_run(world_name: str, seed: int, workdir: Path) -> dict:
     chosen model lands in the run's store and warehouse."""
     from weathervane import config
     from weathervane.mmm.pipeline import duckdb_connect, fit_tenant_spec
-    from weathervane.simulate.robustness import WorldResult, score
+    from bench.robustness import WorldResult, score
     from weathervane.simulate.truth import load_truth
 
     folder = run_dir(workdir, world_name, seed)

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from weathervane.sniff.decide import MIN_LIVE_DAYS  # noqa: E402
-from weathervane.simulate.robustness import (  # noqa: E402
+from bench.robustness import (  # noqa: E402
     build_warehouse, curve_credit, load_results, markdown_table, pooled_summary, run_world, tenant_for,
 )
 from weathervane.simulate.worlds import MATRIX, WORLDS  # noqa: E402

@@ -15,7 +15,7 @@ from weathervane.mmm import (
     FitSettings, duckdb_connect, fit_panel, prepare_model_data, read_lift_tests, read_model_input,
 )
 from weathervane.simulate import simulate_tenant
-from weathervane.simulate.robustness import model_input_from_truth
+from bench.robustness import model_input_from_truth
 
 
 def recovery_numbers(fitted, truth) -> dict:

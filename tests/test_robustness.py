@@ -106,7 +106,7 @@ def _fit_world_from_truth(root: Path, name: str, settings):
     """Simulate a world and fit it on fct_model_input rows built from the files' own totals (the recovery tests'
     cross-check of what dbt builds); the bench runs the same worlds through ingest and dbt."""
     from weathervane.mmm import fit_panel, prepare_model_data
-    from weathervane.simulate.robustness import START, WorldResult, model_input_from_truth, score
+    from bench.robustness import START, WorldResult, model_input_from_truth, score
 
     world = WORLDS[name]
     truth = simulate_tenant(name.replace("_", "-"), root / "landing", seed=0, days=420, n_geos=2, start=START,
@@ -144,7 +144,7 @@ def test_matrix_slice_no_weather_and_paced_budgets(tmp_path):
 
 
 def test_matrix_table_judges_the_gate_after_the_retry_and_says_when_plans_assumed_the_holdout():
-    from weathervane.simulate.robustness import WorldResult, markdown_table, pooled_summary, targets
+    from bench.robustness import WorldResult, markdown_table, pooled_summary, targets
 
     roas = {c: dict(true=2.0, mean=2.2, p05=1.5, p95=3.0, rel_err=0.1, covered=True) for c in ("meta", "search")}
     weather = {"meta|temperature_2m_mean": dict(true=1.0, mean=1.2, p05=1.05, p95=1.4, covered=False,
@@ -173,7 +173,7 @@ def test_curve_credit_shows_where_the_logistic_family_decides_a_hill_channels_re
     baseline), recovers a logistic world's return; in an S-curve world it fits the observed weeks as closely
     and still over-credits search, whose spend never goes below the off-flight level: no out-of-sample score can
     choose the family there, and the bias is the family's extrapolation (docs/robustness.md)."""
-    from weathervane.simulate.robustness import START, curve_credit
+    from bench.robustness import START, curve_credit
 
     kw = dict(days=420, n_geos=2, start=START, lift_test_channels=())
     std = simulate_tenant("std", wv_env["landing"], seed=0, **kw)

@@ -1,7 +1,8 @@
 """The robustness matrix: simulate a world, take it through ingest -> dbt -> sniff (model spec) -> the fit step
 production runs (weathervane.mmm.fit_tenant_spec), and score the fit.
 
-Used by bench/bench_robustness.py (the whole matrix, in the background) and tests/test_robustness.py (a slice).
+A bench harness, not part of the runtime library (it runs dbt and sets the warehouse environment). Used by
+bench/bench_robustness.py (the whole matrix, in the background) and tests/test_robustness.py (a slice).
 Scores per world: each channel's ROAS error and whether its 90% interval covers the truth; each weather
 multiplier's error, sign and coverage; false positives (a true multiplier of 1 whose interval excludes 1) and
 wrong-side effects (|log truth| >= 0.1, the interval excluding 1 on the other side); whether the default fit
@@ -21,7 +22,7 @@ import pandas as pd
 
 from weathervane.simulate.worlds import World
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 DBT_DIR = REPO_ROOT / "dbt"
 START = date(2023, 5, 1)  # with 420 days the planning horizon falls in high summer, where the weather matters
 WRONG_SIDE_LOG = 0.1
