@@ -220,9 +220,11 @@ class WorldValuer:
         return out
 
     def value(self, cells: np.ndarray) -> float:
-        """Expected media revenue over the horizon of truth-cell totals [channel, geo]."""
-        daily = np.broadcast_to(cells[None] / self.days, (self.days, *cells.shape))
-        return float(self.response.sample_contribution(np.ascontiguousarray(daily), self.z, self.history).sum())
+        """Expected media revenue over the horizon of truth-cell totals [channel, geo]: the allocator's own
+        evaluation, with the truth as its response model."""
+        from weathervane.allocate.optimize import evaluate
+
+        return float(evaluate(self.response, cells, self.z, self.history).sum())
 
     def oracle(self, previous: np.ndarray, budget: float, max_change_pct: float | None,
                weather_known: bool = True) -> np.ndarray:
