@@ -21,8 +21,12 @@ class WeathervaneResource(ConfigurableResource):
     def landing(self) -> Path:
         return Path(self.landing_root) if self.landing_root else config.landing_root()
 
-    def warehouse(self) -> Path:
-        return Path(self.warehouse_path) if self.warehouse_path else config.warehouse_path()
+    def warehouse(self, tenant: str | None = None) -> Path:
+        """The warehouse; with a tenant, the file that holds its tables (its own file in folder mode)."""
+        from weathervane.warehouse import tenant_path
+
+        base = Path(self.warehouse_path) if self.warehouse_path else config.warehouse_path()
+        return base if tenant is None else tenant_path(base, tenant)
 
     def models(self) -> Path:
         return Path(self.model_store) if self.model_store else config.model_store()
@@ -33,14 +37,20 @@ class WeathervaneResource(ConfigurableResource):
     def tenant_config(self, tenant_id: str) -> config.TenantConfig:
         return config.load_tenant_config(self.landing(), validate_tenant_id(tenant_id))
 
-    # Writers normally hold the pool slot, so a lock conflict is a step outside the pool taking its short turn.
+    # Writers normally hold the pool slot (single file) or are one run's writer step (folder mode), so a lock
+    # conflict is a step outside those taking its short turn.
     lock_wait_s: float = 600.0
 
     @contextmanager
-    def connect(self, read_only: bool = False):
-        from weathervane.warehouse import connect, ensure_schemas
+    def connect(self, read_only: bool = False, *, tenant: str | None = None):
+        """A connection to the tenant's file (every asset step is one tenant's). Without a tenant, the single-file
+        warehouse; a folder warehouse then refuses, naming the missing tenant."""
+        from weathervane.warehouse import connect, connect_tenant, ensure_schemas
 
-        con = connect(self.warehouse(), read_only=read_only, lock_wait_s=self.lock_wait_s)
+        if tenant is None:
+            con = connect(self.warehouse(), read_only=read_only, lock_wait_s=self.lock_wait_s)
+        else:
+            con = connect_tenant(self.warehouse(), tenant, read_only=read_only, lock_wait_s=self.lock_wait_s)
         try:
             if not read_only:
                 ensure_schemas(con)

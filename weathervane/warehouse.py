@@ -1,6 +1,10 @@
 """The DuckDB warehouse: connection, schemas, operations tables, transactions.
 
 Kept generic: modules that own other schemas (mmm, decisions) create their tables themselves.
+
+Two layouts (docs/warehouse.md): `$WEATHERVANE_WAREHOUSE` names one DuckDB file holding every tenant, or an
+existing folder of per-tenant files, tenant T's tables in `<folder>/T.duckdb`. `tenant_path` is the one place
+that decides which file holds a tenant.
 """
 from __future__ import annotations
 
@@ -63,6 +67,51 @@ class WarehouseLocked(WarehouseError):
     pass
 
 
+TENANT_FILE_SUFFIX = ".duckdb"
+
+
+def is_folder(path: Path | str | None = None) -> bool:
+    """Folder mode: the warehouse path (default `config.warehouse_path()`) is an existing folder. Anything else is
+    one file holding every tenant, so an install that never made the folder keeps its single file."""
+    path = Path(path) if path is not None else config.warehouse_path()
+    return path.is_dir()
+
+
+def tenant_path(path: Path | str | None, tenant_id: str) -> Path:
+    """The DuckDB file that holds `tenant_id`'s tables: `<folder>/<tenant>.duckdb` in folder mode, else the one
+    file. The id is validated first, so no id reaches a path it could climb out of."""
+    tenant_id = config.validate_tenant_id(tenant_id)
+    path = Path(path) if path is not None else config.warehouse_path()
+    return path / f"{tenant_id}{TENANT_FILE_SUFFIX}" if is_folder(path) else path
+
+
+def tenant_files(path: Path | str | None = None) -> dict[str, Path]:
+    """{tenant id: its file} of a folder warehouse (plain files named by a valid id; links and other names are
+    left out, as a linked file would show another tenant's tables under this id). Empty for a single file."""
+    path = Path(path) if path is not None else config.warehouse_path()
+    if not is_folder(path):
+        return {}
+    found = {}
+    for file in sorted(path.glob(f"*{TENANT_FILE_SUFFIX}")):
+        tenant = file.name.removesuffix(TENANT_FILE_SUFFIX)
+        if config.TENANT_ID_PATTERN.fullmatch(tenant) and file.is_file() and not file.is_symlink():
+            found[tenant] = file
+    return found
+
+
+def connect_tenant(path: Path | str | None, tenant_id: str, read_only: bool = False, lock_wait_s: float = 0.0,
+                   on_wait: Callable[[str], None] | None = None) -> duckdb.DuckDBPyConnection:
+    """A connection to the file that holds `tenant_id` (see `connect`). In folder mode the connection cannot
+    attach or read any other file: a query written for one tenant never reaches another tenant's file."""
+    path = Path(path) if path is not None else config.warehouse_path()
+    target = tenant_path(path, tenant_id)
+    con = connect(target, read_only=read_only, lock_wait_s=lock_wait_s, on_wait=on_wait)
+    if target != path:
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+    return con
+
+
 def lock_holder(exc: BaseException) -> str:
     """Who holds the lock, from DuckDB's message ("... is held in <program> (PID n)"), else "another process"."""
     m = re.search(r"held in (.+?) \(PID (\d+)\)", str(exc))
@@ -87,6 +136,8 @@ def connect(path: Path | str | None = None, read_only: bool = False, lock_wait_s
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise WarehouseError(f"cannot create the warehouse folder {path.parent}: {exc.strerror or exc}") from exc
+    if path.is_dir():
+        raise WarehouseError(f"warehouse {path} is a folder of per-tenant files: name the tenant whose file to open")
     if path.exists() and not path.is_file():
         raise WarehouseError(f"warehouse {path} is not a file")
     deadline = time.monotonic() + lock_wait_s

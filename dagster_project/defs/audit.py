@@ -50,12 +50,12 @@ def causal_audits(context: AssetExecutionContext, config: AuditConfig,
 
     tenant = context.partition_key
     cfg = weathervane.tenant_config(tenant)
-    with weathervane.connect() as con:
+    with weathervane.connect(tenant=tenant) as con:
         inputs = load_inputs(con, tenant, cfg)
     settings = settings_from_config(cfg, draws=config.draws, tune=config.tune, chains=config.chains)
     run = compute_audits(inputs, settings, weathervane.reports())
     rows = audit_rows(run)
-    with weathervane.connect() as con:
+    with weathervane.connect(tenant=tenant) as con:
         write_audits(con, tenant, rows)
     primary = [r for r in rows if r["is_primary"]]
     from weathervane import reports as rp
@@ -87,7 +87,7 @@ def autopilot_gate(context: AssetCheckExecutionContext, weathervane: Weathervane
 
     tenant = context.partition_key
     cfg = weathervane.tenant_config(tenant)
-    with weathervane.connect() as con:
+    with weathervane.connect(tenant=tenant) as con:
         state = sync_mode(con, tenant, cfg)
     return AssetCheckResult(
         passed=state.passed,

@@ -55,7 +55,7 @@ def budget_plan(context: AssetExecutionContext, weathervane: WeathervaneResource
 
     tenant = context.partition_key
     cfg = weathervane.tenant_config(tenant)
-    with weathervane.connect() as con:
+    with weathervane.connect(tenant=tenant) as con:
         response = load_latest_response(con, tenant, weathervane.models())
         plan = propose_plan(con, tenant, cfg, response, reports_dir=weathervane.reports())
     deliver_outbox(tenant, weathervane.warehouse(), cfg)  # the proposal's notification, warehouse released
@@ -103,7 +103,7 @@ def experiment_recommendations(context: AssetExecutionContext, weathervane: Weat
     from weathervane.mmm.store import latest_usable_model
 
     tenant = context.partition_key
-    with weathervane.connect() as con:
+    with weathervane.connect(tenant=tenant) as con:
         record = latest_usable_model(con, tenant)
         if record is None:
             context.log.info(f"tenant {tenant}: no usable model, no experiments to recommend")
@@ -130,7 +130,7 @@ def plan_adoption(context: AssetExecutionContext, weathervane: WeathervaneResour
     from weathervane.governance import adoption_issues, compute_plan_adoption
 
     tenant = context.partition_key
-    with weathervane.connect() as con:
+    with weathervane.connect(tenant=tenant) as con:
         rows = compute_plan_adoption(con, tenant)
         issues = adoption_issues(con, tenant)
     text = [i.describe() for i in issues]
@@ -159,7 +159,7 @@ def decide_plan(context: OpExecutionContext, config: PlanDecision, weathervane: 
     from weathervane.governance.events import plan_status
     from weathervane.governance.outbox import deliver_outbox
 
-    with weathervane.connect() as con:
+    with weathervane.connect(tenant=tenant) as con:
         tenant, _ = plan_status(con, config.plan_id)
         cfg = weathervane.tenant_config(tenant)
         events = transition(con, config.plan_id, _TO_STATUS[config.decision], config.actor, config.reason, cfg,

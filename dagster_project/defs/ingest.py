@@ -63,7 +63,7 @@ def landing_files(context: AssetExecutionContext, weathervane: WeathervaneResour
 
     tenant = context.partition_key
     selected = context.selected_asset_keys
-    with weathervane.connect() as con:
+    with weathervane.connect(tenant=tenant) as con:
         for key, s in _STREAM_BY_KEY.items():
             if key not in selected:
                 continue

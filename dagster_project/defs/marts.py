@@ -168,7 +168,7 @@ def _dbt_vars(weathervane: WeathervaneResource, tenant: str, overrides: dict | N
     from weathervane.spec import dbt_vars, resolve_spec
 
     cfg = weathervane.tenant_config(tenant)
-    with weathervane.connect() as con:
+    with weathervane.connect(tenant=tenant) as con:
         spec = resolve_spec(con, tenant, cfg, overrides)
     return dbt_vars(tenant, cfg, spec)
 
@@ -279,7 +279,7 @@ def _for_tenant(context: AssetExecutionContext, events: list, results: Mapping[s
 def _tenant_row_counts(weathervane: WeathervaneResource, tenant: str, tables: Mapping[str, AssetKey]) -> dict:
     """{output name: rows of the tenant} for each built table with a tenant_id, read after dbt released the file."""
     counts = {}
-    with weathervane.connect(read_only=True) as con:
+    with weathervane.connect(read_only=True, tenant=tenant) as con:
         for name, key in tables.items():
             schema, table = key.path
             if con.execute("SELECT 1 FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
@@ -341,7 +341,7 @@ def gx_marts(context: AssetCheckExecutionContext, weathervane: WeathervaneResour
 
     tenant = context.partition_key
     selected = {key.name for key in context.selected_asset_check_keys}
-    with weathervane.connect(read_only=True) as con:
+    with weathervane.connect(read_only=True, tenant=tenant) as con:
         if "gx_model_input" in selected:
             df = quality.read_mart(con, "fct_model_input", tenant)
             yield _check_result(MODEL_INPUT, "gx_model_input", quality.model_input_suite(df, tenant))

@@ -49,7 +49,7 @@ def policy_replay(context: AssetExecutionContext, config: ReplayConfig,
     # FitSettings' keyword arguments: the modelling stack is imported only when an outcome model is fitted
     fit = dict(method=config.method, draws=config.draws, tune=config.tune, chains=config.chains, holdout_weeks=0)
     settings = ReplaySettings(n_origins=config.n_origins or cfg.replay.n_origins)
-    result = replay_tenant(lambda read_only: weathervane.connect(read_only=read_only), tenant, cfg,
+    result = replay_tenant(lambda read_only: weathervane.connect(read_only=read_only, tenant=tenant), tenant, cfg,
                            store=weathervane.models(), reports=weathervane.reports(), fit_settings=fit,
                            settings=settings, period=config.period)
     from weathervane.replay.report import headline_from_rows

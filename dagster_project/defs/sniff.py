@@ -38,7 +38,7 @@ def dataset_sniff(context: AssetExecutionContext, weathervane: WeathervaneResour
 
     tenant = context.partition_key
     cfg = weathervane.tenant_config(tenant)
-    with weathervane.connect() as con:
+    with weathervane.connect(tenant=tenant) as con:
         sniff = sniff_tenant(con, tenant, cfg)
         rows = write_sniff(con, sniff)
     d = sniff.decisions
