@@ -79,17 +79,18 @@ def current_sniff(tenant_id: str):
     from weathervane.sniff import sniff_tenant
 
     cfg = config.load_tenant_config(config.landing_root(), tenant_id)
-    con = _open()
+    con = _open(tenant_id)
     try:
         return sniff_tenant(con, tenant_id, cfg)
     finally:
         con.close()
 
 
-def _open():
-    from weathervane.warehouse import connect
+def _open(tenant_id: str):
+    """The tenant's warehouse file, read-only (its own file in a folder warehouse)."""
+    from weathervane.warehouse import connect_tenant
 
-    return connect(read_only=True, lock_wait_s=60.0)
+    return connect_tenant(None, tenant_id, read_only=True, lock_wait_s=60.0)
 
 
 def run_proof(tenant_id: str, *, period: str | None = None, draws: int | None = None, chains: int | None = None,
@@ -141,7 +142,7 @@ def run_proof(tenant_id: str, *, period: str | None = None, draws: int | None = 
         run.truth_path = str(landing / f"{twin.tenant_id}.truth.json")
     elif run.mode == GAPS:
         def gaps():
-            con = _open()
+            con = _open(tenant)
             try:
                 filled, written = fill_gaps(con, landing, sniff.profile, cfg.planning.horizon_days)
             finally:
@@ -161,7 +162,7 @@ def run_proof(tenant_id: str, *, period: str | None = None, draws: int | None = 
         return failed, "finished with failures: " + ", ".join(failed) if failed else "ok"
 
     step(f"run the pipeline for {run.model_tenant} at its model spec (Dagster run)", pipeline)
-    con = _open()
+    con = _open(run.model_tenant)
     try:
         from weathervane.mmm.store import selected_model
         from weathervane.spec import read_spec
@@ -182,7 +183,7 @@ def run_proof(tenant_id: str, *, period: str | None = None, draws: int | None = 
     run.model_fitted = chosen is not None and chosen.model_id is not None
 
     def report():
-        con = _open()
+        con = _open(run.model_tenant)
         try:
             path = write_proof_report(con, run, config.reports_dir(), cfg.currency, cfg.kpi,
                                       cfg.planning.max_change_pct)
@@ -192,7 +193,7 @@ def run_proof(tenant_id: str, *, period: str | None = None, draws: int | None = 
 
     # the report shows its own timing: write it once to time it, then again with every step counted
     step("write the brand proof report", report)
-    con = _open()
+    con = _open(run.model_tenant)
     try:
         path = write_proof_report(con, run, config.reports_dir(), cfg.currency, cfg.kpi,
                                   cfg.planning.max_change_pct)

@@ -48,7 +48,9 @@ def unloaded_files(root, tenant: str, warehouse) -> dict[str, str]:
     import duckdb
 
     from weathervane.landing.ingest import pending_files
+    from weathervane.warehouse import tenant_path
 
+    warehouse = tenant_path(warehouse, tenant)  # its own file in a folder warehouse
     if not warehouse.exists():
         return {rel: digest or "refused" for rel, digest in pending_files(None, root, tenant)}
     try:

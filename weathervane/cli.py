@@ -15,13 +15,13 @@ from weathervane.console import console, print_table  # noqa: F401  (print_table
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from weathervane.landing import ingest_tenant
     from weathervane.landing.ingest import require_tenant_folder
-    from weathervane.warehouse import connect, ensure_schemas
+    from weathervane.warehouse import connect_tenant, ensure_schemas
 
     tenant = config.validate_tenant_id(args.tenant)
     landing = Path(args.landing) if args.landing else config.landing_root()
     require_tenant_folder(landing, tenant)
-    con = connect(Path(args.warehouse) if args.warehouse else None, lock_wait_s=args.wait,
-                  on_wait=lambda msg: console.print(escape(msg)))
+    con = connect_tenant(Path(args.warehouse) if args.warehouse else None, tenant, lock_wait_s=args.wait,
+                         on_wait=lambda msg: console.print(escape(msg)))
     try:
         ensure_schemas(con)
         report = ingest_tenant(con, landing, tenant)
@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = sub.add_parser("ingest", help="load a tenant's landing files into the warehouse (no orchestrator)")
     ingest.add_argument("--tenant", required=True)
     ingest.add_argument("--landing", help="landing root (default $WEATHERVANE_LANDING or data/landing)")
-    ingest.add_argument("--warehouse", help="DuckDB file (default $WEATHERVANE_WAREHOUSE)")
+    ingest.add_argument("--warehouse", help="DuckDB file or folder of tenant files (default $WEATHERVANE_WAREHOUSE)")
     ingest.add_argument("--wait", type=float, default=60.0,
                         help="seconds to wait for a warehouse another process holds (default 60)")
     ingest.set_defaults(func=_cmd_ingest)

@@ -140,7 +140,9 @@ def print_demo_summary(tenant_id: str, warehouse: Path | None = None, failed_che
         from weathervane.simulate import load_truth
 
         truth = load_truth(truth_path)
-    con = duckdb.connect(str(warehouse or config.warehouse_path()), read_only=True)
+    from weathervane.warehouse import tenant_path
+
+    con = duckdb.connect(str(tenant_path(warehouse, tenant_id)), read_only=True)
     try:
         _say()
         _say(f"What the pipeline found for {tenant_id}" + (" (simulated: the truth is known)" if truth else ""))

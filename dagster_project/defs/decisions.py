@@ -58,7 +58,7 @@ def budget_plan(context: AssetExecutionContext, weathervane: WeathervaneResource
     with weathervane.connect(tenant=tenant) as con:
         response = load_latest_response(con, tenant, weathervane.models())
         plan = propose_plan(con, tenant, cfg, response, reports_dir=weathervane.reports())
-    deliver_outbox(tenant, weathervane.warehouse(), cfg)  # the proposal's notification, warehouse released
+    deliver_outbox(tenant, weathervane.warehouse(tenant), cfg)  # the proposal's notification, warehouse released
     if plan.fallback_reasons:
         context.log.warning(f"plan {plan.plan_id} is keep-the-split: {plan.fallback_reason}")
     metadata = {
@@ -148,6 +148,8 @@ class PlanDecision(Config):
     decision: Literal["approve", "reject", "apply", "rollback"]
     actor: str
     reason: str | None = None
+    # the plan's tenant; empty: looked up (in a folder warehouse, each tenant's file read-only)
+    tenant_id: str | None = None
 
 
 _TO_STATUS = {"approve": "approved", "reject": "rejected", "apply": "applied", "rollback": "rolled_back"}
@@ -156,16 +158,18 @@ _TO_STATUS = {"approve": "approved", "reject": "rejected", "apply": "applied", "
 @op(description="Record a decision on a budget plan; refused unless the tenant's approval rules allow it.")
 def decide_plan(context: OpExecutionContext, config: PlanDecision, weathervane: WeathervaneResource) -> None:
     from weathervane.governance import transition
-    from weathervane.governance.events import plan_status
+    from weathervane.governance.events import locate_plan, plan_status
     from weathervane.governance.outbox import deliver_outbox
 
-    with weathervane.connect(tenant=tenant) as con:
+    home = config.tenant_id or locate_plan(weathervane.warehouse(), config.plan_id)
+    with weathervane.connect(tenant=home) as con:
         tenant, _ = plan_status(con, config.plan_id)
         cfg = weathervane.tenant_config(tenant)
+        # transition refuses a plan of another tenant than the one named
         events = transition(con, config.plan_id, _TO_STATUS[config.decision], config.actor, config.reason, cfg,
-                            deliver=False)
+                            tenant_id=config.tenant_id, deliver=False)
     # notifications go out once the warehouse is released
-    delivery = deliver_outbox(tenant, weathervane.warehouse(), cfg)
+    delivery = deliver_outbox(tenant, weathervane.warehouse(tenant), cfg)
     context.log.info(delivery.describe())
     for ev in events:
         context.log.info(f"plan {ev.plan_id}: {ev.from_status} -> {ev.to_status} by {ev.actor} (event {ev.seq})")

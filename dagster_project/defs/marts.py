@@ -242,7 +242,7 @@ def _build(context: AssetExecutionContext, dbt: DbtCliResource, weathervane: Wea
     context.log.info(f"dbt vars for {tenant}: {variables}")
     target = _run_target(context.run.run_id, context.op_execution_context.op.name)
     _prune_run_targets(target.parent)
-    warehouse = weathervane.warehouse()
+    warehouse = weathervane.warehouse(tenant)  # dbt builds the tenant into its own file in folder mode
     with _warehouse_env(warehouse), _parse_cache(target, variables, warehouse):
         invocation = dbt.cli(["build", "--vars", json.dumps(variables)], context=context, raise_on_error=False,
                              target_path=target)
@@ -277,7 +277,8 @@ def _for_tenant(context: AssetExecutionContext, events: list, results: Mapping[s
 
 
 def _tenant_row_counts(weathervane: WeathervaneResource, tenant: str, tables: Mapping[str, AssetKey]) -> dict:
-    """{output name: rows of the tenant} for each built table with a tenant_id, read after dbt released the file."""
+    """{output name: rows of the tenant} for each built table with a tenant_id, read after dbt released the file
+    (a single-file warehouse holds every tenant's rows)."""
     counts = {}
     with weathervane.connect(read_only=True, tenant=tenant) as con:
         for name, key in tables.items():
@@ -381,7 +382,8 @@ def dbt_unit_tests(context: AssetCheckExecutionContext, dbt: DbtCliResource, wea
         # a check-only run, or a build of a subset that left the unit tests out: run them here
         target = _run_target(context.run.run_id, "unit")
         variables = _dbt_vars(weathervane, tenant)
-        with _warehouse_env(weathervane.warehouse()), _parse_cache(target, variables, weathervane.warehouse()):
+        warehouse = weathervane.warehouse(tenant)
+        with _warehouse_env(warehouse), _parse_cache(target, variables, warehouse):
             dbt.cli(["test", "--select", "test_type:unit", "--vars", json.dumps(variables)],
                     raise_on_error=False, target_path=target).wait()
         results = {**results, **unit_results(target)}

@@ -1,5 +1,6 @@
 """MMM assets: the weather-aware PyMC-Marketing fit per tenant, gated by sampler diagnostics."""
 
+from functools import partial
 from typing import Optional
 
 from dagster import (
@@ -77,7 +78,7 @@ def weather_mmm(context: AssetExecutionContext, config: MMMFitConfig, weathervan
 
     tenant = context.partition_key
     ladder, spec, settings = fit_tenant_spec(
-        weathervane.connect, tenant, weathervane.tenant_config(tenant), config.spec_overrides(),
+        partial(weathervane.connect, tenant=tenant), tenant, weathervane.tenant_config(tenant), config.spec_overrides(),
         method=config.method, holdout_weeks=config.holdout_weeks, max_rhat=config.max_rhat,
         min_ess_bulk=config.min_ess_bulk, max_divergences=config.max_divergences, seed=config.seed,
         store=weathervane.models(), reports=weathervane.reports(),

@@ -222,7 +222,9 @@ def _cmd_status(args) -> int:
 
     tenant = config.validate_tenant_id(args.tenant)
     cfg = config.load_tenant_config(Path(args.landing) if args.landing else config.landing_root(), tenant)
-    path = Path(args.warehouse) if args.warehouse else config.warehouse_path()
+    from weathervane.warehouse import tenant_path
+
+    path = tenant_path(Path(args.warehouse) if args.warehouse else None, tenant)
     if not path.exists():
         console.print(f"[red]error:[/red] warehouse {path} does not exist")
         return 2
@@ -239,11 +241,11 @@ def _cmd_sync(args) -> int:
 
     from weathervane import config
     from weathervane.console import console
-    from weathervane.warehouse import connect
+    from weathervane.warehouse import connect_tenant
 
     tenant = config.validate_tenant_id(args.tenant)
     cfg = config.load_tenant_config(Path(args.landing) if args.landing else config.landing_root(), tenant)
-    con = connect(Path(args.warehouse) if args.warehouse else None)
+    con = connect_tenant(Path(args.warehouse) if args.warehouse else None, tenant)
     try:
         state = sync_mode(con, tenant, cfg, actor=args.actor)
     finally:

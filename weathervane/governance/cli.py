@@ -29,11 +29,12 @@ def _warehouse_path(args) -> Path:
     return Path(args.warehouse) if args.warehouse else config.warehouse_path()
 
 
-def _connect(args, must_exist: bool = False):
+def _connect(args, must_exist: bool = False, tenant: str | None = None):
+    """The warehouse, or with a tenant the file that holds it (its own file in a folder warehouse)."""
     from weathervane.console import console
-    from weathervane.warehouse import connect
+    from weathervane.warehouse import connect, tenant_path
 
-    path = _warehouse_path(args)
+    path = _warehouse_path(args) if tenant is None else tenant_path(_warehouse_path(args), tenant)
     if must_exist:
         _require_warehouse(path)
     con = connect(path, lock_wait_s=getattr(args, "wait", DEFAULT_LOCK_WAIT_S),
@@ -44,6 +45,15 @@ def _connect(args, must_exist: bool = False):
         con.close()
         raise
     return con
+
+
+def _plan_home(args) -> str | None:
+    """The tenant whose file to open for --plan-id: --tenant, else (folder warehouse) the file that holds it."""
+    from weathervane.governance.events import locate_plan
+
+    if args.tenant:
+        return config.validate_tenant_id(args.tenant)
+    return locate_plan(_warehouse_path(args), args.plan_id, lock_wait_s=getattr(args, "wait", DEFAULT_LOCK_WAIT_S))
 
 
 def _require_warehouse(path: Path) -> None:
@@ -69,7 +79,7 @@ def _cmd_list(args) -> int:
     from weathervane.console import print_table
 
     tenant = _known_tenant(args, args.tenant)
-    con = _connect(args, must_exist=True)
+    con = _connect(args, must_exist=True, tenant=tenant)
     try:
         rows = con.execute(
             "select plan_id, status, created_at, horizon_start, horizon_end, round(total_budget, 2), "
@@ -86,7 +96,7 @@ def _cmd_list(args) -> int:
 def _cmd_show(args) -> int:
     from weathervane.console import console, print_table
 
-    con = _connect(args, must_exist=True)
+    con = _connect(args, must_exist=True, tenant=_plan_home(args))
     try:
         tenant, status = plan_status(con, args.plan_id)
         plan = con.execute("select * from decisions.plans where plan_id = ?", [args.plan_id]).fetchdf()
@@ -124,7 +134,7 @@ def _cmd_decide(args) -> int:
 
     if args.tenant:
         config.validate_tenant_id(args.tenant)
-    con = _connect(args, must_exist=True)
+    con = _connect(args, must_exist=True, tenant=_plan_home(args))
     try:
         tenant, _ = plan_status(con, args.plan_id)
         cfg = config.load_tenant_config(_landing(args), tenant)
@@ -144,8 +154,10 @@ def _cmd_decide(args) -> int:
 
 
 def _cmd_notify(args) -> int:
+    from weathervane.warehouse import tenant_path
+
     tenant = _known_tenant(args, args.tenant)
-    path = _warehouse_path(args)
+    path = tenant_path(_warehouse_path(args), tenant)
     _require_warehouse(path)
     from weathervane.console import console
     from weathervane.governance.outbox import deliver_outbox
@@ -162,7 +174,7 @@ def _cmd_verify(args) -> int:
     from weathervane.console import console
 
     tenant = _known_tenant(args, args.tenant)
-    con = _connect(args, must_exist=True)
+    con = _connect(args, must_exist=True, tenant=tenant)
     try:
         report = verify_chain(con, tenant, config.load_tenant_config(_landing(args), tenant))
     finally:
@@ -182,7 +194,7 @@ def add_plans_cli(subparsers) -> argparse.ArgumentParser:
 
     def common(p, tenant_required: bool):
         p.add_argument("--tenant", required=tenant_required)
-        p.add_argument("--warehouse", help="DuckDB file (default $WEATHERVANE_WAREHOUSE)")
+        p.add_argument("--warehouse", help="DuckDB file or folder of tenant files (default $WEATHERVANE_WAREHOUSE)")
         p.add_argument("--landing", help="landing root holding tenant.yaml (default $WEATHERVANE_LANDING)")
         p.add_argument("--wait", type=float, default=DEFAULT_LOCK_WAIT_S,
                        help=f"seconds to wait for a warehouse another process holds (default {DEFAULT_LOCK_WAIT_S:g})")

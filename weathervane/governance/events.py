@@ -212,6 +212,24 @@ def plan_status(con, plan_id: str) -> tuple[str, str]:
     return row[0], row[1]
 
 
+def locate_plan(warehouse: Path | str | None, plan_id: str, lock_wait_s: float = 30.0) -> str | None:
+    """The tenant whose file holds the plan in a folder warehouse (each tenant's file opened read-only in turn);
+    None for a single-file warehouse, whose one file holds every plan. Raises PlanNotFound."""
+    from weathervane.warehouse import connect, is_folder, tenant_files
+
+    if not is_folder(warehouse):
+        return None
+    for tenant, file in tenant_files(warehouse).items():
+        con = connect(file, read_only=True, lock_wait_s=lock_wait_s)
+        try:
+            if table_exists(con, "decisions", "plans") and con.execute(
+                    "select 1 from decisions.plans where plan_id = ? and tenant_id = ?", [plan_id, tenant]).fetchone():
+                return tenant
+        finally:
+            con.close()
+    raise PlanNotFound(f"plan {plan_id!r} not found in any tenant's warehouse under {warehouse}")
+
+
 def plan_events(con, plan_id: str) -> list[PlanEvent]:
     rows = con.execute(
         f"select {_event_select(con)} from decisions.plan_events where plan_id = ? order by seq", [plan_id]

@@ -316,9 +316,10 @@ def deliver_outbox(tenant_id: str, warehouse: Path | str | None = None, cfg: Ten
     release, post, then record the outcomes (short write)."""
     from weathervane.governance.events import anchor_head
     from weathervane.governance.tables import ensure_decision_tables
-    from weathervane.warehouse import connect
+    from weathervane.warehouse import connect, tenant_path
 
     tenant_id = config.validate_tenant_id(tenant_id)
+    warehouse = tenant_path(warehouse, tenant_id)  # the tenant's own file in a folder warehouse
     con = connect(warehouse, lock_wait_s=lock_wait_s)
     try:
         ensure_decision_tables(con)

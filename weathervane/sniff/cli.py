@@ -73,11 +73,11 @@ def _run(args: argparse.Namespace) -> int:
     from weathervane import config
     from weathervane.console import console
     from weathervane.sniff import sniff_tenant, write_sniff
-    from weathervane.warehouse import connect, ensure_schemas
+    from weathervane.warehouse import connect_tenant, ensure_schemas
 
     tenant = config.validate_tenant_id(args.tenant)
     cfg = config.load_tenant_config(config.landing_root(), tenant)
-    con = connect(Path(args.warehouse) if getattr(args, "warehouse", None) else None)
+    con = connect_tenant(Path(args.warehouse) if getattr(args, "warehouse", None) else None, tenant)
     try:
         ensure_schemas(con)
         sniff = sniff_tenant(con, tenant, cfg)
