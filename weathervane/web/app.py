@@ -48,6 +48,7 @@ from weathervane.governance.events import (
 )
 from weathervane.governance.identity import IdentityError, UserStore
 from weathervane.governance.ledger import LedgerKeyError
+from weathervane.warehouse import is_folder, tenant_files
 from weathervane.web import queries
 from weathervane.web.auth import (
     CSRF_FIELD,
@@ -96,16 +97,19 @@ def _settings() -> Settings:
 
 
 @contextmanager
-def warehouse(write: bool = False):
-    """A connection for this request only; read-only unless writing."""
-    from weathervane.warehouse import connect
+def warehouse(tenant_id: str | None = None, write: bool = False):
+    """A connection for this request only; read-only unless writing. With a tenant, the file that holds it (its
+    own file in a folder warehouse, which then reaches no other tenant's file)."""
+    from weathervane.warehouse import connect, connect_tenant, tenant_path
 
     s = _settings()
     with s.lock:
-        if not s.warehouse.exists():
-            raise WarehouseMissing(str(s.warehouse))
+        path = s.warehouse if tenant_id is None else tenant_path(s.warehouse, tenant_id)
+        if not path.exists():
+            raise WarehouseMissing(str(path))
         try:
-            con = connect(s.warehouse, read_only=not write, lock_wait_s=s.lock_wait_s)
+            con = connect(path, read_only=not write, lock_wait_s=s.lock_wait_s) if tenant_id is None else \
+                connect_tenant(s.warehouse, tenant_id, read_only=not write, lock_wait_s=s.lock_wait_s)
         except duckdb.IOException as exc:
             raise WarehouseBusy(str(exc).splitlines()[0]) from exc
         try:
@@ -269,7 +273,7 @@ def decide(tenant_id: str, plan_id: str, action: str, user_id: str, reason: str)
 
     s = _settings()
     cfg = _cfg(tenant_id)
-    with warehouse(write=True) as con:
+    with warehouse(tenant_id, write=True) as con:
         # transition refuses a plan of another tenant (PlanNotFound) and every rule of the lifecycle
         events = transition(con, plan_id, ACTIONS[action], user_id, reason, cfg, tenant_id=tenant_id,
                             deliver=False)
@@ -280,7 +284,7 @@ def decide(tenant_id: str, plan_id: str, action: str, user_id: str, reason: str)
             deliver_outbox(tenant_id, s.warehouse, cfg, lock_wait_s=s.lock_wait_s)
         except duckdb.Error as exc:  # left pending: `weathervane plans notify` posts it later
             current_app.logger.warning("notifications of %s not posted yet: %s", plan_id, exc)
-    with warehouse() as con:
+    with warehouse(tenant_id) as con:
         notes = queries.notifications_for(con, [e.event_id for e in events])
     return events, notes
 
@@ -486,8 +490,16 @@ def _register(app: Flask) -> None:
     def tenants():
         s = _settings()
         rows = []
-        con_ctx = warehouse() if s.warehouse.exists() else None
-        if con_ctx is None:
+        files = tenant_files(s.warehouse) if is_folder(s.warehouse) else None
+        con_ctx = warehouse() if files is None and s.warehouse.exists() else None
+        if files is not None:  # a folder warehouse: each tenant's own file, read-only, one at a time
+            for t in sorted(set(queries.tenant_ids(None, s.landing)) | set(files)):
+                if t in files:
+                    with warehouse(t) as con:
+                        rows.append({"tenant_id": t, **queries.tenant_overview(con, t)})
+                else:
+                    rows.append({"tenant_id": t, **queries.tenant_overview(None, t), "mode": None})
+        elif con_ctx is None:
             ids = queries.tenant_ids(None, s.landing)
             rows = [{"tenant_id": t, **queries.tenant_overview(None, t), "mode": None} for t in ids]
         else:
@@ -513,7 +525,7 @@ def _register(app: Flask) -> None:
     @login_required
     def tenant(tenant_id):
         tenant_id, cfg = _visible(tenant_id)
-        with warehouse() as con:
+        with warehouse(tenant_id) as con:
             plans = queries.plans(con, tenant_id)
             gate = _gate(cfg, con, tenant_id)
         if not plans and not (_settings().landing / tenant_id).is_dir():
@@ -524,7 +536,7 @@ def _register(app: Flask) -> None:
     @login_required
     def plan(tenant_id, plan_id):
         tenant_id, cfg = _visible(tenant_id)
-        with warehouse() as con:
+        with warehouse(tenant_id) as con:
             p = queries.plan(con, tenant_id, plan_id)
             if p is None:
                 abort(404)
@@ -581,7 +593,7 @@ def _register(app: Flask) -> None:
     @login_required
     def plan_report(tenant_id, plan_id):
         tenant_id, _ = _visible(tenant_id)
-        with warehouse() as con:
+        with warehouse(tenant_id) as con:
             p = queries.plan(con, tenant_id, plan_id)
         path = _report_file(p) if p else None
         if path is None:
@@ -595,7 +607,7 @@ def _register(app: Flask) -> None:
     @login_required
     def ledger(tenant_id):
         tenant_id, cfg = _visible(tenant_id)
-        with warehouse() as con:
+        with warehouse(tenant_id) as con:
             events = queries.events_with_notifications(con, tenant_id)
             gate = _gate(cfg, con, tenant_id)
             report = verify_chain(con, tenant_id, cfg) if events else None
@@ -611,7 +623,7 @@ def _register(app: Flask) -> None:
     @login_required
     def api_plans(tenant_id):
         tenant_id, _ = _visible(tenant_id)
-        with warehouse() as con:
+        with warehouse(tenant_id) as con:
             rows = queries.plans(con, tenant_id)
         keep = ("plan_id", "status", "created_at", "horizon_start", "horizon_end", "total_budget",
                 "expected_kpi_mean", "expected_kpi_p05", "expected_kpi_p95", "baseline_kpi_mean", "prob_better")
