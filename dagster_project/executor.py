@@ -65,6 +65,17 @@ def _requirements(config: dict):
     return [] if "in_process" in config else multiple_process_executor_requirements()
 
 
+def with_writer_limit(config: dict) -> dict:
+    """`config` with one warehouse writer step at a time within the run: in a folder warehouse the instance pool no
+    longer serializes a tenant's writers, and the run's writer steps all write the same tenant file."""
+    from dagster_project.partitions import WRITER_LIMITS, WRITER_TAG
+
+    limits = list(config.get("tag_concurrency_limits") or [])
+    if not any(limit.get("key") == WRITER_TAG for limit in limits):
+        limits += WRITER_LIMITS
+    return {**config, "tag_concurrency_limits": limits}
+
+
 @executor(
     name="weathervane_executor",
     config_schema=Field(
@@ -79,6 +90,8 @@ def weathervane_executor(init_context: InitExecutorContext):
         # forkserver: steps fork from one process that imported the code location once (about a second each)
         # instead of each spawning an interpreter that imports it again (10-17 s); bench/bench_step_startup.py
         config = {**config, "start_method": {"forkserver": {}}}
+    if kind in ("multiprocess", "k8s"):  # the executors that take step tag limits (celery: see deploy/README.md)
+        config = with_writer_limit(config)
     definition, resolved = resolve_executor_config(kind, config)
     return definition.executor_creation_fn(InitExecutorContext(
         job=init_context.job, executor_def=definition, executor_config=resolved, instance=init_context.instance,

@@ -16,7 +16,7 @@ from dagster import (
 
 from dagster_project.defs.decisions import PLANS
 from dagster_project.defs.ingest import raw_asset_key
-from dagster_project.partitions import WAREHOUSE_POOL, tenant_partitions
+from dagster_project.partitions import WAREHOUSE_POOL, WRITER_TAGS, tenant_partitions
 from dagster_project.resources import WeathervaneResource
 
 CAUSAL_AUDITS = AssetKey(["decisions", "causal_audits"])
@@ -79,6 +79,7 @@ def causal_audits(context: AssetExecutionContext, config: AuditConfig,
 
 
 @asset_check(asset=PLANS, name=GATE_CHECK, blocking=True, partitions_def=tenant_partitions, pool=WAREHOUSE_POOL,
+             op_tags=WRITER_TAGS,
              description="Rollout gate: tenant.yaml autopilot.mode is in force. Moving up a mode (shadow → "
                          "assisted → autopilot) is recorded in the plan ledger only with enough improved audits and "
                          "none worse; while refused, nothing downstream of the plan runs automatically.")

@@ -19,7 +19,7 @@ from dagster import (
 )
 
 from dagster_project.metadata import rounded
-from dagster_project.partitions import WAREHOUSE_POOL, tenant_partitions
+from dagster_project.partitions import WAREHOUSE_POOL, WRITER_TAGS, tenant_partitions
 from dagster_project.resources import WeathervaneResource
 
 PLANS = AssetKey(["decisions", "plans"])
@@ -37,7 +37,7 @@ RAW_FORECAST = AssetKey(["raw", "weather__forecast"])
 @asset(
     key=PLANS,
     partitions_def=tenant_partitions,
-    pool=WAREHOUSE_POOL,
+    pool=WAREHOUSE_POOL, op_tags=WRITER_TAGS,
     group_name="decide",
     owners=["team:analytics"],
     kinds={"duckdb", "scipy"},
@@ -89,7 +89,7 @@ def budget_plan(context: AssetExecutionContext, weathervane: WeathervaneResource
 @asset(
     key=EXPERIMENTS,
     partitions_def=tenant_partitions,
-    pool=WAREHOUSE_POOL,
+    pool=WAREHOUSE_POOL, op_tags=WRITER_TAGS,
     group_name="decide",
     owners=["team:analytics"],
     kinds={"duckdb"},
@@ -117,7 +117,7 @@ def experiment_recommendations(context: AssetExecutionContext, weathervane: Weat
 @asset(
     key=ADOPTION,
     partitions_def=tenant_partitions,
-    pool=WAREHOUSE_POOL,
+    pool=WAREHOUSE_POOL, op_tags=WRITER_TAGS,
     group_name="decide",
     owners=["team:analytics"],
     kinds={"duckdb"},

@@ -17,7 +17,7 @@ from dagster import (
 )
 
 from dagster_project.metadata import rounded
-from dagster_project.partitions import WAREHOUSE_POOL, tenant_partitions
+from dagster_project.partitions import WAREHOUSE_POOL, WRITER_TAGS, tenant_partitions
 from dagster_project.resources import WeathervaneResource
 from weathervane.landing.streams import STREAMS
 
@@ -54,7 +54,7 @@ _checks = [
     specs=_specs,
     check_specs=_checks,
     partitions_def=tenant_partitions,
-    pool=WAREHOUSE_POOL,
+    pool=WAREHOUSE_POOL, op_tags=WRITER_TAGS,
     can_subset=True,
     description="Validate and load a tenant's landing files, stream by stream, each file in one transaction.",
 )

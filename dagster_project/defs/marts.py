@@ -34,7 +34,7 @@ from dagster import (
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from dagster_project.defs.sniff import SNIFF_KEY
-from dagster_project.partitions import WAREHOUSE_POOL, tenant_partitions
+from dagster_project.partitions import WAREHOUSE_POOL, WRITER_TAGS, tenant_partitions
 from dagster_project.resources import WeathervaneResource
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt"
@@ -292,14 +292,16 @@ def _tenant_row_counts(weathervane: WeathervaneResource, tenant: str, tables: Ma
 
 
 @dbt_assets(manifest=manifest, project=dbt_project, name="harmonize", exclude=GRAIN_MODELS,
-            partitions_def=tenant_partitions, dagster_dbt_translator=translator, pool=WAREHOUSE_POOL)
+            partitions_def=tenant_partitions, dagster_dbt_translator=translator, pool=WAREHOUSE_POOL,
+            op_tags=WRITER_TAGS)
 def harmonize(context: AssetExecutionContext, dbt: DbtCliResource, weathervane: WeathervaneResource):
     """dbt build of the grain-free models for one tenant: seeds, staging, promotions, what the sniff reads."""
     yield from _build(context, dbt, weathervane)
 
 
 @dbt_assets(manifest=manifest, project=dbt_project, name="harmonize_model_input", select=GRAIN_MODELS,
-            partitions_def=tenant_partitions, dagster_dbt_translator=translator, pool=WAREHOUSE_POOL)
+            partitions_def=tenant_partitions, dagster_dbt_translator=translator, pool=WAREHOUSE_POOL,
+            op_tags=WRITER_TAGS)
 def harmonize_model_input(context: AssetExecutionContext, dbt: DbtCliResource, weathervane: WeathervaneResource,
                           config: HarmonizeConfig):
     """dbt build of the models at the tenant's grain (sales, spend, promotions, weather, fct_model_input), after
@@ -367,7 +369,7 @@ def _unit_test_specs() -> list[AssetCheckSpec]:
 UNIT_TEST_SPECS = _unit_test_specs()
 
 
-@multi_asset_check(specs=UNIT_TEST_SPECS, name="dbt_unit_tests", pool=WAREHOUSE_POOL,
+@multi_asset_check(specs=UNIT_TEST_SPECS, name="dbt_unit_tests", pool=WAREHOUSE_POOL, op_tags=WRITER_TAGS,
                    description="dbt unit tests of the promotion logic, one check each.")
 def dbt_unit_tests(context: AssetCheckExecutionContext, dbt: DbtCliResource, weathervane: WeathervaneResource):
     tenant = context.partition_key

@@ -4,7 +4,7 @@ from dagster import AssetExecutionContext, AssetKey, AssetSelection, Materialize
     define_asset_job
 
 from dagster_project.metadata import rounded
-from dagster_project.partitions import WAREHOUSE_POOL, tenant_partitions
+from dagster_project.partitions import WAREHOUSE_POOL, WRITER_TAGS, tenant_partitions
 from dagster_project.resources import WeathervaneResource
 from weathervane.landing.streams import STREAMS
 
@@ -24,7 +24,7 @@ SNIFF_DEPS = [
     key=SNIFF_KEY,
     deps=SNIFF_DEPS,
     partitions_def=tenant_partitions,
-    pool=WAREHOUSE_POOL,
+    pool=WAREHOUSE_POOL, op_tags=WRITER_TAGS,
     group_name="landing",
     kinds={"duckdb"},
     owners=["team:analytics"],
