@@ -64,6 +64,12 @@ def _add_autopilot(sub) -> None:
     add_autopilot_cli(sub)
 
 
+def _add_warehouse(sub) -> None:
+    from weathervane.migrate import add_cli
+
+    add_cli(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="weathervane",
@@ -84,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_users_and_serve(sub)
     _add_autopilot(sub)
     _add_sniff(sub)
+    _add_warehouse(sub)
     return parser
 
 
