@@ -53,6 +53,42 @@ def test_k8s_instance_names_the_run_launcher_and_limits_one_run_per_tenant():
     assert {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
 
 
+def test_folder_warehouse_instance_runs_tenants_side_by_side_and_one_writer_per_tenant(tmp_path):
+    """deploy/dagster.tenants.yaml (a folder of tenant files): Dagster's own run queue limits run one run per
+    tenant and no pool serializes tenants; within a run the executor lets one warehouse writer step run at a time."""
+    from types import SimpleNamespace
+
+    from dagster._core.storage.dagster_run import DagsterRun
+    from dagster._utils.tags import TagConcurrencyLimitsCounter
+
+    from dagster_project.definitions import defs
+    from dagster_project.executor import resolve_executor_config, with_writer_limit
+    from dagster_project.partitions import WAREHOUSE_POOL, WRITER_TAG, WRITER_TAGS
+
+    def run(tenant):
+        return DagsterRun(job_name="refresh_job", run_id=f"run-{tenant}", tags={"dagster/partition": tenant})
+
+    with DagsterInstance.from_config(str(_home_with(tmp_path, "dagster.tenants.yaml"))) as instance:
+        assert instance.global_op_concurrency_default_limit is None  # duckdb_warehouse does not span tenants
+        queue = instance.get_concurrency_config().run_queue_config
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        runs = TagConcurrencyLimitsCounter(queue.tag_concurrency_limits, [run("acme")])
+        assert runs.is_blocked(run("acme")) and not runs.is_blocked(run("brand-b"))
+
+    job = defs.resolve_job_def("refresh_job")
+    ops = [node.definition for node in job.graph.node_dict.values()]
+    writers = {op.name for op in ops if op.pool == WAREHOUSE_POOL}
+    assert {"landing_files", "harmonize", "harmonize_model_input", "decisions__plans"} <= writers
+    assert writers == {op.name for op in ops if op.tags.get(WRITER_TAG) == "writer"}
+    _, resolved = resolve_executor_config("multiprocess", with_writer_limit({"max_concurrent": 4}))
+    steps = TagConcurrencyLimitsCounter(resolved["multiprocess"]["tag_concurrency_limits"],
+                                        [SimpleNamespace(tags=WRITER_TAGS)])
+    assert steps.is_blocked(SimpleNamespace(tags=WRITER_TAGS)) and not steps.is_blocked(SimpleNamespace(tags={}))
+    # a run config's own limits are kept beside the writer limit
+    own = [{"key": "team", "value": "x", "limit": 2}]
+    assert with_writer_limit({"tag_concurrency_limits": own})["tag_concurrency_limits"][0] == own[0]
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in DEPLOY.glob("run_config.*.yaml")))
 def test_every_shipped_run_config_validates_against_every_job(name, monkeypatch):
     """The run configs are checked by Dagster against each job, and the executor part against the real
