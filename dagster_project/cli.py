@@ -25,7 +25,11 @@ def dagster_home() -> Path:
     home = Path(os.environ.get("DAGSTER_HOME") or REPO_ROOT / "data" / "dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists():
-        shutil.copy(REPO_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
+        from weathervane.warehouse import is_folder
+
+        # a folder warehouse gets the instance that runs tenants side by side (docs/warehouse.md)
+        shipped = "dagster.tenants.yaml" if is_folder(config.warehouse_path()) else "dagster.yaml"
+        shutil.copy(REPO_ROOT / "deploy" / shipped, home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
     # the settings as absolute paths: dbt runs in its project folder, where a relative default names other files
     for var, path in (("WEATHERVANE_LANDING", config.landing_root()), ("WEATHERVANE_WAREHOUSE", config.warehouse_path()),

@@ -243,3 +243,12 @@ def test_folder_mode_builds_a_tenant_through_dbt_into_its_own_file(wv_env):
         assert con.execute("select distinct tenant_id from raw.shopify__orders").fetchall() == [("brand-b",)]
     finally:
         con.close()
+
+
+def test_a_new_local_instance_over_a_folder_warehouse_runs_tenants_side_by_side(wv_env, monkeypatch):
+    from dagster_project.cli import REPO_ROOT, dagster_home
+
+    _folder(wv_env)
+    monkeypatch.setenv("DAGSTER_HOME", str(wv_env["warehouse"].parent / "home"))
+    home = dagster_home()
+    assert (home / "dagster.yaml").read_text() == (REPO_ROOT / "deploy" / "dagster.tenants.yaml").read_text()
