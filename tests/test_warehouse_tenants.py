@@ -70,6 +70,8 @@ def test_a_tenants_connection_reaches_only_its_own_file(wv_env):
             con.execute(f"attach '{other}' as b (read_only)")
         with pytest.raises(duckdb.Error):
             con.execute("set enable_external_access = true")
+        with resource.connect(tenant="acme") as again:  # a second connection in this process shares the file
+            assert again.execute("select count(*) from ops.tenant_channel_rules").fetchone() == (1,)
         # while acme's writer holds its file, another process opens brand-b's for writing at once and finds
         # acme's taken: different tenants never wait for each other, one tenant's file has one writer
         probe = ("import sys; from weathervane.warehouse import connect_tenant, WarehouseLocked\n"

@@ -107,8 +107,9 @@ def connect_tenant(path: Path | str | None, tenant_id: str, read_only: bool = Fa
     target = tenant_path(path, tenant_id)
     con = connect(target, read_only=read_only, lock_wait_s=lock_wait_s, on_wait=on_wait)
     if target != path:
+        # DuckDB refuses to turn this back on while the database is open. No lock_configuration: a second
+        # connection to the same file in this process shares the instance and sets it again.
         con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
     return con
 
 
