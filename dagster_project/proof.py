@@ -182,24 +182,28 @@ def run_proof(tenant_id: str, *, period: str | None = None, draws: int | None = 
         run.problems.append(f"no model of {run.model_tenant} passed its diagnostics gate: {chosen.reason}")
     run.model_fitted = chosen is not None and chosen.model_id is not None
 
-    def report():
+    def write_report() -> Path:
+        from weathervane.warehouse import tenant_path
+
         con = _open(run.model_tenant)
+        # a folder warehouse keeps a twin in its own file: the sniff is read from the sniffed tenant's
+        apart = tenant_path(None, tenant) != tenant_path(None, run.model_tenant)
+        sniff_con = _open(tenant) if apart else None
         try:
-            path = write_proof_report(con, run, config.reports_dir(), cfg.currency, cfg.kpi,
-                                      cfg.planning.max_change_pct)
+            return write_proof_report(con, run, config.reports_dir(), cfg.currency, cfg.kpi,
+                                      cfg.planning.max_change_pct, sniff_con=sniff_con)
         finally:
             con.close()
+            if sniff_con is not None:
+                sniff_con.close()
+
+    def report():
+        path = write_report()
         return path, str(path)
 
     # the report shows its own timing: write it once to time it, then again with every step counted
     step("write the brand proof report", report)
-    con = _open(run.model_tenant)
-    try:
-        path = write_proof_report(con, run, config.reports_dir(), cfg.currency, cfg.kpi,
-                                  cfg.planning.max_change_pct)
-    finally:
-        con.close()
-    return run, path
+    return run, write_report()
 
 
 def main(argv: list[str] | None = None) -> int:

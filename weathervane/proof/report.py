@@ -441,12 +441,15 @@ def _truth_channels(truth_obj) -> dict | None:
     return {name: {"roas": c.roas, "multiplier_per_sd": c.multiplier_per_sd} for name, c in truth_obj.channels.items()}
 
 
-def render_proof(con, run: ProofRun, currency: str, kpi: str = "net_revenue", max_change_pct=None) -> str:
+def render_proof(con, run: ProofRun, currency: str, kpi: str = "net_revenue", max_change_pct=None,
+                 sniff_con=None) -> str:
+    """The proof page from `con` (the modelled tenant's warehouse); the sniffed tenant's sniff from `sniff_con`
+    when it lives in another file (a folder warehouse, where a twin has its own file), else from `con`."""
     tenant = validate_tenant_id(run.tenant_id)
     model_tenant = validate_tenant_id(run.model_tenant)
     from weathervane.sniff.record import read_sniff
 
-    sniff = read_sniff(con, tenant)
+    sniff = read_sniff(sniff_con if sniff_con is not None else con, tenant)
     twin_differences = []
     if not sniff.empty:
         twin_differences = sniff[(sniff["kind"] == "twin") & (sniff["name"] == "difference")]["reason"].tolist()
@@ -496,8 +499,8 @@ def render_proof(con, run: ProofRun, currency: str, kpi: str = "net_revenue", ma
 
 
 def write_proof_report(con, run: ProofRun, reports_dir: Path | str, currency: str, kpi: str = "net_revenue",
-                       max_change_pct=None) -> Path:
+                       max_change_pct=None, sniff_con=None) -> Path:
     path = Path(reports_dir) / validate_tenant_id(run.tenant_id) / "proof.html"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_proof(con, run, currency, kpi, max_change_pct), encoding="utf-8")
+    path.write_text(render_proof(con, run, currency, kpi, max_change_pct, sniff_con), encoding="utf-8")
     return path
