@@ -38,10 +38,11 @@ class Step:
     cores: int
     deps: tuple[str, ...]
     writes_warehouse: bool
+    stretch: float = 1.0  # wall per CPU second on its cores: above 1 for I/O waits and the fit's serial start
 
     @property
     def seconds(self) -> float:
-        return self.cpu_s / self.cores
+        return self.cpu_s / self.cores * self.stretch
 
 
 @dataclass(frozen=True)
@@ -60,14 +61,14 @@ class Cluster:
                           int((self.memory_gib - self.reserved_gib) // POD_MEMORY_GIB)))
 
 
-def load_sizes(path: Path = TABLE) -> dict[str, list[Step]]:
+def load_sizes(path: Path = TABLE, stretch: float = 1.0) -> dict[str, list[Step]]:
     """Tenant size -> its steps, from the measured table."""
     table = json.loads(path.read_text())
     graph = table["steps"]
     sizes = {}
     for size, run in table["sizes"].items():
         sizes[size] = [Step(key, float(run["steps"][key]["cpu_s"]), 2 if key in FIT_STEPS else 1,
-                            tuple(graph[key]["deps"]), graph[key]["pool"] is not None)
+                            tuple(graph[key]["deps"]), graph[key]["pool"] is not None, stretch)
                        for key in graph]
     return sizes
 
@@ -201,8 +202,9 @@ def main() -> int:
     ap.add_argument("--pod-start-s", type=float, default=20.0)
     ap.add_argument("--deadline-h", type=float, default=3.0, help="hours from the 06:00 start to the deadline")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--stretch", type=float, default=1.0, help="each step's wall seconds per CPU second on its cores")
     args = ap.parse_args()
-    sizes = load_sizes(Path(args.table))
+    sizes = load_sizes(Path(args.table), args.stretch)
     mix = {k: float(v) for k, v in (part.split("=") for part in args.mix.split(","))}
     tenants = tenant_mix(args.tenants, mix, args.seed)
     cluster = dict(cores=args.cores, memory_gib=args.memory_gib, price_per_core_hour=args.price,

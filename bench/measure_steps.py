@@ -138,14 +138,16 @@ def measure(size: str, *, days: int, geos: int, seed: int, tenant: str) -> dict:
             "steps": steps, "log": str(tmp / "materialize.log")}
 
 
-def step_graph() -> dict[str, list[str]]:
-    """Each step of the launch's job (`--select '*'`) and the steps it waits for, from Dagster's execution plan."""
+def step_graph() -> dict[str, dict]:
+    """Each step of the launch's job (`--select '*'`), the steps it waits for and its concurrency pool (None: it
+    holds no warehouse slot), from Dagster's execution plan."""
     from dagster._core.execution.api import create_execution_plan
 
     from dagster_project.definitions import defs
 
     plan = create_execution_plan(defs.resolve_implicit_global_asset_job_def())
-    return {s.key: sorted(s.get_execution_dependency_keys()) for s in plan.get_all_steps_in_topo_order()}
+    return {s.key: {"deps": sorted(s.get_execution_dependency_keys()), "pool": s.pool}
+            for s in plan.get_all_steps_in_topo_order()}
 
 
 def main() -> int:
@@ -161,7 +163,7 @@ def main() -> int:
     path = Path(args.out)
     table = json.loads(path.read_text()) if path.exists() else {}
     if args.graph:
-        table["step_deps"] = step_graph()
+        table["steps"] = step_graph()
         path.write_text(json.dumps(table, indent=1) + "\n")
         return 0
     if not args.size:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import pytest
 
@@ -36,7 +37,7 @@ def _check_pod(steps, times):
     assert set(times) == {s.key for s in steps}
     for s in steps:
         start, end = times[s.key]
-        assert end - start == pytest.approx(s.cpu_s / s.cores)
+        assert end - start == pytest.approx(s.cpu_s / s.cores * s.stretch)
         for d in s.deps:
             assert times[d][1] <= start, (d, s.key)  # dependency order
     # at any step start: the cores in use fit the pod and at most one step writes the tenant's warehouse file
@@ -107,3 +108,14 @@ def test_memory_can_bound_the_pods_on_a_node():
     assert Cluster(1, cores=16, memory_gib=16).pods_per_node == 2  # (16 - 2) GiB // 6 GiB
     with pytest.raises(ValueError, match="fits no run pod"):
         simulate(["toy"], {"toy": TOY}, Cluster(4, cores=1))
+
+
+def test_slower_steps_need_more_nodes_but_use_the_same_cpu():
+    sizes = load_sizes(TABLE) if TABLE.exists() else {"toy": TOY}
+    slow = load_sizes(TABLE, stretch=1.5) if TABLE.exists() else {"toy": [replace(s, stretch=1.5) for s in TOY]}
+    tenants = tenant_mix(300, {k: 1 for k in sizes}, seed=0)
+    fast_r, slow_r = simulate(tenants, sizes, Cluster(2)), simulate(tenants, slow, Cluster(2))
+    assert slow_r.makespan_s == pytest.approx(1.5 * fast_r.makespan_s, rel=0.02)
+    assert slow_r.cpu_s == fast_r.cpu_s
+    deadline = 2 * 3600
+    assert smallest_nodes(tenants, slow, deadline).cluster.nodes >= smallest_nodes(tenants, sizes, deadline).cluster.nodes
