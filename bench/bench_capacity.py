@@ -1,7 +1,7 @@
 """Capacity model: a weekly refresh of many tenants on N nodes, from measured per-step costs.
 
     .venv/bin/python bench/bench_capacity.py [--tenants 1000] [--mix small=0.6,default=0.4] [--cores 16]
-        [--memory-gib 64] [--price 0.05] [--deadline-h 3] [--seed 0]
+        [--memory-gib 64] [--price 0.05] [--stretch 1] [--deadline-h 3] [--seed 0]
 
 Input: bench/capacity_steps.json, written by bench/measure_steps.py: each step's CPU seconds and peak memory for a
 launch of each tenant size, the step dependency graph and which steps write the warehouse.

@@ -5,9 +5,11 @@ import itertools
 from dataclasses import replace
 
 import pytest
+import yaml
 
 from bench.bench_capacity import (
     POD_CORES,
+    POD_MEMORY_GIB,
     TABLE,
     Cluster,
     Step,
@@ -119,3 +121,12 @@ def test_slower_steps_need_more_nodes_but_use_the_same_cpu():
     assert slow_r.cpu_s == fast_r.cpu_s
     deadline = 2 * 3600
     assert smallest_nodes(tenants, slow, deadline).cluster.nodes >= smallest_nodes(tenants, sizes, deadline).cluster.nodes
+
+
+def test_the_modelled_run_pod_is_the_one_the_k8s_launcher_requests():
+    from tests.conftest import REPO_ROOT
+
+    config = yaml.safe_load((REPO_ROOT / "deploy" / "dagster.k8s.yaml").read_text())
+    requests = config["run_launcher"]["config"]["run_k8s_config"]["container_config"]["resources"]["requests"]
+    assert float(requests["cpu"]) == POD_CORES
+    assert requests["memory"] == f"{POD_MEMORY_GIB:g}Gi"
