@@ -1,6 +1,7 @@
 """Per-step cost of one tenant's launch, measured: wall seconds, CPU seconds and peak memory of every step.
 
-    nice -n 5 .venv/bin/python bench/measure_steps.py --size small --geos 2 [--days 730] [--out bench/capacity_steps.json]
+    nice -n 5 .venv/bin/python bench/measure_steps.py --size small --geos 2 [--days 730] [--out FILE]
+    nice -n 5 .venv/bin/python bench/measure_steps.py --graph   # the step graph and pools only
 
 Runs bench_launch.launch (a fresh simulated brand through `dagster asset materialize --select '*'`, the default
 executor, no run config) while a sampler reads /proc every 0.2 s. Each step runs in its own process (the multiprocess
