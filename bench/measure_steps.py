@@ -171,7 +171,7 @@ def main() -> int:
         ap.error("--size is required (or --graph)")
     result = measure(args.size, days=args.days, geos=args.geos, seed=args.seed, tenant=args.tenant or args.size)
     table = json.loads(path.read_text()) if path.exists() else {}  # re-read: a --graph run may have written it
-    table.setdefault("sizes", {})[args.size] = result
+    table.setdefault("sizes", {})[args.size] = {k: v for k, v in result.items() if k != "log"}  # a temp folder
     path.write_text(json.dumps(table, indent=1) + "\n")
     print(json.dumps(result, indent=1))
     return 0 if result["run_status"] == "SUCCESS" else 1
