@@ -53,6 +53,52 @@ def test_k8s_instance_names_the_run_launcher_and_limits_one_run_per_tenant():
     assert {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
 
 
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:6443"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+"""
+
+
+def test_k8s_run_pod_gets_the_shared_volume_the_warehouse_folder_and_two_cores(tmp_path, monkeypatch):
+    """The launcher config passes dagster-k8s's own schema and the Job it would create for a tenant's run (built
+    offline: no cluster) mounts the shared volume where the warehouse folder and landing zone point."""
+    from dagster import DagsterRun
+    from dagster._config import process_config
+    from dagster_k8s import K8sRunLauncher
+    from dagster_k8s.container_context import K8sContainerContext
+    from dagster_k8s.job import construct_dagster_k8s_job
+
+    for k, v in PG_ENV.items():
+        monkeypatch.setenv(k, v)
+    launcher_yaml = yaml.safe_load((DEPLOY / "dagster.k8s.yaml").read_text())["run_launcher"]["config"]
+    processed = process_config(K8sRunLauncher.config_type(), launcher_yaml)
+    assert processed.success, [e.message for e in processed.errors]
+    (tmp_path / "kubeconfig").write_text(KUBECONFIG)
+    launcher = K8sRunLauncher(**{**processed.value, "load_incluster_config": False,
+                                 "kubeconfig_file": str(tmp_path / "kubeconfig")})
+    run = DagsterRun(job_name="refresh_job", run_id="0123abcd", tags={"dagster/partition": "acme"})
+    context = K8sContainerContext.create_for_run(run, launcher, include_run_tags=True)
+    job = construct_dagster_k8s_job(
+        job_config=context.get_k8s_job_config(job_image=None, run_launcher=launcher), args=["dagster"],
+        job_name="dagster-run-0123abcd", pod_name="dagster-run-0123abcd", component="run_worker",
+        user_defined_k8s_config=context.run_k8s_config, labels={}).to_dict()
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == "weathervane:test"
+    claims = {v["name"]: (v.get("persistent_volume_claim") or {}).get("claim_name") for v in pod["volumes"]}
+    assert claims["weathervane-data"] == "weathervane-data"
+    mounts = {m["name"]: m["mount_path"] for m in container["volume_mounts"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    for var in ("WEATHERVANE_WAREHOUSE", "WEATHERVANE_LANDING", "WEATHERVANE_MODEL_STORE", "WEATHERVANE_REPORTS"):
+        assert Path(env[var]).is_relative_to(mounts["weathervane-data"]), var  # on the shared volume, not the pod
+    assert container["resources"]["requests"]["cpu"] == "2"  # the fit's two chains
+    sources = {(e["config_map_ref"] or e["secret_ref"])["name"] for e in container["env_from"]}
+    assert sources == {"weathervane-env", "weathervane-secrets"}
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in DEPLOY.glob("run_config.*.yaml")))
 def test_every_shipped_run_config_validates_against_every_job(name, monkeypatch):
     """The run configs are checked by Dagster against each job, and the executor part against the real
