@@ -55,7 +55,31 @@ def weakest(mmm, k: int = 3) -> str:
     return ", ".join(f"{v} {e:.0f}" for e, v in worst)
 
 
-def run_panel(data, settings: FitSettings) -> dict:
+def _baseline_row(panel_args: tuple, settings: FitSettings) -> dict:
+    period, geos, seed = panel_args
+    p = synthetic_panel(n_geos=geos, period=period, seed=seed)
+    mmm, seconds = pymc_marketing_default(prepare_model_data(p.model_input, p.weather_daily, period), settings)
+    d = diagnostics(mmm, settings)
+    return dict(seconds=seconds, ess=d["min_ess_bulk"], ess_s=d["min_ess_bulk"] / seconds, rhat=d["max_rhat"],
+                div=d["divergences"], gate=passes(d, settings), weakest=weakest(mmm))
+
+
+def _in_child(panel_args: tuple, settings: FitSettings, timeout: float) -> dict | None:
+    """The baseline in its own process, stopped after `timeout` seconds (None): a fit that does not finish must
+    not hold the bench for hours."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        job = pool.apply_async(_baseline_row, (panel_args, settings))
+        try:
+            return job.get(timeout)
+        except mp.TimeoutError:
+            pool.terminate()
+            return None
+
+
+def run_panel(data, settings: FitSettings, panel_args: tuple | None = None, baseline_timeout: float = 0) -> dict:
     print(f"panel: {data.n_periods} {data.period}s x {len(data.cells)} cells x {len(data.channels)} channels, "
           f"{len(data.controls)} controls, adstock {model_lags(data.period, settings)} lags; {settings.nuts_sampler} "
           f"{settings.draws}+{settings.tune} x {settings.chains}, target_accept {settings.target_accept}", flush=True)
@@ -69,14 +93,25 @@ def run_panel(data, settings: FitSettings) -> dict:
         return fit.mmm, time.perf_counter() - t0
 
     for name, run in (("ours", ours), ("pymc-marketing default", lambda: pymc_marketing_default(data, settings))):
-        mmm, seconds = run()
-        d = diagnostics(mmm, settings)
-        rows[name] = dict(seconds=seconds, ess=d["min_ess_bulk"], ess_s=d["min_ess_bulk"] / seconds,
-                          rhat=d["max_rhat"], div=d["divergences"], gate=passes(d, settings))
+        if name != "ours" and baseline_timeout:
+            row = _in_child(panel_args, settings, baseline_timeout)
+            if row is None:
+                # it samples 2 x draws; a bulk ESS above twice the draws it takes is rare, so this bounds its rate
+                bound = 2 * settings.draws * settings.chains / baseline_timeout
+                print(f"  {name:24s} did not finish in {baseline_timeout:.0f} s (stopped): ESS/s below about "
+                      f"{bound:.2f}; ours / it > {rows['ours']['ess_s'] / bound:.2f}x", flush=True)
+                return rows
+            rows[name] = row
+        else:
+            mmm, seconds = run()
+            d = diagnostics(mmm, settings)
+            rows[name] = dict(seconds=seconds, ess=d["min_ess_bulk"], ess_s=d["min_ess_bulk"] / seconds,
+                              rhat=d["max_rhat"], div=d["divergences"], gate=passes(d, settings),
+                              weakest=weakest(mmm))
         r = rows[name]
-        print(f"  {name:24s} {seconds:7.1f} s  min bulk ESS {r['ess']:7.1f}  ESS/s {r['ess_s']:6.2f}  "
+        print(f"  {name:24s} {r['seconds']:7.1f} s  min bulk ESS {r['ess']:7.1f}  ESS/s {r['ess_s']:6.2f}  "
               f"max r-hat {r['rhat']:.3f}  divergences {r['div']}  gate {'pass' if r['gate'] else 'FAIL'}  "
-              f"weakest: {weakest(mmm)}", flush=True)
+              f"weakest: {r['weakest']}", flush=True)
     ratio = rows["ours"]["ess_s"] / max(rows["pymc-marketing default"]["ess_s"], np.finfo(float).tiny)
     print(f"  ESS/s ours / pymc-marketing default: {ratio:.2f}x   time ratio: "
           f"{rows['ours']['seconds'] / rows['pymc-marketing default']['seconds']:.2f}x", flush=True)
@@ -92,6 +127,8 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=FitSettings.draws)
     ap.add_argument("--tune", type=int, default=FitSettings.tune)
     ap.add_argument("--chains", type=int, default=FitSettings.chains)
+    ap.add_argument("--baseline-timeout", type=float, default=0,
+                    help="seconds before PyMC-Marketing's fit is stopped (synthetic panels; 0: no limit)")
     args = ap.parse_args()
     settings = FitSettings(method="nuts", draws=args.draws, tune=args.tune, chains=args.chains, holdout_weeks=0)
     if args.tenant:
@@ -103,7 +140,8 @@ def main() -> None:
         return
     for period in args.periods:
         p = synthetic_panel(n_geos=args.geos, period=period, seed=args.seed)
-        run_panel(prepare_model_data(p.model_input, p.weather_daily, period), settings)
+        run_panel(prepare_model_data(p.model_input, p.weather_daily, period), settings,
+                  (period, args.geos, args.seed), args.baseline_timeout)
 
 
 if __name__ == "__main__":

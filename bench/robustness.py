@@ -211,9 +211,7 @@ def run_dbt(wh: Path, workdir: Path, variables: dict) -> None:
 
 def score(result: WorldResult, truth, channel_summary, weather_effects) -> WorldResult:
     overall = channel_summary[channel_summary["geo_id"].isna()].set_index("channel")
-    # a spec without weather terms leaves the frame without rows or columns
-    we = (weather_effects if not weather_effects.empty else
-          pd.DataFrame(columns=["channel", "weather_variable"])).set_index(["channel", "weather_variable"])
+    we = weather_effects.set_index(["channel", "weather_variable"])  # no rows when the spec kept no weather term
     for c, ch in truth.channels.items():
         if c not in overall.index:
             continue

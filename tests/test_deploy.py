@@ -25,7 +25,7 @@ def _home_with(tmp_path: Path, name: str) -> Path:
     return home
 
 
-@pytest.mark.parametrize("name", ["dagster.yaml", "dagster.postgres.yaml", "dagster.k8s.yaml"])
+@pytest.mark.parametrize("name", ["dagster.yaml", "dagster.postgres.yaml"])
 def test_instance_yaml_validates_with_one_warehouse_writer(name, tmp_path, monkeypatch):
     for k, v in PG_ENV.items():
         monkeypatch.setenv(k, v)
@@ -74,6 +74,10 @@ def test_folder_warehouse_instance_runs_tenants_side_by_side_and_one_writer_per_
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         runs = TagConcurrencyLimitsCounter(queue.tag_concurrency_limits, [run("acme")])
         assert runs.is_blocked(run("acme")) and not runs.is_blocked(run("brand-b"))
+    # the cluster's instance over its warehouse folder: the same two limits
+    k8s = yaml.safe_load((DEPLOY / "dagster.k8s.yaml").read_text())
+    assert "default_limit" not in k8s["concurrency"]["pools"]
+    assert k8s["run_launcher"]["config"]["env_vars"][0] == "WEATHERVANE_WAREHOUSE=/data/warehouse"
 
     job = defs.resolve_job_def("refresh_job")
     ops = [node.definition for node in job.graph.node_dict.values()]
@@ -87,6 +91,52 @@ def test_folder_warehouse_instance_runs_tenants_side_by_side_and_one_writer_per_
     # a run config's own limits are kept beside the writer limit
     own = [{"key": "team", "value": "x", "limit": 2}]
     assert with_writer_limit({"tag_concurrency_limits": own})["tag_concurrency_limits"][0] == own[0]
+
+
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:6443"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+"""
+
+
+def test_k8s_run_pod_gets_the_shared_volume_the_warehouse_folder_and_two_cores(tmp_path, monkeypatch):
+    """The launcher config passes dagster-k8s's own schema and the Job it would create for a tenant's run (built
+    offline: no cluster) mounts the shared volume where the warehouse folder and landing zone point."""
+    from dagster import DagsterRun
+    from dagster._config import process_config
+    from dagster_k8s import K8sRunLauncher
+    from dagster_k8s.container_context import K8sContainerContext
+    from dagster_k8s.job import construct_dagster_k8s_job
+
+    for k, v in PG_ENV.items():
+        monkeypatch.setenv(k, v)
+    launcher_yaml = yaml.safe_load((DEPLOY / "dagster.k8s.yaml").read_text())["run_launcher"]["config"]
+    processed = process_config(K8sRunLauncher.config_type(), launcher_yaml)
+    assert processed.success, [e.message for e in processed.errors]
+    (tmp_path / "kubeconfig").write_text(KUBECONFIG)
+    launcher = K8sRunLauncher(**{**processed.value, "load_incluster_config": False,
+                                 "kubeconfig_file": str(tmp_path / "kubeconfig")})
+    run = DagsterRun(job_name="refresh_job", run_id="0123abcd", tags={"dagster/partition": "acme"})
+    context = K8sContainerContext.create_for_run(run, launcher, include_run_tags=True)
+    job = construct_dagster_k8s_job(
+        job_config=context.get_k8s_job_config(job_image=None, run_launcher=launcher), args=["dagster"],
+        job_name="dagster-run-0123abcd", pod_name="dagster-run-0123abcd", component="run_worker",
+        user_defined_k8s_config=context.run_k8s_config, labels={}).to_dict()
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == "weathervane:test"
+    claims = {v["name"]: (v.get("persistent_volume_claim") or {}).get("claim_name") for v in pod["volumes"]}
+    assert claims["weathervane-data"] == "weathervane-data"
+    mounts = {m["name"]: m["mount_path"] for m in container["volume_mounts"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    for var in ("WEATHERVANE_WAREHOUSE", "WEATHERVANE_LANDING", "WEATHERVANE_MODEL_STORE", "WEATHERVANE_REPORTS"):
+        assert Path(env[var]).is_relative_to(mounts["weathervane-data"]), var  # on the shared volume, not the pod
+    assert container["resources"]["requests"]["cpu"] == "2"  # the fit's two chains
+    sources = {(e["config_map_ref"] or e["secret_ref"])["name"] for e in container["env_from"]}
+    assert sources == {"weathervane-env", "weathervane-secrets"}
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in DEPLOY.glob("run_config.*.yaml")))

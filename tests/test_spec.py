@@ -10,6 +10,7 @@ import pytest
 from weathervane.config import Grain, ModelPins, TenantConfig
 from weathervane.sniff import ChannelProfile, Profile, decide
 from weathervane.spec import (
+    DRAWS,
     MAX_DAILY_CELL_DAYS,
     SpecError,
     apply_overrides,
@@ -121,6 +122,9 @@ def test_the_spec_round_trips_through_the_warehouse_and_every_path_resolves_the_
     assert back.to_dict() | {"decided_at": None} == spec.to_dict() | {"decided_at": None}
     assert resolve_spec(con, "shop", cfg).period == "week"
     assert read_spec(con, "other") is None and default_spec("other", TenantConfig()).period == "week"
+    # a sampler default stored by an older release gives way to today's; a pinned value would not
+    con.execute("update ops.model_spec set value = '500' where tenant_id = 'shop' and field = 'draws'")
+    assert read_spec(con, "shop").draws == DRAWS != 500
     rows = con.execute("select field, status from ops.model_spec where tenant_id = 'shop'").fetchall()
     assert ("period", "refused") in rows and ("period", "ok") in rows
     con.close()

@@ -47,6 +47,7 @@ FIT_TIME_BUDGET_S = 420.0
 DRAWS, TUNE, CHAINS = 1000, 500, 2
 
 SOURCE_DATA, SOURCE_PIN, SOURCE_RUN, SOURCE_DEFAULT = "data", "tenant.yaml", "run config", "default"
+SAMPLER_FIELDS = ("draws", "tune", "chains", "time_budget_s")
 TABLE = "ops.model_spec"
 DDL = """
 CREATE TABLE IF NOT EXISTS ops.model_spec (
@@ -358,7 +359,9 @@ def read_spec(con, tenant_id: str) -> ModelSpec | None:
         if name not in ModelSpec.FIELDS:
             continue
         v = json.loads(value)
-        setattr(spec, name, tuple(v) if isinstance(v, list) else v)
+        # a sampler default follows the release, not the day the spec was stored (a fit-only run reads it)
+        if not (name in SAMPLER_FIELDS and source == SOURCE_DEFAULT):
+            setattr(spec, name, tuple(v) if isinstance(v, list) else v)
         spec.sources[name], spec.reasons[name] = source, reason
     return spec
 

@@ -211,9 +211,7 @@ def experiment_sentences(plan, currency: str) -> list[str]:
 
 
 def render_plan_html(plan, currency: str | None = None) -> str:
-    from weathervane.mmm.report import tenant_currency
-
-    currency = currency or tenant_currency(plan.tenant_id)
+    currency = currency or rp.tenant_currency(plan.tenant_id)
     m = lambda v: rp.money(v, currency)  # noqa: E731
     kpi, base, lift = _q(plan.kpi_draws), _q(plan.baseline_kpi_draws), _q(plan.lift_draws)
     c = plan.contribution

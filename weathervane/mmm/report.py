@@ -10,16 +10,6 @@ import pandas as pd
 from weathervane import reports as rp
 
 
-def tenant_currency(tenant_id: str, default: str = "USD") -> str:
-    """The tenant's currency from tenant.yaml; a report never fails a fit over it."""
-    from weathervane import config
-
-    try:
-        return config.load_tenant_config(config.landing_root(), tenant_id).currency
-    except (OSError, ValueError):
-        return default
-
-
 def _period_word(data) -> str:
     return "week" if data.period == "week" else "day"
 
@@ -106,7 +96,7 @@ def channel_rows(overall: pd.DataFrame, currency: str) -> list[tuple]:
 def write_report(mmm, resp, data, frames: dict[str, pd.DataFrame], meta: dict, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    currency = meta.get("currency") or tenant_currency(data.tenant_id)
+    currency = meta.get("currency") or rp.tenant_currency(data.tenant_id)
     weather = frames["weather_effects"]
     figures = [
         ("Does the model reproduce the history?", _fit_figure(mmm, data, currency)),

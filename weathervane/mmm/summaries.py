@@ -116,7 +116,9 @@ def weather_effects(resp: PosteriorResponse, model_id: str, tenant_id: str) -> p
             rows.append(dict(model_id=model_id, tenant_id=tenant_id, channel=channel, weather_variable=var,
                              multiplier_per_sd_mean=float(mean), multiplier_per_sd_p05=float(p05),
                              multiplier_per_sd_p95=float(p95)))
-    return pd.DataFrame(rows)
+    # the contract's columns even when the model has no weather term (readers select them by name)
+    return pd.DataFrame(rows, columns=["model_id", "tenant_id", "channel", "weather_variable", "multiplier_per_sd_mean",
+                                       "multiplier_per_sd_p05", "multiplier_per_sd_p95"])
 
 
 def response_curves(resp: PosteriorResponse, model_id: str, tenant_id: str, draws: int | None = 300) -> pd.DataFrame:
