@@ -61,7 +61,7 @@ class Plan:
     move_fraction: float = 1.0  # share of the optimiser's move the plan takes (0 = keep-the-split)
     weather_share: float = 1.0  # share of the forecast's pull on the allocation that move follows
     prob_better: float = 0.0  # P(move_fraction of the candidate beats keep-the-split)
-    min_prob_better: float = 0.8
+    min_prob_better: float = 0.9  # the plan's record of the bar it was judged by (planning.min_prob_better)
     fallback_reasons: list[str] = field(default_factory=list)
     held: np.ndarray | None = None  # [channel, geo] cells held at keep-the-split (need an experiment)
     evidence: ModelEvidence | None = None
