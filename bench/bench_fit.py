@@ -58,7 +58,11 @@ def weakest(mmm, k: int = 3) -> str:
 def _baseline_row(panel_args: tuple, settings: FitSettings) -> dict:
     period, geos, seed = panel_args
     p = synthetic_panel(n_geos=geos, period=period, seed=seed)
-    mmm, seconds = pymc_marketing_default(prepare_model_data(p.model_input, p.weather_daily, period), settings)
+    return _row(*pymc_marketing_default(prepare_model_data(p.model_input, p.weather_daily, period), settings),
+                settings)
+
+
+def _row(mmm, seconds: float, settings: FitSettings) -> dict:
     d = diagnostics(mmm, settings)
     return dict(seconds=seconds, ess=d["min_ess_bulk"], ess_s=d["min_ess_bulk"] / seconds, rhat=d["max_rhat"],
                 div=d["divergences"], gate=passes(d, settings), weakest=weakest(mmm))
@@ -103,11 +107,7 @@ def run_panel(data, settings: FitSettings, panel_args: tuple | None = None, base
                 return rows
             rows[name] = row
         else:
-            mmm, seconds = run()
-            d = diagnostics(mmm, settings)
-            rows[name] = dict(seconds=seconds, ess=d["min_ess_bulk"], ess_s=d["min_ess_bulk"] / seconds,
-                              rhat=d["max_rhat"], div=d["divergences"], gate=passes(d, settings),
-                              weakest=weakest(mmm))
+            rows[name] = _row(*run(), settings)
         r = rows[name]
         print(f"  {name:24s} {r['seconds']:7.1f} s  min bulk ESS {r['ess']:7.1f}  ESS/s {r['ess_s']:6.2f}  "
               f"max r-hat {r['rhat']:.3f}  divergences {r['div']}  gate {'pass' if r['gate'] else 'FAIL'}  "
