@@ -33,9 +33,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from weathervane.simulate.worlds import ALL_WORLDS, MATRIX, TRAIT_WORLDS  # noqa: E402
+from weathervane.sniff.decide import MIN_LIVE_DAYS  # noqa: E402
 
 WORKDIR = REPO / "data" / "calibration"
-DAYS, GEOS = 420, 3
+# two weeks past what the sniff needs to keep weather terms: shorter worlds would be judged without weather
+DAYS, GEOS = MIN_LIVE_DAYS + 14, 3
 # the trait worlds first, then the matrix: the new traits are what the plans were not tested on
 ORDER = ("geo_parity_paced", "reference", "small_bad_files", "paced_search", "promo_flights", "small_no_tests",
          "revenue_budgets", "hidden_like", "hill_s_curve", "small_parity_paced", "weather_swapped", "q4_push",
@@ -127,6 +129,31 @@ def plan_run(fit: dict, workdir: Path) -> dict:
         con.close()
     return {"world": fit["world"], "seed": fit["seed"], "fit_status": fit["status"],
             **{k: v for k, v in out.items() if isinstance(v, (int, float, str, bool, list, dict)) or v is None}}
+
+
+def adopt(workdir: Path, results: Path, inputs: Path) -> int:
+    """Take in the robustness matrix's runs (bench_robustness.py: the same simulate -> ingest -> dbt -> fit_tenant_spec
+    path at the same length and geos) as fitted calibration runs, so a world x seed is fitted once for both benches."""
+    have = {(f["world"], f["seed"]) for f in load(workdir / "fits.jsonl")}
+    (workdir / "runs").mkdir(parents=True, exist_ok=True)
+    n = 0
+    for r in load(results):
+        if (r["world"], r["seed"]) in have or not r.get("model_id"):
+            continue
+        src = inputs / r["tenant_id"]
+        if not (src / "warehouse.duckdb").exists():
+            print(f"{r['tenant_id']}: no run folder under {inputs}", flush=True)
+            continue
+        dst = run_dir(workdir, r["world"], r["seed"])
+        if not dst.exists():
+            dst.symlink_to(src.resolve(), target_is_directory=True)
+        _append(workdir / "fits.jsonl", dict(
+            world=r["world"], seed=r["seed"], tenant_id=r["tenant_id"], model_id=r["model_id"], status=r["status"],
+            holdout_mape=None, fit_seconds=r.get("fit_seconds"), diagnostics={}, roas=r["roas"], weather=r["weather"],
+            needs_experiment=r.get("needs_experiment", []), spec_period=(r.get("spec") or {}).get("period"),
+            ladder_rung=r.get("ladder_rung"), adopted_from=str(results)))
+        n += 1
+    return n
 
 
 def _append(path: Path, row: dict) -> None:
@@ -247,9 +274,13 @@ def main() -> None:
     ap.add_argument("--plans", type=Path, help="plans file for --report (default: plans.jsonl)")
     ap.add_argument("--channel-sd", type=float, help="--replan with this model-error allowance (channel part)")
     ap.add_argument("--geo-sd", type=float, help="--replan with this model-error allowance (geo part)")
+    ap.add_argument("--adopt", nargs=2, type=Path, metavar=("RESULTS_JSONL", "INPUTS_DIR"),
+                    help="take in bench_robustness.py's fitted runs (its --out file and its inputs folder)")
     ap.add_argument("--one", nargs=3, metavar=("WORLD", "SEED", "STAGE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
+    if args.adopt:
+        print(f"adopted {adopt(args.workdir, *args.adopt)} fitted runs", flush=True)
     if args.one:
         one(args.one[0], int(args.one[1]), args.workdir, args.one[2])
         return
