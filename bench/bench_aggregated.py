@@ -10,8 +10,10 @@ or Hill saturation, trend, yearly season, two event columns, Gaussian noise, and
 (spend in thousandths of the revenue unit, or revenue in thousands). The true ROAS is each channel's
 contribution over the table's weeks divided by its spend, in the units delivered.
 
-Ours: `prepare_model_data` then `weathervane.mmm.pipeline.fit_panel` with the default `FitSettings()` (holdout
-score, gate and retry included), ROAS read from its `channel_summary` rows. PyMC-Marketing: `MMM` built as its
+Ours: the production path — the table delivered as `aggregated/mmm_input/mmm_export.csv` (a single market without a
+geo column), ingested, harmonized by dbt, the sniff's model spec (period, grain, carry-over, controls by name), then
+`weathervane.mmm.fit_tenant_spec`, the fit step the Dagster asset runs, with its defaults (ladder, gate, retry,
+holdout); ROAS read from the chosen model's `mmm.channel_summary` rows. PyMC-Marketing: `MMM` built as its
 example notebook builds it (GeometricAdstock l_max=8, LogisticSaturation, yearly_seasonality=2, controls
 `event_1, event_2, t`, saturation_beta ~ HalfNormal(n_channels x spend share), intercept Normal(0.5, 0.2),
 gamma_control Normal(0, 0.05), gamma_fourier Laplace(0, 0.2), likelihood sigma HalfNormal(6)), target_accept 0.95,
@@ -115,30 +117,60 @@ def aggregated_table(spec: TableSpec) -> tuple[pd.DataFrame, dict[str, float]]:
     return pd.concat(rows, ignore_index=True), truth
 
 
-def fit_ours(frame: pd.DataFrame, workdir: str) -> tuple[dict, dict]:
-    from weathervane.mmm.data import prepare_model_data
-    from weathervane.mmm.model import FitSettings
-    from weathervane.mmm.pipeline import fit_panel
+GEO_IDS = ("US-CA", "US-TX", "US-NY", "US-FL", "US-WA")
 
-    try:  # a table without weather: no weather terms
-        data = prepare_model_data(frame, None, "week", weather_vars=())
-    except TypeError:
-        data = prepare_model_data(frame, None, "week")
-    fitted = fit_panel(data, FitSettings(), store=workdir, reports=workdir, report=False)
-    cs = fitted.frames["channel_summary"]
-    cs = cs[cs["geo_id"].isna()].set_index("channel")
+
+def deliver(frame: pd.DataFrame, landing, tenant: str) -> None:
+    """The table as a brand delivers it: `aggregated/mmm_input/<file>.csv` with `date, [geo_id,] revenue,
+    spend_<channel>…, <event columns>` (a single market has no geo column)."""
+    from pathlib import Path
+
+    folder = Path(landing) / tenant / "aggregated" / "mmm_input"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = frame.rename(columns={"kpi": "revenue", "control_event_1": "event_1", "control_event_2": "event_2"})
+    cols = ["date", "revenue", *[f"spend_{c}" for c in CHANNELS], "event_1", "event_2"]
+    if out["geo_id"].nunique() > 1:
+        out["geo_id"] = out["geo_id"].map(dict(zip(sorted(out["geo_id"].unique()), GEO_IDS)))
+        cols.insert(1, "geo_id")
+    out[cols].to_csv(folder / "mmm_export.csv", index=False)
+
+
+def fit_ours(frame: pd.DataFrame, workdir: str) -> tuple[dict, dict]:
+    """The production path: the table delivered to a landing folder, ingested, harmonized by dbt, the sniff's model
+    spec, then `fit_tenant_spec` (the fit step the Dagster asset runs) with its defaults."""
+    from pathlib import Path
+
+    from bench.robustness import harmonize_as_production, ingest_simulated
+    from weathervane import config
+    from weathervane.mmm.pipeline import duckdb_connect, fit_tenant_spec
+
+    work, tenant = Path(workdir), "agg"
+    landing, wh = work / "landing", work / "warehouse.duckdb"
+    deliver(frame, landing, tenant)
+    quarantined = ingest_simulated(wh, landing, tenant)
+    if quarantined:
+        raise RuntimeError(f"the delivered table was quarantined: {quarantined}")
+    harmonize_as_production(wh, work, landing, tenant)
+    cfg = config.load_tenant_config(landing, tenant)
+    ladder, spec, _ = fit_tenant_spec(duckdb_connect(wh), tenant, cfg, store=work / "models", reports=None)
+    fitted = ladder.chosen
+    model_id = fitted.model_id if fitted is not None else ladder.fallback_model_id  # no rung passed: the spec's fit
+    with duckdb_connect(wh)(True) as con:
+        cs = con.execute("select * from mmm.channel_summary where model_id = ? and geo_id is null",
+                         [model_id]).df().set_index("channel")
     est = {c: (float(cs.loc[c, "roas_mean"]), float(cs.loc[c, "roas_p05"]), float(cs.loc[c, "roas_p95"]))
            for c in CHANNELS}
-    first = fitted.attempts[0] if fitted.attempts else {}
-    info = dict(status=fitted.status, tries=len(fitted.attempts), first_ess=first.get("min_ess_bulk"),
+    first = fitted.attempts[0] if fitted is not None and fitted.attempts else {}
+    info = dict(status=fitted.status if fitted is not None else "no rung passed the gate",
+                tries=len(fitted.attempts) if fitted is not None else None, first_ess=first.get("min_ess_bulk"),
                 first_div=first.get("divergences"), first_rhat=first.get("max_rhat"),
-                warnings=getattr(fitted, "warnings", None))
+                spec=f"{spec.period} x {'/'.join(spec.grain)}, {spec.lags} lags, controls {list(spec.controls or [])}, "
+                     f"rung {(ladder.chosen_rung or 0) + 1}")
     return est, info
 
 
 def fit_pymc_marketing(frame: pd.DataFrame) -> tuple[dict, dict]:
     """PyMC-Marketing's MMM as its example notebook specifies it (see the module docstring)."""
-    import arviz as az
     import xarray as xr
     from pymc_extras.prior import Prior
 

@@ -84,8 +84,8 @@ def bench_demo_tenant(tenant: str):
         con = duckdb.connect(str(copy))
         try:
             t0 = time.perf_counter()
-            resp = load_latest_response(con, tenant)
-            plan = build_plan(con, tenant, config.load_tenant_config(None, tenant), resp)
+            resp = load_latest_response(con, tenant, config.model_store())
+            plan = build_plan(con, tenant, config.load_tenant_config(config.landing_root(), tenant), resp)
             return time.perf_counter() - t0, plan
         except Exception as exc:  # no usable model yet: report why
             return exc

@@ -132,9 +132,10 @@ def main() -> None:
     args = ap.parse_args()
     settings = FitSettings(method="nuts", draws=args.draws, tune=args.tune, chains=args.chains, holdout_weeks=0)
     if args.tenant:
+        from weathervane import config
         from weathervane.mmm import duckdb_connect
 
-        with duckdb_connect()(True) as con:
+        with duckdb_connect(config.warehouse_path())(True) as con:
             frame, weather = read_model_input(con, args.tenant)
         run_panel(prepare_model_data(frame, weather), settings)
         return

@@ -1,7 +1,7 @@
 """The one code location: every asset family, checks, jobs, the landing sensor and the weekly schedule."""
 from __future__ import annotations
 
-from dagster import Definitions, load_asset_checks_from_modules
+from dagster import Definitions
 
 from dagster_project import jobs, schedules, sensors
 from dagster_project.executor import weathervane_executor

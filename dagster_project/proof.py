@@ -90,7 +90,7 @@ def _open(tenant_id: str):
     """The tenant's warehouse file, read-only (its own file in a folder warehouse)."""
     from weathervane.warehouse import connect_tenant
 
-    return connect_tenant(None, tenant_id, read_only=True, lock_wait_s=60.0)
+    return connect_tenant(config.warehouse_path(), tenant_id, read_only=True, lock_wait_s=60.0)
 
 
 def run_proof(tenant_id: str, *, period: str | None = None, draws: int | None = None, chains: int | None = None,
@@ -150,8 +150,8 @@ def run_proof(tenant_id: str, *, period: str | None = None, draws: int | None = 
             return filled, f"{filled}: " + ("; ".join(written) or "nothing to fill")
         run.model_tenant = step(f"fill the gaps of {tenant} (copy as a tenant of its own)", gaps)
 
-    elif rp_truth(tenant) is not None:  # a simulated tenant run live (the demo): its truth is known
-        run.truth_path = str(rp_truth(tenant))
+    elif rp_truth(tenant, landing) is not None:  # a simulated tenant run live (the demo): its truth is known
+        run.truth_path = str(rp_truth(tenant, landing))
 
     run_config = {"ops": {"mmm__weather_mmm": {"config": fit}}} if fit else {}
 
@@ -187,7 +187,7 @@ def run_proof(tenant_id: str, *, period: str | None = None, draws: int | None = 
 
         con = _open(run.model_tenant)
         # a folder warehouse keeps a twin in its own file: the sniff is read from the sniffed tenant's
-        apart = tenant_path(None, tenant) != tenant_path(None, run.model_tenant)
+        apart = tenant_path(config.warehouse_path(), tenant) != tenant_path(config.warehouse_path(), run.model_tenant)
         sniff_con = _open(tenant) if apart else None
         try:
             return write_proof_report(con, run, config.reports_dir(), cfg.currency, cfg.kpi,

@@ -37,6 +37,12 @@ class WeathervaneResource(ConfigurableResource):
     def tenant_config(self, tenant_id: str) -> config.TenantConfig:
         return config.load_tenant_config(self.landing(), validate_tenant_id(tenant_id))
 
+    def audience(self, tenant_id: str):
+        """Who the tenant's report pages are for (its currency; the banner when simulated)."""
+        from weathervane.reports import audience
+
+        return audience(validate_tenant_id(tenant_id), self.landing())
+
     # Writers normally hold the pool slot (single file) or are one run's writer step (folder mode), so a lock
     # conflict is a step outside those taking its short turn.
     lock_wait_s: float = 600.0

@@ -93,7 +93,7 @@ def test_a_weekly_table_without_geos_in_odd_units_runs_to_a_plan_with_its_contro
     # delivered event columns are controls, by name
     from weathervane.mmm.response import META_ATTR, open_model
 
-    tree, _ = open_model(model_id, tenant)
+    tree, _ = open_model(model_id, tenant, store=wv_env["model_store"])
     meta = json.loads(tree.attrs[META_ATTR])
     assert {"control_event_1", "control_event_2"} <= set(meta["control_names"])
     # spend in thousandths of the currency: ROAS comes out in the table's units (about 1000x), not 2,000x off

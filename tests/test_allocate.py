@@ -21,8 +21,8 @@ from weathervane.allocate import (
 )
 from weathervane.allocate.safety import ModelEvidence
 from weathervane.config import Autopilot, Planning, TenantConfig
+from weathervane.reports import audience
 from weathervane.simulate import simulate_tenant
-from weathervane.simulate.truth import load_truth
 
 TENANT = "simco"
 CONTRACT_PLAN_COLUMNS = ["plan_id", "tenant_id", "model_id", "created_at", "horizon_start", "horizon_end",
@@ -92,7 +92,8 @@ def test_plan_beats_baseline_holds_every_constraint_and_is_written(sim, wv_env):
     meta_cap = 0.95 * probe.previous[probe.channels.index("meta")].sum()
     ny_floor = 1.15 * probe.previous[:, probe.geos.index("US-NY")].sum()
     cfg = _cfg(max_change_pct=30, channel_max={"meta": meta_cap}, geo_min={"US-NY": ny_floor})
-    plan = propose_plan(con, TENANT, cfg, response, reports_dir=wv_env["reports"], evidence=TRUSTED)
+    plan = propose_plan(con, TENANT, cfg, response, reports_dir=wv_env["reports"],
+                        audience=audience(TENANT, wv_env["landing"]), evidence=TRUSTED)
     assert plan.horizon_start == date.fromisoformat(truth.forecast_start)  # day after the last spend day
     prev = plan.previous
     assert prev.sum() > 0 and plan.total_budget == pytest.approx(prev.sum())

@@ -24,6 +24,7 @@ from weathervane.governance.autopilot import add_autopilot_cli, gate_state, sent
 from weathervane.governance.cli import add_plans_cli
 from weathervane.landing import ingest_tenant
 from weathervane.simulate import simulate_tenant
+from weathervane.reports import audience
 from weathervane.simulate.deployments import inject, revenue_panel
 from weathervane.warehouse import connect, ensure_schemas
 
@@ -93,7 +94,7 @@ def audited(tmp_path_factory):
     _write_marts(con, panel, truth)
     cfg = load_tenant_config(paths["landing"], TENANT)
     settings = AuditSettings(pre_period_days=cfg.audit.pre_period_days)  # production draws: shorter chains miss its ESS gate
-    run = run_audits(con, TENANT, cfg, paths["reports"], settings)
+    run = run_audits(con, TENANT, cfg, paths["reports"], settings, audience(TENANT, paths["landing"]))
     rows = {(r["deployment_id"], r["method"]): r for r in
             con.execute("select * from decisions.causal_audits").fetchdf().to_dict("records")}
     con.close()

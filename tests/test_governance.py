@@ -165,7 +165,7 @@ def test_every_transition_notifies_outbox_and_webhook(con):
         _propose(con, "p1", cfg=cfg)
         from weathervane.governance import deliver_pending
 
-        deliver_pending(con, "acme", cfg=cfg)
+        deliver_pending(con, "acme", cfg)
         approve(con, "p1", APPROVER, None, cfg)
         apply(con, "p1", "ops-bot", None, cfg)
     finally:

@@ -33,7 +33,7 @@ def landing(wv_env) -> Path:
 
 @pytest.fixture
 def con(wv_env):
-    c = connect()
+    c = connect(wv_env["warehouse"])
     yield c
     c.close()
 

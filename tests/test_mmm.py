@@ -173,7 +173,7 @@ def test_map_fit_through_dagster_writes_contract_rows_report_and_consistent_resp
                                rtol=1e-6)
 
     # the response API reproduces the model's own weather-modulated contribution from the saved NetCDF
-    resp = PosteriorResponse.from_model_id(model_id, TENANT)
+    resp = PosteriorResponse.from_model_id(model_id, TENANT, store=wv_env["model_store"])
     import xarray as xr
 
     tree = xr.open_datatree(next(wv_env["model_store"].glob(f"*/{model_id}.nc")))
@@ -229,14 +229,15 @@ def test_map_fit_through_dagster_writes_contract_rows_report_and_consistent_resp
 @pytest.mark.heavy
 def test_failed_diagnostics_are_recorded_and_skipped(wv_env, tiny_panel):
     _load_warehouse(wv_env["warehouse"], tiny_panel)
-    connect = duckdb_connect()
-    ok = fit_tenant(connect, TENANT, FitSettings(method="map", holdout_weeks=0))
+    connect = duckdb_connect(wv_env["warehouse"])
+    paths = dict(store=wv_env["model_store"], reports=wv_env["reports"])
+    ok = fit_tenant(connect, TENANT, FitSettings(method="map", holdout_weeks=0), **paths)
     # a short NUTS run cannot reach an absurd ESS threshold: it must be kept, but marked failed. PyMC's own NUTS
     # reuses the C the MAP fit compiled, so this tiny run starts in seconds.
     # It is refitted once (same length here, to stay quick) before being stored as failed, and says so plainly.
     strict = FitSettings(method="nuts", nuts_sampler="pymc", draws=30, tune=30, chains=2, holdout_weeks=0,
                          min_ess_bulk=1e9, retry_scale=1.0)
-    failed = fit_tenant(connect, TENANT, strict)
+    failed = fit_tenant(connect, TENANT, strict, **paths)
     assert ok.status == STATUS_OK and failed.status == STATUS_FAILED
     assert failed.diagnostics["min_ess_bulk"] < 1e9 and failed.path.exists()
     assert [a["draws"] for a in failed.attempts] == [30, 30] and failed.diagnostics["attempts"] == 2
@@ -307,7 +308,7 @@ def test_sampling_progress_reaches_the_event_log_callback(tiny_panel, tmp_path):
     data = prepare_model_data(tiny_panel.model_input, tiny_panel.weather_daily, "week")
     seen = []
     settings = FitSettings(draws=40, tune=40, chains=2, holdout_weeks=0, retries=0)
-    fit_panel(data, settings, store=tmp_path, report=False, progress=seen.append)
+    fit_panel(data, settings, store=tmp_path, reports=None, report=False, progress=seen.append)
     assert seen, "no progress was reported"
     last = seen[-1]
     assert last.done == last.total == 2 * (40 + 40) and last.share == 1.0

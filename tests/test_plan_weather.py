@@ -20,6 +20,7 @@ from weathervane.allocate import SaturatingResponse, build_plan, propose_plan
 from weathervane.allocate.plan import describe_decision
 from weathervane.allocate.safety import ModelEvidence
 from weathervane.config import Planning
+from weathervane.reports import audience
 from weathervane.simulate import simulate_tenant
 from weathervane.simulate.oracle import WeatherEvent, impose_weather_events, score_plans
 
@@ -169,7 +170,7 @@ def test_demo_plan_path_states_p_better_binding_constraints_weather_and_experime
     design = _write_experiment_for(con, "simulator-truth", "google_search")
     flagged = ModelEvidence.assumed("simulator-truth", {("google_search", None): True})
     plan = propose_plan(con, TENANT, _cfg(max_change_pct=30), _model(w["truth"], 0.1), evidence=flagged,
-                        reports_dir=wv_env["reports"])
+                        reports_dir=wv_env["reports"], audience=audience(TENANT, wv_env["landing"]))
     assert plan.decision == "plan" and plan.prob_better >= Planning().min_prob_better
     lines = describe_decision(con, plan.plan_id)
     text = "\n".join(lines)
@@ -206,7 +207,7 @@ def test_demo_plan_path_states_p_better_binding_constraints_weather_and_experime
 
     preview = ModelEvidence.assumed("simulator-truth", sampler="map")
     kept = propose_plan(con, TENANT, _cfg(max_change_pct=30), _model(w["truth"], 0.1), evidence=preview,
-                        reports_dir=wv_env["reports"])
+                        reports_dir=wv_env["reports"], audience=audience(TENANT, wv_env["landing"]))
     lines = describe_decision(con, kept.plan_id)
     assert lines[0].startswith(f"Plan {kept.plan_id} keeps the current split: model simulator-truth is a map "
                                "preview without sampler diagnostics")

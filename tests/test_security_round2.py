@@ -15,7 +15,6 @@ import time
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pytest
 
@@ -213,7 +212,7 @@ def _ingest_mmm(wv_env, name: str, content: str | bytes):
     folder = wv_env["landing"] / "acme" / "aggregated" / "mmm_input"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / name).write_bytes(content if isinstance(content, bytes) else content.encode())
-    con = connect()
+    con = connect(wv_env["warehouse"])
     try:
         report = ingest_tenant(con, wv_env["landing"], "acme")
         rows = con.execute("select count(*) from raw.aggregated__mmm_input").fetchone()[0]
@@ -260,7 +259,7 @@ def test_a_csv_line_or_file_beyond_its_stream_cap_is_quarantined(wv_env):
     from weathervane.landing import ingest_tenant
     from weathervane.warehouse import connect
 
-    con = connect()
+    con = connect(wv_env["warehouse"])
     try:
         report = ingest_tenant(con, wv_env["landing"], "acme")
     finally:

@@ -210,7 +210,7 @@ def test_migration_refuses_rows_without_a_tenant(wv_env):
     con.execute("insert into mmm.models values ('m1', 'acme'), ('m2', null)")
     con.close()
     with pytest.raises(MigrationError, match="rows without a tenant_id"):
-        migrate_to_folder(wv_env["warehouse"], wv_env["warehouse"].parent / "tenants")
+        migrate_to_folder(wv_env["warehouse"], wv_env["warehouse"].parent / "tenants", wv_env["landing"])
     assert wv_env["warehouse"].is_file() and not (wv_env["warehouse"].parent / "tenants").exists()
 
 

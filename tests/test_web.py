@@ -23,6 +23,7 @@ from weathervane.allocate import SaturatingResponse, propose_plan
 from weathervane.allocate.plan import write_plan
 from weathervane.config import load_tenant_config
 from weathervane.governance.identity import UserStore
+from weathervane.reports import audience
 from weathervane.simulate import simulate_tenant
 
 TENANT = "shop"
@@ -129,7 +130,7 @@ def site(tmp_path_factory):
         try:
             _load_marts(con, landing / TENANT, truth)
             plan = propose_plan(con, TENANT, cfg, SaturatingResponse.from_truth(truth, draws=60, seed=1),
-                                reports_dir=reports)
+                                reports_dir=reports, audience=audience(TENANT, landing))
         finally:
             con.close()
 

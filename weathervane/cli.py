@@ -20,7 +20,8 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     tenant = config.validate_tenant_id(args.tenant)
     landing = Path(args.landing) if args.landing else config.landing_root()
     require_tenant_folder(landing, tenant)
-    con = connect_tenant(Path(args.warehouse) if args.warehouse else None, tenant, lock_wait_s=args.wait,
+    warehouse = Path(args.warehouse) if args.warehouse else config.warehouse_path()
+    con = connect_tenant(warehouse, tenant, lock_wait_s=args.wait,
                          on_wait=lambda msg: console.print(escape(msg)))
     try:
         ensure_schemas(con)

@@ -275,9 +275,9 @@ def refuse_links(root: Path | str, path: Path | str, *, max_bytes: int | None = 
         raise TenantConfigError(f"{current}: {st.st_size} bytes, more than the {max_bytes} allowed")
 
 
-def load_tenant_config(root: Path | str | None, tenant_id: str) -> TenantConfig:
+def load_tenant_config(root: Path | str, tenant_id: str) -> TenantConfig:
     """Read `<root>/<tenant>/tenant.yaml`; defaults apply when it is absent."""
-    root = Path(root if root is not None else landing_root())
+    root = Path(root)
     path = tenant_dir(root, tenant_id) / "tenant.yaml"
     refuse_links(root, path, max_bytes=TENANT_YAML_MAX_BYTES)
     if not path.exists():

@@ -2,7 +2,6 @@
 estimates against the simulated truth, the plan and its regret against the true optimum, the replay, the reports."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import duckdb
@@ -110,7 +109,8 @@ def _regret_lines(con, tenant_id: str, model_id: str, truth_path: Path) -> list[
     from weathervane.simulate.oracle import evaluate_world_decision
 
     try:
-        r = evaluate_world_decision(con, tenant_id, truth_path, model_id, config.landing_root())
+        r = evaluate_world_decision(con, tenant_id, truth_path, model_id, config.landing_root(),
+                                    store=config.model_store())
     except Exception as exc:  # the summary still prints; the reason is shown
         return [f"Regret against the truth could not be computed: {exc}"]
     return [
@@ -128,13 +128,14 @@ def _replay_lines(con, tenant_id: str) -> list[str]:
     rows = con.execute("select * from decisions.policy_replay where tenant_id = ?", [tenant_id]).df()
     if rows.empty:
         return []
-    return [f"Replay of past decisions: {headline_from_rows(rows, rp.tenant_currency(tenant_id))}"]
+    currency = rp.tenant_currency(tenant_id, config.landing_root())
+    return [f"Replay of past decisions: {headline_from_rows(rows, currency)}"]
 
 
 def print_demo_summary(tenant_id: str, warehouse: Path | None = None, failed_checks: list[str] | None = None) -> None:
     tenant_id = config.validate_tenant_id(tenant_id)
-    currency = rp.tenant_currency(tenant_id)
-    truth_path = rp.truth_file(tenant_id)
+    currency = rp.tenant_currency(tenant_id, config.landing_root())
+    truth_path = rp.truth_file(tenant_id, config.landing_root())
     truth = None
     if truth_path is not None:
         from weathervane.simulate import load_truth

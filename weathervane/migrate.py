@@ -172,7 +172,7 @@ def _remove(files: list[Path]) -> None:
             path.unlink(missing_ok=True)
 
 
-def migrate_to_folder(source: Path | str, folder: Path | str, landing: Path | str | None = None,
+def migrate_to_folder(source: Path | str, folder: Path | str, landing: Path | str,
                       lock_wait_s: float = 0.0) -> MigrationReport:
     """Move the single-file warehouse `source` to `<folder>/<tenant>.duckdb` files; see the module docstring."""
     import duckdb
@@ -180,7 +180,7 @@ def migrate_to_folder(source: Path | str, folder: Path | str, landing: Path | st
     from weathervane.warehouse import TENANT_FILE_SUFFIX, WarehouseError, connect, is_folder
 
     source, folder = Path(source), Path(folder)
-    landing = Path(landing) if landing is not None else config.landing_root()
+    landing = Path(landing)
     if is_folder(source):
         raise MigrationError(f"{source} is already a folder of tenant files")
     if not source.is_file():
@@ -268,7 +268,7 @@ def _cmd_migrate(args) -> int:
     from weathervane.console import console
 
     source = Path(args.warehouse) if args.warehouse else config.warehouse_path()
-    report = migrate_to_folder(source, Path(args.to), Path(args.landing) if args.landing else None,
+    report = migrate_to_folder(source, Path(args.to), Path(args.landing) if args.landing else config.landing_root(),
                                lock_wait_s=args.wait)
     for line in report.describe():
         console.print(escape(line))

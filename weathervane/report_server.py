@@ -131,7 +131,7 @@ def _index_target(root: Path, request_path: str) -> tuple[Path, str | None] | No
     return folder, tenant
 
 
-def render_index(root: Path, tenant: str | None) -> str:
+def render_index(root: Path, tenant: str | None, landing: Path | None = None) -> str:
     """The generated index page: tenants with their report counts at `/`, a tenant's reports at `/<tenant>/`."""
     from weathervane import reports as rp
 
@@ -153,11 +153,12 @@ def render_index(root: Path, tenant: str | None) -> str:
                     f'<span class="note">{rp.esc(f)}</span></li>' for f in reports)
     body = (f'<ul class="plain" data-testid="reports">{items}</ul>' if items else "<p>No reports yet.</p>")
     body += '<p class="note"><a href="/">All tenants</a></p>'
-    return rp.page(f"Reports — {tenant}", body, banner=rp.simulated_banner(tenant))
+    return rp.page(f"Reports — {tenant}", body, banner=rp.simulated_banner(tenant, landing) if landing else None)
 
 
 class _ReportHandler(BaseHTTPRequestHandler):
     root: Path = Path(".")
+    landing: Path | None = None  # the landing folder, where a simulated tenant's truth file marks it as such
     server_version = "weathervane-reports"
     sys_version = ""
 
@@ -190,7 +191,7 @@ class _ReportHandler(BaseHTTPRequestHandler):
                 # O_NOFOLLOW: a file swapped for a link after the check is still not followed
                 fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
             else:
-                data = render_index(self.root, index[1]).encode()
+                data = render_index(self.root, index[1], self.landing).encode()
         except BadPath as exc:
             self._refuse(exc.status, body)
             return
@@ -222,11 +223,13 @@ class _ReportHandler(BaseHTTPRequestHandler):
         pass
 
 
-def make_report_server(host: str = "127.0.0.1", port: int = DEFAULT_PORT,
-                       reports_dir: Path | str | None = None) -> ThreadingHTTPServer:
+def make_report_server(host: str = "127.0.0.1", port: int = DEFAULT_PORT, reports_dir: Path | str | None = None,
+                       landing_root: Path | str | None = None) -> ThreadingHTTPServer:
+    """The server an entry point starts: folders not given are the configured ones."""
     root = Path(reports_dir or config.reports_dir()).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    handler = type("ReportHandler", (_ReportHandler,), {"root": root})
+    landing = Path(landing_root or config.landing_root())
+    handler = type("ReportHandler", (_ReportHandler,), {"root": root, "landing": landing})
     return ThreadingHTTPServer((host, port), handler)
 
 

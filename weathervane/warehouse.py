@@ -70,25 +70,24 @@ class WarehouseLocked(WarehouseError):
 TENANT_FILE_SUFFIX = ".duckdb"
 
 
-def is_folder(path: Path | str | None = None) -> bool:
-    """Folder mode: the warehouse path (default `config.warehouse_path()`) is an existing folder. Anything else is
-    one file holding every tenant, so an install that never made the folder keeps its single file."""
-    path = Path(path) if path is not None else config.warehouse_path()
-    return path.is_dir()
+def is_folder(path: Path | str) -> bool:
+    """Folder mode: the warehouse path is an existing folder. Anything else is one file holding every tenant, so
+    an install that never made the folder keeps its single file."""
+    return Path(path).is_dir()
 
 
-def tenant_path(path: Path | str | None, tenant_id: str) -> Path:
+def tenant_path(path: Path | str, tenant_id: str) -> Path:
     """The DuckDB file that holds `tenant_id`'s tables: `<folder>/<tenant>.duckdb` in folder mode, else the one
     file. The id is validated first, so no id reaches a path it could climb out of."""
     tenant_id = config.validate_tenant_id(tenant_id)
-    path = Path(path) if path is not None else config.warehouse_path()
+    path = Path(path)
     return path / f"{tenant_id}{TENANT_FILE_SUFFIX}" if is_folder(path) else path
 
 
-def tenant_files(path: Path | str | None = None) -> dict[str, Path]:
+def tenant_files(path: Path | str) -> dict[str, Path]:
     """{tenant id: its file} of a folder warehouse (plain files named by a valid id; links and other names are
     left out, as a linked file would show another tenant's tables under this id). Empty for a single file."""
-    path = Path(path) if path is not None else config.warehouse_path()
+    path = Path(path)
     if not is_folder(path):
         return {}
     found = {}
@@ -99,11 +98,11 @@ def tenant_files(path: Path | str | None = None) -> dict[str, Path]:
     return found
 
 
-def connect_tenant(path: Path | str | None, tenant_id: str, read_only: bool = False, lock_wait_s: float = 0.0,
+def connect_tenant(path: Path | str, tenant_id: str, read_only: bool = False, lock_wait_s: float = 0.0,
                    on_wait: Callable[[str], None] | None = None) -> duckdb.DuckDBPyConnection:
     """A connection to the file that holds `tenant_id` (see `connect`). In folder mode the connection cannot
     attach or read any other file: a query written for one tenant never reaches another tenant's file."""
-    path = Path(path) if path is not None else config.warehouse_path()
+    path = Path(path)
     target = tenant_path(path, tenant_id)
     con = connect(target, read_only=read_only, lock_wait_s=lock_wait_s, on_wait=on_wait)
     if target != path:
@@ -119,9 +118,9 @@ def lock_holder(exc: BaseException) -> str:
     return f"{m.group(1)} (PID {m.group(2)})" if m else "another process"
 
 
-def connect(path: Path | str | None = None, read_only: bool = False, lock_wait_s: float = 0.0,
+def connect(path: Path | str, read_only: bool = False, lock_wait_s: float = 0.0,
             on_wait: Callable[[str], None] | None = None) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse (default `config.warehouse_path()`), creating its folder when writing.
+    """Open the warehouse file at `path`, creating its folder when writing.
 
     DuckDB lets one process hold the file: with `lock_wait_s` > 0 a conflicting lock held by another process is
     waited out (with backoff) instead of failing, so a step outside the writers' pool (a model fit writing its
@@ -129,7 +128,7 @@ def connect(path: Path | str | None = None, read_only: bool = False, lock_wait_s
     still held at the end raises WarehouseLocked naming the holder; a path that cannot hold a file raises
     WarehouseError.
     """
-    path = Path(path) if path is not None else config.warehouse_path()
+    path = Path(path)
     if not read_only:
         if path.parent.exists() and not path.parent.is_dir():
             raise WarehouseError(f"cannot open warehouse {path}: {path.parent} is a file, not a folder")

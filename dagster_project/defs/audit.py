@@ -53,7 +53,7 @@ def causal_audits(context: AssetExecutionContext, config: AuditConfig,
     with weathervane.connect(tenant=tenant) as con:
         inputs = load_inputs(con, tenant, cfg)
     settings = settings_from_config(cfg, draws=config.draws, tune=config.tune, chains=config.chains)
-    run = compute_audits(inputs, settings, weathervane.reports())
+    run = compute_audits(inputs, settings, weathervane.reports(), weathervane.audience(tenant))
     rows = audit_rows(run)
     with weathervane.connect(tenant=tenant) as con:
         write_audits(con, tenant, rows)

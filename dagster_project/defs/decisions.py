@@ -57,7 +57,8 @@ def budget_plan(context: AssetExecutionContext, weathervane: WeathervaneResource
     cfg = weathervane.tenant_config(tenant)
     with weathervane.connect(tenant=tenant) as con:
         response = load_latest_response(con, tenant, weathervane.models())
-        plan = propose_plan(con, tenant, cfg, response, reports_dir=weathervane.reports())
+        plan = propose_plan(con, tenant, cfg, response, reports_dir=weathervane.reports(),
+                            audience=weathervane.audience(tenant))
     deliver_outbox(tenant, weathervane.warehouse(tenant), cfg)  # the proposal's notification, warehouse released
     if plan.fallback_reasons:
         context.log.warning(f"plan {plan.plan_id} is keep-the-split: {plan.fallback_reason}")

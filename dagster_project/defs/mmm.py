@@ -81,7 +81,7 @@ def weather_mmm(context: AssetExecutionContext, config: MMMFitConfig, weathervan
         partial(weathervane.connect, tenant=tenant), tenant, weathervane.tenant_config(tenant), config.spec_overrides(),
         method=config.method, holdout_weeks=config.holdout_weeks, max_rhat=config.max_rhat,
         min_ess_bulk=config.min_ess_bulk, max_divergences=config.max_divergences, seed=config.seed,
-        store=weathervane.models(), reports=weathervane.reports(),
+        store=weathervane.models(), reports=weathervane.reports(), audience=weathervane.audience(tenant),
         progress=lambda p: context.log.info(p.describe()), say=context.log.info)
     return MaterializeResult(metadata=fit_metadata(ladder, spec, weathervane),
                              check_results=fit_checks(ladder, settings))

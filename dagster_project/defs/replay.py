@@ -50,8 +50,8 @@ def policy_replay(context: AssetExecutionContext, config: ReplayConfig,
     fit = dict(method=config.method, draws=config.draws, tune=config.tune, chains=config.chains, holdout_weeks=0)
     settings = ReplaySettings(n_origins=config.n_origins or cfg.replay.n_origins)
     result = replay_tenant(lambda read_only: weathervane.connect(read_only=read_only, tenant=tenant), tenant, cfg,
-                           store=weathervane.models(), reports=weathervane.reports(), fit_settings=fit,
-                           settings=settings, period=config.period)
+                           store=weathervane.models(), reports=weathervane.reports(), landing=weathervane.landing(),
+                           fit_settings=fit, settings=settings, period=config.period)
     from weathervane.replay.report import headline_from_rows
 
     dr = result.rows[result.rows["estimator"] == "doubly_robust"]

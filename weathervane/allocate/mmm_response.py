@@ -77,7 +77,7 @@ class MMMResponse:
             "history: no seasonality assumed)")
 
 
-def load_latest_response(con, tenant_id: str, store: Path | str | None = None, draws: int | None = 200) -> MMMResponse:
+def load_latest_response(con, tenant_id: str, store: Path | str, draws: int | None = 200) -> MMMResponse:
     """The model the tenant's fit step chose, as a response model. When no rung of its ladder passed the gate, the
     spec's own (failed) fit: the plan's gate then keeps the split and says why. NoUsableModel when none exists."""
     from weathervane.mmm.store import latest_usable_model, selected_model
@@ -92,12 +92,12 @@ def load_latest_response(con, tenant_id: str, store: Path | str | None = None, d
     raise NoUsableModel(f"tenant {tenant_id}: no model in mmm.models with status ok; fit one before planning")
 
 
-def load_model_response(model_id: str, tenant_id: str, store: Path | str | None = None,
+def load_model_response(model_id: str, tenant_id: str, store: Path | str,
                         draws: int | None = 200) -> MMMResponse:
     """A saved model (any status) as a response model, with its fitted baseline when the file holds it."""
     from weathervane.mmm.response import open_model
 
-    tree, posterior = open_model(model_id, validate_tenant_id(tenant_id), store)
+    tree, posterior = open_model(model_id, validate_tenant_id(tenant_id), store=store)
     idx = np.arange(posterior.n_draws) if draws is None else posterior._draw_index(draws)
     return MMMResponse(posterior, draws=draws, nonmedia=_nonmedia(tree, idx))
 

@@ -528,14 +528,18 @@ def write_plan(con, plan: Plan, cfg: TenantConfig) -> None:
 
 
 def propose_plan(
-    con, tenant_id: str, cfg: TenantConfig, response: ResponseModel, reports_dir: Path | str | None = None, **kwargs
+    con, tenant_id: str, cfg: TenantConfig, response: ResponseModel, reports_dir: Path | str | None = None,
+    audience=None, **kwargs
 ) -> Plan:
-    """Build the plan, write its HTML report (when `reports_dir` is given) and record it as proposed."""
+    """Build the plan, write its HTML report (when `reports_dir` is given, for `audience`: reports.Audience) and
+    record it as proposed."""
     plan = build_plan(con, tenant_id, cfg, response, **kwargs)
     if reports_dir is not None:
         from weathervane.allocate.report import write_plan_report
 
-        plan.report_path = str(write_plan_report(plan, reports_dir))
+        if audience is None:
+            raise ValueError("a plan page needs its tenant's audience (weathervane.reports.audience)")
+        plan.report_path = str(write_plan_report(plan, reports_dir, audience))
     write_plan(con, plan, cfg)
     return plan
 

@@ -210,8 +210,8 @@ def experiment_sentences(plan, currency: str) -> list[str]:
     return out
 
 
-def render_plan_html(plan, currency: str | None = None) -> str:
-    currency = currency or rp.tenant_currency(plan.tenant_id)
+def render_plan_html(plan, audience: rp.Audience) -> str:
+    currency = audience.currency
     m = lambda v: rp.money(v, currency)  # noqa: E731
     kpi, base, lift = _q(plan.kpi_draws), _q(plan.baseline_kpi_draws), _q(plan.lift_draws)
     c = plan.contribution
@@ -256,12 +256,12 @@ than under its geo's average weather. Marginal ROAS = net revenue the next {rp.e
 <ul class="plain">{''.join(f'<li>{rp.esc(s)}</li>' for s in weather_sentences(plan))}</ul>
 {weather_fig or ''}
 <h2>Notes</h2><ul class="plain">{"".join(f"<li>{rp.esc(n)}</li>" for n in plan.notes)}</ul>"""
-    return rp.page(f"Budget plan {plan.plan_id}", body, banner=rp.simulated_banner(plan.tenant_id),
+    return rp.page(f"Budget plan {plan.plan_id}", body, banner=audience.banner,
                    subtitle="Weather-aware budget plan, proposed for approval.")
 
 
-def write_plan_report(plan, reports_dir: Path | str) -> Path:
+def write_plan_report(plan, reports_dir: Path | str, audience: rp.Audience) -> Path:
     path = Path(reports_dir) / validate_tenant_id(plan.tenant_id) / f"plan_{plan.plan_id}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_plan_html(plan), encoding="utf-8")
+    path.write_text(render_plan_html(plan, audience), encoding="utf-8")
     return path

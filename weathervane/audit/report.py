@@ -154,9 +154,10 @@ p-value is at most 0.10 (<i>worse</i> symmetrically).</p>
     return rp.page(f"Causal audit: {title}", body, banner=banner, subtitle=f"Tenant {tenant_id}")
 
 
-def write_audit_report(reports_dir: Path | str, tenant_id: str, iv, results: list, primary, audit_key: str) -> Path:
+def write_audit_report(reports_dir: Path | str, tenant_id: str, iv, results: list, primary, audit_key: str,
+                       audience: rp.Audience) -> Path:
     path = report_path(reports_dir, tenant_id, iv.key, audit_key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_audit_html(tenant_id, iv, results, primary, currency=rp.tenant_currency(tenant_id),
-                                      banner=rp.simulated_banner(tenant_id)), encoding="utf-8")
+    path.write_text(render_audit_html(tenant_id, iv, results, primary, currency=audience.currency,
+                                      banner=audience.banner), encoding="utf-8")
     return path

@@ -99,7 +99,9 @@ def audit_key(tenant_id: str, iv: Intervention, method: str = "") -> str:
     return hashlib.sha256("|".join([tenant_id, iv.deployment_id or "", iv.plan_id or "", method]).encode()).hexdigest()
 
 
-def compute_audits(inputs: AuditInputs, settings: AuditSettings, reports_dir: Path | str | None = None) -> AuditRun:
+def compute_audits(inputs: AuditInputs, settings: AuditSettings, reports_dir: Path | str | None = None,
+                   audience=None) -> AuditRun:
+    """Audit every intervention; with `reports_dir`, write each audit's page for `audience` (reports.Audience)."""
     data_through = inputs.kpi.index.max() if not inputs.kpi.empty else None
     run = AuditRun(inputs.tenant_id, data_through)
     for iv in inputs.interventions:
@@ -111,8 +113,11 @@ def compute_audits(inputs: AuditInputs, settings: AuditSettings, reports_dir: Pa
         if reports_dir is not None:
             from weathervane.audit.report import write_audit_report
 
+            if audience is None:
+                raise ValueError("an audit page needs its tenant's audience (weathervane.reports.audience)")
+
             path = write_audit_report(reports_dir, inputs.tenant_id, iv, results, primary,
-                                      audit_key(inputs.tenant_id, iv))
+                                      audit_key(inputs.tenant_id, iv), audience)
         run.audits.append(InterventionAudit(iv, results, primary, path))
     return run
 
@@ -173,9 +178,9 @@ def write_audits(con, tenant_id: str, rows: list[dict]) -> int:
 
 
 def run_audits(con, tenant_id: str, cfg: TenantConfig, reports_dir: Path | str | None = None,
-               settings: AuditSettings | None = None) -> AuditRun:
+               settings: AuditSettings | None = None, audience=None) -> AuditRun:
     """Read, audit and write in one call (for callers that may hold the warehouse throughout)."""
     inputs = load_inputs(con, tenant_id, cfg)
-    run = compute_audits(inputs, settings or settings_from_config(cfg), reports_dir)
+    run = compute_audits(inputs, settings or settings_from_config(cfg), reports_dir, audience)
     write_audits(con, tenant_id, audit_rows(run))
     return run

@@ -224,7 +224,7 @@ def _cmd_status(args) -> int:
     cfg = config.load_tenant_config(Path(args.landing) if args.landing else config.landing_root(), tenant)
     from weathervane.warehouse import tenant_path
 
-    path = tenant_path(Path(args.warehouse) if args.warehouse else None, tenant)
+    path = tenant_path(Path(args.warehouse) if args.warehouse else config.warehouse_path(), tenant)
     if not path.exists():
         console.print(f"[red]error:[/red] warehouse {path} does not exist")
         return 2
@@ -245,7 +245,7 @@ def _cmd_sync(args) -> int:
 
     tenant = config.validate_tenant_id(args.tenant)
     cfg = config.load_tenant_config(Path(args.landing) if args.landing else config.landing_root(), tenant)
-    con = connect_tenant(Path(args.warehouse) if args.warehouse else None, tenant)
+    con = connect_tenant(Path(args.warehouse) if args.warehouse else config.warehouse_path(), tenant)
     try:
         state = sync_mode(con, tenant, cfg, actor=args.actor)
     finally:

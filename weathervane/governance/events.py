@@ -212,7 +212,7 @@ def plan_status(con, plan_id: str) -> tuple[str, str]:
     return row[0], row[1]
 
 
-def locate_plan(warehouse: Path | str | None, plan_id: str, lock_wait_s: float = 30.0) -> str | None:
+def locate_plan(warehouse: Path | str, plan_id: str, lock_wait_s: float = 30.0) -> str | None:
     """The tenant whose file holds the plan in a folder warehouse (each tenant's file opened read-only in turn);
     None for a single-file warehouse, whose one file holds every plan. Raises PlanNotFound."""
     from weathervane.warehouse import connect, is_folder, tenant_files
@@ -526,7 +526,7 @@ def transition(
         raise
     anchor_head(con, owner)
     if deliver:
-        deliver_pending(con, owner, cfg=cfg)
+        deliver_pending(con, owner, cfg)
     return events
 
 

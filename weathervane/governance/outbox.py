@@ -26,7 +26,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from weathervane import config
-from weathervane.config import TenantConfig, TenantConfigError
+from weathervane.config import TenantConfig
 
 WEBHOOK_TIMEOUT_S = 3.0  # total time for one post: connect, send, and the answer's status line
 DELIVERY_BUDGET_S = 15.0  # total time for one delivery run; what is left waits for the next
@@ -207,13 +207,8 @@ class DeliveryReport:
         return ", ".join(parts)
 
 
-def _target(cfg: TenantConfig | None, tenant_id: str) -> tuple[str | None, list[str], str | None]:
+def _target(cfg: TenantConfig) -> tuple[str | None, list[str], str | None]:
     """(webhook url, private allow-list, problem) from tenant.yaml, which lives outside the warehouse."""
-    if cfg is None:
-        try:
-            cfg = config.load_tenant_config(config.landing_root(), tenant_id)
-        except TenantConfigError as exc:
-            return None, [], f"tenant.yaml unreadable: {exc}"
     return cfg.autopilot.webhook_url, list(cfg.autopilot.webhook_allow_private), None
 
 
@@ -292,8 +287,8 @@ def _report(tenant_id: str, claimed: list[Claimed], outcomes: list[tuple]) -> De
     return report
 
 
-def deliver_pending(con, tenant_id: str, timeout: float = WEBHOOK_TIMEOUT_S, retry_failed: bool = False,
-                    cfg: TenantConfig | None = None) -> int:
+def deliver_pending(con, tenant_id: str, cfg: TenantConfig, timeout: float = WEBHOOK_TIMEOUT_S,
+                    retry_failed: bool = False) -> int:
     """Post the tenant's pending notifications (and earlier failures when asked) on `con`; returns how many got
     through. The caller's connection stays open while posting (bounded by DELIVERY_BUDGET_S): a process sharing
     the warehouse uses `deliver_outbox` instead."""
@@ -303,13 +298,13 @@ def deliver_pending(con, tenant_id: str, timeout: float = WEBHOOK_TIMEOUT_S, ret
     claimed = claim(con, tenant_id, retry_failed)
     if not claimed:
         return 0
-    url, allow, problem = _target(cfg, tenant_id)
+    url, allow, problem = _target(cfg)
     outcomes = post_claimed(claimed, url, allow, problem, timeout)
     record_outcomes(con, outcomes)
     return sum(o[1] == "delivered" for o in outcomes)
 
 
-def deliver_outbox(tenant_id: str, warehouse: Path | str | None = None, cfg: TenantConfig | None = None, *,
+def deliver_outbox(tenant_id: str, warehouse: Path | str, cfg: TenantConfig, *,
                    retry_failed: bool = False, timeout: float = WEBHOOK_TIMEOUT_S,
                    lock_wait_s: float = 30.0) -> DeliveryReport:
     """Post the tenant's pending notifications while holding no warehouse connection: claim (short write),
@@ -329,7 +324,7 @@ def deliver_outbox(tenant_id: str, warehouse: Path | str | None = None, cfg: Ten
         con.close()
     if not claimed:
         return DeliveryReport(tenant_id)
-    url, allow, problem = _target(cfg, tenant_id)
+    url, allow, problem = _target(cfg)
     outcomes = post_claimed(claimed, url, allow, problem, timeout)
     con = connect(warehouse, lock_wait_s=lock_wait_s)
     try:

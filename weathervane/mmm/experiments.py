@@ -173,7 +173,7 @@ def _why_flagged(con, tenant_id: str, model_id: str, channel: str) -> str | None
                      if v is not None)
 
 
-def recommend_experiments(con, tenant_id: str, model_id: str, store: Path | str | None = None) -> pd.DataFrame:
+def recommend_experiments(con, tenant_id: str, model_id: str, store: Path | str) -> pd.DataFrame:
     """Designs for every channel the model flags (`needs_experiment`, per channel or per geo); empty when none."""
     from weathervane.allocate.safety import read_evidence
     from weathervane.mmm.response import open_model
@@ -182,7 +182,7 @@ def recommend_experiments(con, tenant_id: str, model_id: str, store: Path | str 
     flagged = read_evidence(con, tenant_id, model_id).flagged_channels()
     if not flagged:
         return pd.DataFrame(columns=[c for c, _ in COLUMNS])
-    tree, resp = open_model(model_id, tenant_id, store)
+    tree, resp = open_model(model_id, tenant_id, store=store)
     kpi, sigma = _model_arrays(tree, resp)
     now = datetime.now(UTC).replace(tzinfo=None)
     rows = []

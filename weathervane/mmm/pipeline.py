@@ -92,7 +92,7 @@ def score_holdout(data: ModelData, settings: FitSettings, lift: pd.DataFrame | N
 
 
 def fit_panel(data: ModelData, settings: FitSettings, *, lift_raw: pd.DataFrame | None = None,
-              store: Path | str | None = None, reports: Path | str | None = None,
+              store: Path | str, reports: Path | str | None, audience=None,
               now: datetime | None = None, report: bool = True, progress: Report | None = None,
               deadline: float | None = None, extra_meta: dict | None = None,
               max_holdout_mape: float | None = None) -> FittedModel:
@@ -100,7 +100,8 @@ def fit_panel(data: ModelData, settings: FitSettings, *, lift_raw: pd.DataFrame 
     is passed, save NetCDF, summaries and the HTML report.
 
     `deadline` (time.monotonic) skips a retry that would not finish before it; `progress` receives sampling
-    progress (weathervane.mmm.progress)."""
+    progress (weathervane.mmm.progress); `audience` (weathervane.reports.Audience) is who the report is for: the
+    tenant's currency and, when simulated, the banner."""
     now = now or datetime.now(timezone.utc).replace(tzinfo=None)
     model_id = new_model_id(data, now)
     lift = (lift_measurements(lift_raw, data, per_period=settings.weather)
@@ -165,9 +166,11 @@ def fit_panel(data: ModelData, settings: FitSettings, *, lift_raw: pd.DataFrame 
     if report:
         from weathervane.mmm.report import write_report
 
-        base = Path(reports) if reports is not None else config.reports_dir()
+        from weathervane import reports as rp
+
         report_path = write_report(fit.mmm, resp, data, frames, meta,
-                                   config.tenant_dir(base, data.tenant_id) / f"{model_id}.html")
+                                   config.tenant_dir(Path(reports), data.tenant_id) / f"{model_id}.html",
+                                   audience or rp.Audience())
     return FittedModel(model_id=model_id, tenant_id=data.tenant_id, status=status, diagnostics=diag,
                        holdout_mape=holdout_mape, path=path, report_path=report_path, frames=frames,
                        fit_seconds=fit.seconds, n_obs=int(data.kpi.size), lift_tests=fit.lift_tests,
@@ -250,7 +253,7 @@ def panel_for(frame: pd.DataFrame, weather: pd.DataFrame | None, spec, rung) -> 
 
 
 def fit_ladder(connect: Connect, tenant_id: str, spec, *, base: FitSettings | None = None,
-               store: Path | str | None = None, reports: Path | str | None = None,
+               store: Path | str, reports: Path | str | None, audience=None,
                progress: Report | None = None, say: Callable[[str], None] | None = None,
                max_holdout_mape: float | None = None) -> LadderFit:
     """Fit the spec's first rung; on a missed gate step down its ladder while the time budget lasts. Every fit is
@@ -285,8 +288,8 @@ def fit_ladder(connect: Connect, tenant_id: str, spec, *, base: FitSettings | No
             continue
         say(f"rung {i + 1}: fitting {rung.label} ({data.kpi.size:,} observations)")
         settings = spec.fit_settings(base, rung)
-        fitted = fit_panel(data, settings, lift_raw=lift_raw, store=store, reports=reports, progress=progress,
-                           deadline=deadline, max_holdout_mape=max_holdout_mape,
+        fitted = fit_panel(data, settings, lift_raw=lift_raw, store=store, reports=reports, audience=audience,
+                           progress=progress, deadline=deadline, max_holdout_mape=max_holdout_mape,
                            extra_meta={"ladder_rung": i + 1, "ladder_label": rung.label, "spec_id": spec.spec_id,
                                        "weather_reason": spec.reasons.get("weather_vars", "")})
         with connect(False) as con:
@@ -333,7 +336,7 @@ def _finest_built(built, spec) -> tuple[str | None, str | None]:
 def fit_tenant_spec(connect: Connect, tenant_id: str, tenant_config, overrides: dict | None = None, *,
                     method: str = "nuts", holdout_weeks: int = 8, max_rhat: float = 1.05,
                     min_ess_bulk: float = 200.0, max_divergences: int = 0, seed: int = 0,
-                    store: Path | str | None = None, reports: Path | str | None = None,
+                    store: Path | str, reports: Path | str | None, audience=None,
                     progress: Report | None = None, say: Callable[[str], None] | None = None):
     """The fit step every path runs (the Dagster asset, the demo, `proof`, the benches): the tenant's model spec
     with this run's overrides, then its ladder. Returns (LadderFit, the spec used, the base FitSettings)."""
@@ -345,14 +348,14 @@ def fit_tenant_spec(connect: Connect, tenant_id: str, tenant_config, overrides: 
         (say or (lambda _: None))(f"model spec {line}")
     base = FitSettings(method=method, holdout_weeks=holdout_weeks, max_rhat=max_rhat, min_ess_bulk=min_ess_bulk,
                        max_divergences=max_divergences, seed=seed)
-    ladder = fit_ladder(connect, tenant_id, spec, base=base, store=store, reports=reports, progress=progress,
-                        say=say, max_holdout_mape=tenant_config.planning.max_holdout_mape)
+    ladder = fit_ladder(connect, tenant_id, spec, base=base, store=store, reports=reports, audience=audience,
+                        progress=progress, say=say, max_holdout_mape=tenant_config.planning.max_holdout_mape)
     return ladder, spec, base
 
 
 def fit_tenant(connect: Connect, tenant_id: str, settings: FitSettings | None = None, *,
                grain_product: str | None = None, grain_geo: str | None = None, period: str | None = None,
-               store: Path | str | None = None, reports: Path | str | None = None) -> FittedModel:
+               store: Path | str, reports: Path | str | None, audience=None) -> FittedModel:
     """One fit of one panel, no ladder (tests and benches of the model itself): read fct_model_input (and lift
     tests), close the warehouse, fit, then reopen it to write the mmm tables.
 
@@ -365,21 +368,21 @@ def fit_tenant(connect: Connect, tenant_id: str, settings: FitSettings | None = 
         frame, weather = read_model_input(con, tenant_id, grain_product, grain_geo, period)
         lift_raw = read_lift_tests(con, tenant_id)
     data = prepare_model_data(frame, weather, period)
-    fitted = fit_panel(data, settings, lift_raw=lift_raw, store=store, reports=reports)
+    fitted = fit_panel(data, settings, lift_raw=lift_raw, store=store, reports=reports, audience=audience)
     with connect(False) as con:
         write_model_outputs(con, fitted.model_id, fitted.frames)
     return fitted
 
 
-def duckdb_connect(path: Path | str | None = None) -> Connect:
-    """A `connect(read_only)` over a DuckDB file (default: the configured warehouse)."""
+def duckdb_connect(path: Path | str) -> Connect:
+    """A `connect(read_only)` over a DuckDB file."""
     from contextlib import contextmanager
 
     import duckdb
 
     @contextmanager
     def _connect(read_only: bool):
-        target = Path(path) if path is not None else config.warehouse_path()
+        target = Path(path)
         con = duckdb.connect(str(target), read_only=read_only and target.exists())
         try:
             yield con

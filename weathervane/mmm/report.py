@@ -93,10 +93,11 @@ def channel_rows(overall: pd.DataFrame, currency: str) -> list[tuple]:
     return rows
 
 
-def write_report(mmm, resp, data, frames: dict[str, pd.DataFrame], meta: dict, path: Path) -> Path:
+def write_report(mmm, resp, data, frames: dict[str, pd.DataFrame], meta: dict, path: Path,
+                 audience: rp.Audience) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    currency = meta.get("currency") or rp.tenant_currency(data.tenant_id)
+    currency = audience.currency
     weather = frames["weather_effects"]
     figures = [
         ("Does the model reproduce the history?", _fit_figure(mmm, data, currency)),
@@ -144,7 +145,7 @@ next {rp.esc(rp.money(1, currency))} would bring at today's spend. Intervals are
                     '<li>No weather terms in this model: ' + rp.esc(meta.get('weather_reason') or
                     'the data has no weather to estimate them from') + '.</li>'}</ul>
 {''.join(f'<h2>{rp.esc(t)}</h2>{b}' for t, b in figures)}"""
-    path.write_text(rp.page(f"Model {meta['model_id']}", body, banner=rp.simulated_banner(data.tenant_id),
+    path.write_text(rp.page(f"Model {meta['model_id']}", body, banner=audience.banner,
                             subtitle="Weather-aware marketing mix model: fit, diagnostics and channel returns."),
                     encoding="utf-8")
     return path

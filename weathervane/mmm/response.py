@@ -20,9 +20,8 @@ from weathervane.transforms import media_contribution, standardise_weather
 META_ATTR = "weathervane"
 
 
-def model_path(tenant_id: str, model_id: str, store: Path | str | None = None) -> Path:
-    base = Path(store) if store is not None else config.model_store()
-    return config.tenant_dir(base, tenant_id) / f"{_safe_model_id(model_id)}.nc"
+def model_path(tenant_id: str, model_id: str, store: Path | str) -> Path:
+    return config.tenant_dir(Path(store), tenant_id) / f"{_safe_model_id(model_id)}.nc"
 
 
 def _safe_model_id(model_id: str) -> str:
@@ -31,8 +30,8 @@ def _safe_model_id(model_id: str) -> str:
     return model_id
 
 
-def find_model_file(model_id: str, tenant_id: str | None = None, store: Path | str | None = None) -> Path:
-    base = Path(store) if store is not None else config.model_store()
+def find_model_file(model_id: str, tenant_id: str | None = None, *, store: Path | str) -> Path:
+    base = Path(store)
     if tenant_id is not None:
         path = model_path(tenant_id, model_id, base)
         if path.exists():
@@ -123,9 +122,9 @@ class PosteriorResponse:
         return cls.from_idata(read_model_file(path), model_id=Path(path).stem)
 
     @classmethod
-    def from_model_id(cls, model_id: str, tenant_id: str | None = None,
-                      store: Path | str | None = None) -> "PosteriorResponse":
-        return cls.from_file(find_model_file(model_id, tenant_id, store))
+    def from_model_id(cls, model_id: str, tenant_id: str | None = None, *,
+                      store: Path | str) -> "PosteriorResponse":
+        return cls.from_file(find_model_file(model_id, tenant_id, store=store))
 
     def recent_spend(self, periods: int | None = None) -> np.ndarray:
         """The last `periods` observed periods of spend [time, channel, geo] (default l_max - 1): prepend these to
@@ -249,12 +248,12 @@ def read_model_file(path: Path | str):
         tree.close()
 
 
-def open_model(model_id: str, tenant_id: str | None = None, store: Path | str | None = None):
+def open_model(model_id: str, tenant_id: str | None = None, *, store: Path | str):
     """The one loader of a stored posterior, by tenant and model id: (DataTree, PosteriorResponse)."""
-    tree = read_model_file(find_model_file(model_id, tenant_id, store))
+    tree = read_model_file(find_model_file(model_id, tenant_id, store=store))
     return tree, PosteriorResponse.from_idata(tree, model_id=model_id)
 
 
-def load_response(model_id: str, tenant_id: str | None = None, store: Path | str | None = None) -> PosteriorResponse:
+def load_response(model_id: str, tenant_id: str | None = None, *, store: Path | str) -> PosteriorResponse:
     """The posterior response of a saved model (see `PosteriorResponse.incremental_kpi`)."""
-    return PosteriorResponse.from_model_id(model_id, tenant_id, store)
+    return PosteriorResponse.from_model_id(model_id, tenant_id, store=store)

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-from weathervane import config
 
 
 LAPLACE_MAX_SD = 3.0
@@ -168,7 +167,7 @@ def _predict_logged(mmm, data, origin: int, stop: int, seed: int) -> np.ndarray:
     return mu.sum(axis=2)
 
 
-def fit_origin(data, origin: int, stop: int, settings, *, tenant_id: str, store: Path | str | None = None,
+def fit_origin(data, origin: int, stop: int, settings, *, tenant_id: str, store: Path | str | None,
                save: bool = True, laplace_draws: int = 0) -> OriginModel:
     """Fit the MMM on model periods [0, origin), save it beside the tenant's models (never registered in
     mmm.models, so no plan can pick it), and predict the logged KPI of periods origin..stop-1. A MAP fit is
@@ -202,7 +201,9 @@ def fit_origin(data, origin: int, stop: int, settings, *, tenant_id: str, store:
     fit.mmm.idata.attrs[META_ATTR] = json.dumps(meta, default=str)
     path = None
     if save:
-        path = model_path(tenant_id, model_id, store if store is not None else config.model_store())
+        if store is None:
+            raise ValueError("an origin model is saved beside the tenant's models: pass store= (or save=False)")
+        path = model_path(tenant_id, model_id, store)
         path.parent.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -156,12 +156,8 @@ row not evaluable. Intervals: bootstrap over periods, with draws of the outcome 
                    subtitle="Would a different budget policy have done better on the brand's own past decisions?")
 
 
-def write_replay_report(result, path: Path | str, currency: str | None = None, banner: str | None = None) -> Path:
+def write_replay_report(result, path: Path | str, audience: rp.Audience) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if currency is None:
-        currency = rp.tenant_currency(result.tenant_id)
-    if banner is None:
-        banner = rp.simulated_banner(result.tenant_id)
-    path.write_text(render_replay_html(result, currency, banner), encoding="utf-8")
+    path.write_text(render_replay_html(result, audience.currency, audience.banner), encoding="utf-8")
     return path

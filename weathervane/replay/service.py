@@ -19,14 +19,15 @@ def candidate_policies(cfg: config.TenantConfig):
     return default_policies(cfg.planning.max_change_pct, extra)
 
 
-def replay_tenant(connect: Connect, tenant_id: str, cfg: config.TenantConfig, *, store: Path | str | None = None,
-                  reports: Path | str | None = None, fit_settings=None, settings=None, period: str = "week"):
+def replay_tenant(connect: Connect, tenant_id: str, cfg: config.TenantConfig, *, store: Path | str,
+                  reports: Path | str, landing: Path | str, fit_settings=None, settings=None, period: str = "week"):
     """Replay every candidate over the tenant's logged decision periods and write decisions.policy_replay.
 
     The outcome models are fitted at cfg.replay.n_origins rolling origins with `fit_settings` (FitSettings or its
     keyword arguments; default: MAP,
     widened by a Laplace approximation so direct-method intervals carry parameter uncertainty too). A history too
     short for rolling origins gives rows that are not evaluable, with the reason, and no fit."""
+    from weathervane import reports as rp
     from weathervane.replay.periods import load_decision_log
     from weathervane.replay.report import write_replay_report
     from weathervane.replay.run import ReplaySettings, run_replay
@@ -42,9 +43,9 @@ def replay_tenant(connect: Connect, tenant_id: str, cfg: config.TenantConfig, *,
         log = load_decision_log(con, tenant_id, grain_product=spec.grain_product, grain_geo=spec.grain_geo,
                                 period=period, period_days=cfg.replay.period_days)
     result = run_replay(log, candidate_policies(cfg), fit_settings, settings, store=store)
-    base = Path(reports) if reports is not None else config.reports_dir()
+    base = Path(reports)
     result.report_path = write_replay_report(result, config.tenant_dir(base, tenant_id) / REPORT_NAME,
-                                             currency=cfg.currency)
+                                             rp.Audience(cfg.currency, rp.simulated_banner(tenant_id, landing)))
     methods = sorted(set(result.models["method"])) if len(result.models) else []
     with connect(False) as con:
         write_replay(con, result, ", ".join(methods) or "none")

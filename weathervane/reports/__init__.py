@@ -11,6 +11,7 @@ import io
 import math
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "CAD": "CA$", "AUD": "A$", "JPY": "¥", "NZD": "NZ$"}
 KPI_NAMES = {"net_revenue": "net revenue"}
@@ -181,33 +182,44 @@ def weather_sentence(channel: str, variable: str, mean, lo, hi, sd=None) -> str:
     return f"A day {word} than usual makes {name} about {abs(m) * 100:.0f}% {direction} effective ({span})."
 
 
-def tenant_currency(tenant_id: str, default: str = "USD", landing_root=None) -> str:
-    """The tenant's currency from tenant.yaml; a page is never refused over it (the default stands)."""
+def tenant_currency(tenant_id: str, landing_root, default: str = "USD") -> str:
+    """The tenant's currency from tenant.yaml under `landing_root`; a page is never refused over it (the default
+    stands)."""
     from weathervane import config
 
     try:
-        return config.load_tenant_config(landing_root if landing_root is not None else config.landing_root(),
-                                         tenant_id).currency
+        return config.load_tenant_config(landing_root, tenant_id).currency
     except (OSError, ValueError):
         return default
 
 
-def truth_file(tenant_id: str, landing_root=None):
+def truth_file(tenant_id: str, landing_root):
     """The ground-truth file the simulator writes beside a simulated tenant's folder, or None for real data."""
     from pathlib import Path
 
     from weathervane import config
 
-    root = Path(landing_root) if landing_root is not None else config.landing_root()
-    path = root / f"{config.validate_tenant_id(tenant_id)}.truth.json"
+    path = Path(landing_root) / f"{config.validate_tenant_id(tenant_id)}.truth.json"
     return path if path.is_file() else None
 
 
-def simulated_banner(tenant_id: str, landing_root=None) -> str | None:
+def simulated_banner(tenant_id: str, landing_root) -> str | None:
     """The label every page about a simulated tenant carries."""
     if truth_file(tenant_id, landing_root) is None:
         return None
     return (f"SIMULATED DATA — {tenant_id} is a simulated tenant with known truth, not a real brand's results.")
+
+
+@dataclass(frozen=True)
+class Audience:
+    """What every page about one tenant shows the same way: its currency and, for a simulated tenant, the banner.
+    Resolved once by the caller that knows the landing folder (`audience`), then handed to the report writers."""
+    currency: str = "USD"
+    banner: str | None = None
+
+
+def audience(tenant_id: str, landing_root) -> Audience:
+    return Audience(tenant_currency(tenant_id, landing_root), simulated_banner(tenant_id, landing_root))
 
 
 def figure(fig, alt: str, caption: str | None = None, dpi: int = 90) -> str:

@@ -244,7 +244,7 @@ def regret(oracle_value: float, value: float) -> float:
 
 
 def evaluate_world_decision(con, tenant_id: str, truth_path: Path | str, model_id: str, landing_root: Path | str,
-                            reports_dir: Path | str | None = None, store: Path | str | None = None,
+                            reports_dir: Path | str | None = None, *, store: Path | str,
                             require_holdout: bool = True) -> dict:
     """Make the production plan and the weather-blind plan (z = 0) with model `model_id`, and value them,
     keep-the-split and the optimiser's unscaled candidate under the world's true response and horizon weather.
@@ -272,9 +272,10 @@ def evaluate_world_decision(con, tenant_id: str, truth_path: Path | str, model_i
         relaxed = cfg.model_copy(update={"planning": cfg.planning.model_copy(update={"max_holdout_mape": None})})
         others["plan_no_holdout"] = build_plan(con, tenant_id, relaxed, response, start=start)
     if reports_dir is not None:
+        from weathervane import reports as rp
         from weathervane.allocate.report import write_plan_report
 
-        plan.report_path = str(write_plan_report(plan, reports_dir))
+        plan.report_path = str(write_plan_report(plan, reports_dir, rp.audience(tenant_id, landing_root)))
     return score_plans(truth, plan, blind, cfg.planning.max_change_pct, landing_root, others)
 
 

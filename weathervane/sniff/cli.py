@@ -77,7 +77,7 @@ def _run(args: argparse.Namespace) -> int:
 
     tenant = config.validate_tenant_id(args.tenant)
     cfg = config.load_tenant_config(config.landing_root(), tenant)
-    con = connect_tenant(Path(args.warehouse) if getattr(args, "warehouse", None) else None, tenant)
+    con = connect_tenant(Path(args.warehouse) if getattr(args, "warehouse", None) else config.warehouse_path(), tenant)
     try:
         ensure_schemas(con)
         sniff = sniff_tenant(con, tenant, cfg)
