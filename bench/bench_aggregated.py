@@ -152,7 +152,7 @@ def fit_ours(frame: pd.DataFrame, workdir: str) -> tuple[dict, dict]:
         raise RuntimeError(f"the delivered table was quarantined: {quarantined}")
     harmonize_as_production(wh, work, landing, tenant)
     cfg = config.load_tenant_config(landing, tenant)
-    ladder, spec, _ = fit_tenant_spec(duckdb_connect(wh), tenant, cfg, store=work / "models", reports=None)
+    ladder, spec, _ = fit_tenant_spec(duckdb_connect(wh), tenant, cfg, store=work / "models", reports=work / "reports")
     fitted = ladder.chosen
     model_id = fitted.model_id if fitted is not None else ladder.fallback_model_id  # no rung passed: the spec's fit
     with duckdb_connect(wh)(True) as con:

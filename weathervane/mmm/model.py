@@ -287,13 +287,18 @@ def model_config(data: ModelData, settings: FitSettings) -> dict:
     model itself does not see the units; R carries them into the return prior."""
     x, u = typical_spend_terms(data)
     lam_mean = lam_prior_mean(data)
-    roas = Prior(
-        "Normal",
-        mu=Prior("Normal", mu=float(np.log(PRIOR_MEDIA_SHARE)), sigma=PRIOR_LOG_ROAS_SD, dims="channel"),
-        # one spread of returns across geos, shared by the channels: every geo x channel offset informs it
-        sigma=Prior("HalfNormal", sigma=0.2),
-        dims=("geo", "channel"), centered=False,
-    )
+    if len(data.cells) > 1:
+        roas = Prior(
+            "Normal",
+            mu=Prior("Normal", mu=float(np.log(PRIOR_MEDIA_SHARE)), sigma=PRIOR_LOG_ROAS_SD, dims="channel"),
+            # one spread of returns across geos, shared by the channels: every geo x channel offset informs it
+            sigma=Prior("HalfNormal", sigma=0.2),
+            dims=("geo", "channel"), centered=False,
+        )
+    else:
+        # one market: a spread across geos has nothing to inform it, and the channel location and the lone geo's
+        # offset would only be known through their sum (a ridge the sampler diverges on)
+        roas = Prior("Normal", mu=float(np.log(PRIOR_MEDIA_SHARE)), sigma=PRIOR_LOG_ROAS_SD, dims=("geo", "channel"))
     cfg = {
         "intercept": Prior("Normal", mu=0.4, sigma=0.4, dims="geo"),
         "likelihood": Prior("Normal", sigma=Prior("HalfNormal", sigma=0.2, dims="geo"), dims=("date", "geo")),
