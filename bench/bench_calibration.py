@@ -276,6 +276,7 @@ def main() -> None:
     ap.add_argument("--geo-sd", type=float, help="--replan with this model-error allowance (geo part)")
     ap.add_argument("--adopt", nargs=2, type=Path, metavar=("RESULTS_JSONL", "INPUTS_DIR"),
                     help="take in bench_robustness.py's fitted runs (its --out file and its inputs folder)")
+    ap.add_argument("--shape-sd", type=float, help="--replan with this curvature allowance (safety.MISSPEC_SHAPE_SD)")
     ap.add_argument("--one", nargs=3, metavar=("WORLD", "SEED", "STAGE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -306,6 +307,8 @@ def main() -> None:
             safety.MISSPEC_CHANNEL_LOG_SD = args.channel_sd
         if args.geo_sd is not None:
             safety.MISSPEC_GEO_LOG_SD = args.geo_sd
+        if args.shape_sd is not None:
+            safety.MISSPEC_SHAPE_SD = args.shape_sd
         args.plans = replan(args.workdir, args.label)
     if args.report or args.replan:
         print(report(load(args.plans or args.workdir / "plans.jsonl"), load(args.workdir / "fits.jsonl")))

@@ -210,3 +210,17 @@ def test_experiment_design_matches_markets_and_sizes_the_test_by_the_model_noise
     mid = design_for_channel(resp, kpi, np.full(3, sigma), "meta")
     assert mid["duration_days"] == 28 and mid["powered"]
     assert mid["expected_interval_width"] == pytest.approx(2 * 1.6449 * sigma * np.sqrt(28 * (1 + r ** 2)))
+
+
+def test_the_curvature_allowance_is_mean_one_grows_with_the_move_and_leaves_kept_cells_alone():
+    from weathervane.allocate.safety import shape_error, shape_factor
+
+    baseline = np.array([[100.0, 50.0], [80.0, 0.0]])
+    spend = np.array([[130.0, 50.0], [56.0, 10.0]])  # +30%, kept, -30%, a cell with no spend before
+    f = shape_factor(shape_error(20000, 2, sd=0.3), spend, baseline)
+    assert f.shape == (20000, 2, 2)
+    assert np.allclose(f[:, 0, 1], 1.0) and np.allclose(f[:, 1, 1], 1.0)  # kept, and nothing to scale from
+    assert abs(f[:, 0, 0].mean() - 1.0) < 0.01 and abs(f[:, 1, 0].mean() - 1.0) < 0.01
+    # the spread follows |log r|: a 30% cut is a larger log move than a 30% rise
+    assert f[:, 1, 0].std() > f[:, 0, 0].std() > 0.05
+    assert np.allclose(shape_factor(shape_error(50, 2, sd=0.0), spend, baseline), 1.0)

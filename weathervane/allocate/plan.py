@@ -282,9 +282,10 @@ def decide(response: ResponseModel, z: np.ndarray, history: np.ndarray, previous
                              + "; ".join(weather_not_applied))
     draws = raw_run(model, baseline_spend, z).shape[0]
     error = misspecification(draws, len(channels), len(geos))
+    curvature = safety.shape_error(draws, len(channels))
 
     def run(spend, wz):
-        return error * raw_run(model, spend, wz)
+        return error * safety.shape_factor(curvature, spend, baseline_spend) * raw_run(model, spend, wz)
 
     alloc = optimize_allocation(model, z, history, constraints, objective)
     # the same budget under average weather: what the plan would do without the forecast, so the forecast's pull

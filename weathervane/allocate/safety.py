@@ -38,6 +38,9 @@ MOVE_STEPS = (1.0, 0.75, 0.5, 0.25)
 # demand makes up. Chosen by bench/bench_calibration.py (docs/plan_regret.md).
 MISSPEC_CHANNEL_LOG_SD = 0.15
 MISSPEC_GEO_LOG_SD = 0.1
+# ... and the curve's slope around today's spend, which the data see least when spend follows demand: a cell moved
+# to r times its spend returns r^delta times what the model says (delta per channel, this sd), nothing at r = 1.
+MISSPEC_SHAPE_SD = 0.0
 MISSPEC_SEED = 20270
 # a move between the geos of a channel needs P(the geo gaining spend has the higher marginal return) at least
 # this (the plan's own default bar) for every pair of geos it moves between, judged on draws that carry the geo
@@ -227,6 +230,21 @@ def misspecification(draws: int, n_channels: int, n_geos: int, channel_sd: float
     log = (channel_sd * rng.standard_normal((draws, n_channels, 1))
            + geo_sd * rng.standard_normal((draws, n_channels, n_geos)))
     return np.exp(log - 0.5 * (channel_sd ** 2 + geo_sd ** 2))  # mean 1: expected values stay the posterior's
+
+
+def shape_error(draws: int, n_channels: int, sd: float | None = None, seed: int = MISSPEC_SEED + 1):
+    """(delta [draw, channel, 1], sd): each channel's curvature error for `shape_factor`; fixed seed as above."""
+    sd = MISSPEC_SHAPE_SD if sd is None else sd
+    return np.random.default_rng(seed).normal(0.0, sd, (draws, n_channels, 1)), sd
+
+
+def shape_factor(error, spend: np.ndarray, baseline: np.ndarray) -> np.ndarray:
+    """[draw, channel, geo] factors exp(delta log r - sd^2 (log r)^2 / 2), r = spend / baseline per cell: mean 1,
+    so expected values stay the posterior's, and exactly 1 where a cell keeps its spend."""
+    delta, sd = error
+    r = np.divide(spend, baseline, out=np.ones_like(spend, dtype=float), where=baseline > 0)
+    log_r = np.log(np.maximum(r, 1e-9))[None]
+    return np.exp(delta * log_r - 0.5 * sd ** 2 * log_r ** 2)
 
 
 def support_range(daily: np.ndarray, horizon_days: int) -> tuple[np.ndarray, np.ndarray] | None:
