@@ -40,8 +40,8 @@ MISSPEC_CHANNEL_LOG_SD = 0.15
 MISSPEC_GEO_LOG_SD = 0.1
 # ... and the curve's slope around today's spend, which the data see least when spend follows demand: a cell moved
 # to r times its spend returns r^delta times what the model says (delta per channel, this sd), nothing at r = 1.
-# Off: on the calibration bench's 60 runs 0.1-0.25 traded losses for timidity, and at 0.1 a right model in the
-# controlled tests' plans on known-right models kept the split (docs/plan_regret.md).
+# Off: on the calibration bench's 60 runs 0.1-0.25 traded losses for timidity, and at 0.1 the controlled tests'
+# plans on known-right models kept the split (docs/plan_regret.md).
 MISSPEC_SHAPE_SD = 0.0
 MISSPEC_SEED = 20270
 # a move between the geos of a channel needs P(the geo gaining spend has the higher marginal return) at least
