@@ -27,6 +27,7 @@ from weathervane.allocate.safety import (
 from weathervane.config import TenantConfig, validate_tenant_id
 from weathervane.governance.events import record_proposal
 from weathervane.governance.tables import ensure_decision_tables
+from weathervane.warehouse import transaction
 
 
 def _q(a: np.ndarray, axis=0):
@@ -496,8 +497,7 @@ def write_plan(con, plan: Plan, cfg: TenantConfig) -> None:
              json.dumps({"source": "average (weather-blind)" if plan.weather_blind else plan.weather.source,
                          "mean_z": weather}),
              plan.evidence.flag_source if plan.evidence is not None else None]
-    con.execute("begin transaction")
-    try:
+    with transaction(con):
         con.execute("delete from decisions.plan_lines where plan_id = ?", [plan.plan_id])
         con.execute("delete from decisions.plans where plan_id = ?", [plan.plan_id])
         con.execute(
@@ -521,10 +521,6 @@ def write_plan(con, plan: Plan, cfg: TenantConfig) -> None:
             "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?" + ", ?" * len(LINE_COLUMNS) + ")", lines,
         )
         record_proposal(con, plan.tenant_id, plan.plan_id, cfg)
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
     # notifications are posted by the caller once it has released the warehouse (governance.outbox.deliver_outbox)
 
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from weathervane.config import validate_tenant_id
 from weathervane.governance.tables import ensure_decision_tables, table_exists
+from weathervane.warehouse import transaction
 
 ADOPTED_STATUSES = ("applied", "rolled_back", "superseded")
 DEFAULT_TOLERANCE = 0.25
@@ -22,8 +23,7 @@ def compute_plan_adoption(con, tenant_id: str) -> int:
     ensure_decision_tables(con)
     if not table_exists(con, "marts", "fct_ad_spend_daily"):
         raise LookupError("marts.fct_ad_spend_daily does not exist yet: run the marts first")
-    con.execute("begin transaction")
-    try:
+    with transaction(con):
         con.execute("delete from decisions.plan_adoption where tenant_id = ?", [tenant_id])
         con.execute(
             """
@@ -85,10 +85,6 @@ def compute_plan_adoption(con, tenant_id: str) -> int:
             {"tenant": tenant_id, "now": datetime.now(UTC).replace(tzinfo=None)},
         )
         n = con.execute("select count(*) from decisions.plan_adoption where tenant_id = ?", [tenant_id]).fetchone()[0]
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
     return n
 
 

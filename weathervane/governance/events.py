@@ -24,6 +24,7 @@ from pathlib import Path
 from weathervane.config import TenantConfig, validate_tenant_id
 from weathervane.governance import ledger
 from weathervane.governance.tables import ensure_decision_tables, table_exists
+from weathervane.warehouse import transaction
 
 GENESIS_HASH = "0" * 64
 SYSTEM_ACTOR = "weathervane"
@@ -500,28 +501,26 @@ def transition(
         raise GovernanceError(f"plan {plan_id}: an actor is required")
     ensure_decision_tables(con)
     events: list[PlanEvent] = []
-    con.execute("begin transaction")
     try:
-        owner, current = plan_status(con, plan_id)
-        if tenant_id is not None and validate_tenant_id(tenant_id) != owner:
-            raise PlanNotFound(f"plan {plan_id!r} belongs to tenant {owner!r}, not {tenant_id!r}")
-        _check_transition(con, plan_id, current, to_status, actor, cfg, tenant_id=owner)
-        if to_status == "applied":
-            _refuse_in_shadow(con, owner, plan_id, cfg)
-        events.append(append_event(con, owner, plan_id, current, to_status, actor.strip(), reason))
-        if to_status == "applied":
-            live = con.execute(
-                "select plan_id from decisions.plans where tenant_id = ? and status = 'applied' and plan_id <> ?",
-                [owner, plan_id],
-            ).fetchall()
-            for (old,) in live:
-                events.append(append_event(con, owner, old, "applied", "superseded", actor.strip(),
-                                           f"superseded by plan {plan_id}"))
-        for ev in events:
-            enqueue(con, ev, cfg)
-        con.execute("commit")
+        with transaction(con):
+            owner, current = plan_status(con, plan_id)
+            if tenant_id is not None and validate_tenant_id(tenant_id) != owner:
+                raise PlanNotFound(f"plan {plan_id!r} belongs to tenant {owner!r}, not {tenant_id!r}")
+            _check_transition(con, plan_id, current, to_status, actor, cfg, tenant_id=owner)
+            if to_status == "applied":
+                _refuse_in_shadow(con, owner, plan_id, cfg)
+            events.append(append_event(con, owner, plan_id, current, to_status, actor.strip(), reason))
+            if to_status == "applied":
+                live = con.execute(
+                    "select plan_id from decisions.plans where tenant_id = ? and status = 'applied' and plan_id <> ?",
+                    [owner, plan_id],
+                ).fetchall()
+                for (old,) in live:
+                    events.append(append_event(con, owner, old, "applied", "superseded", actor.strip(),
+                                               f"superseded by plan {plan_id}"))
+            for ev in events:
+                enqueue(con, ev, cfg)
     except BaseException:
-        con.execute("rollback")
         _abandon(con, events)
         raise
     anchor_head(con, owner)

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from weathervane import config
 from weathervane.config import TenantConfig
+from weathervane.warehouse import transaction
 
 WEBHOOK_TIMEOUT_S = 3.0  # total time for one post: connect, send, and the answer's status line
 DELIVERY_BUDGET_S = 15.0  # total time for one delivery run; what is left waits for the next
@@ -216,8 +217,7 @@ def claim(con, tenant_id: str, retry_failed: bool = False) -> list[Claimed]:
     """In one short write: mark the tenant's deliverable rows `sending` (so no second process posts them too)."""
     states = ["pending", "failed"] if retry_failed else ["pending"]
     now = _now()
-    con.execute("begin transaction")
-    try:
+    with transaction(con):
         rows = con.execute(
             "select notification_id, webhook_url, payload, coalesce(attempts, 0) from decisions.outbox "
             "where tenant_id = ? and (list_contains(?, delivery_status) "
@@ -229,10 +229,6 @@ def claim(con, tenant_id: str, retry_failed: bool = False) -> list[Claimed]:
                 "update decisions.outbox set delivery_status = 'sending', last_attempt_at = ? "
                 "where list_contains(?, notification_id)", [now, [r[0] for r in rows]],
             )
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
     return [Claimed(*r) for r in rows]
 
 
@@ -260,18 +256,13 @@ def post_claimed(claimed: list[Claimed], url: str | None, allow: list[str], prob
 
 def record_outcomes(con, outcomes: list[tuple]) -> None:
     now = _now()
-    con.execute("begin transaction")
-    try:
+    with transaction(con):
         for notification_id, status, error, url, attempts in outcomes:
             con.execute(
                 "update decisions.outbox set delivery_status = ?, delivery_error = ?, delivered_at = ?, "
                 "webhook_url = ?, attempts = ?, last_attempt_at = ? where notification_id = ?",
                 [status, error, now if status == "delivered" else None, url, attempts, now, notification_id],
             )
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
 
 
 def _report(tenant_id: str, claimed: list[Claimed], outcomes: list[tuple]) -> DeliveryReport:
