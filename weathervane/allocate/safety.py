@@ -244,6 +244,8 @@ def shape_factor(error, spend: np.ndarray, baseline: np.ndarray) -> np.ndarray:
     """[draw, channel, geo] factors exp(delta log r - sd^2 (log r)^2 / 2), r = spend / baseline per cell: mean 1,
     so expected values stay the posterior's, and exactly 1 where a cell keeps its spend."""
     delta, sd = error
+    if sd == 0:  # off: no work on the plan's hot path
+        return np.ones(1)
     r = np.divide(spend, baseline, out=np.ones_like(spend, dtype=float), where=baseline > 0)
     log_r = np.log(np.maximum(r, 1e-9))[None]
     return np.exp(delta * log_r - 0.5 * sd ** 2 * log_r ** 2)

@@ -208,11 +208,6 @@ class DeliveryReport:
         return ", ".join(parts)
 
 
-def _target(cfg: TenantConfig) -> tuple[str | None, list[str], str | None]:
-    """(webhook url, private allow-list, problem) from tenant.yaml, which lives outside the warehouse."""
-    return cfg.autopilot.webhook_url, list(cfg.autopilot.webhook_allow_private), None
-
-
 def claim(con, tenant_id: str, retry_failed: bool = False) -> list[Claimed]:
     """In one short write: mark the tenant's deliverable rows `sending` (so no second process posts them too)."""
     states = ["pending", "failed"] if retry_failed else ["pending"]
@@ -232,15 +227,14 @@ def claim(con, tenant_id: str, retry_failed: bool = False) -> list[Claimed]:
     return [Claimed(*r) for r in rows]
 
 
-def post_claimed(claimed: list[Claimed], url: str | None, allow: list[str], problem: str | None,
-                 timeout: float = WEBHOOK_TIMEOUT_S, budget: float = DELIVERY_BUDGET_S) -> list[tuple]:
-    """Post each claimed row (no warehouse involved); returns (notification_id, status, error, url, attempts)."""
+def post_claimed(claimed: list[Claimed], cfg: TenantConfig, timeout: float = WEBHOOK_TIMEOUT_S,
+                 budget: float = DELIVERY_BUDGET_S) -> list[tuple]:
+    """Post each claimed row to the tenant's webhook (tenant.yaml, outside the warehouse; no warehouse involved);
+    returns (notification_id, status, error, url, attempts)."""
+    url, allow = cfg.autopilot.webhook_url, list(cfg.autopilot.webhook_allow_private)
     outcomes = []
     deadline = time.monotonic() + budget
     for c in claimed:
-        if problem is not None:
-            outcomes.append((c.notification_id, "failed", problem, c.url, c.attempts + 1))
-            continue
         if url is None:
             outcomes.append((c.notification_id, "no_webhook", None, None, c.attempts))
             continue
@@ -289,8 +283,7 @@ def deliver_pending(con, tenant_id: str, cfg: TenantConfig, timeout: float = WEB
     claimed = claim(con, tenant_id, retry_failed)
     if not claimed:
         return 0
-    url, allow, problem = _target(cfg)
-    outcomes = post_claimed(claimed, url, allow, problem, timeout)
+    outcomes = post_claimed(claimed, cfg, timeout)
     record_outcomes(con, outcomes)
     return sum(o[1] == "delivered" for o in outcomes)
 
@@ -315,8 +308,7 @@ def deliver_outbox(tenant_id: str, warehouse: Path | str, cfg: TenantConfig, *,
         con.close()
     if not claimed:
         return DeliveryReport(tenant_id)
-    url, allow, problem = _target(cfg)
-    outcomes = post_claimed(claimed, url, allow, problem, timeout)
+    outcomes = post_claimed(claimed, cfg, timeout)
     con = connect(warehouse, lock_wait_s=lock_wait_s)
     try:
         record_outcomes(con, outcomes)
