@@ -164,9 +164,8 @@ def fit_panel(data: ModelData, settings: FitSettings, *, lift_raw: pd.DataFrame 
     }
     report_path = None
     if report:
-        from weathervane.mmm.report import write_report
-
         from weathervane import reports as rp
+        from weathervane.mmm.report import write_report
 
         report_path = write_report(fit.mmm, resp, data, frames, meta,
                                    config.tenant_dir(Path(reports), data.tenant_id) / f"{model_id}.html",
