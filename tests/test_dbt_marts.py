@@ -15,6 +15,7 @@ from dbt.cli.main import dbtRunner
 from weathervane import config, warehouse
 from weathervane.spec import apply_overrides, dbt_vars, default_spec
 from weathervane.landing import ingest_tenant
+from weathervane.periods import period_length, period_start, period_sums
 from weathervane.simulate import simulate_tenant
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -227,6 +228,18 @@ def test_model_input_columns_and_weekly_rows(env):
         "and date_trunc('week', date) in (select date from marts.fct_model_input where tenant_id = ? and period = 'week')",
         [SIM, SIM])[0][0]
     assert weeks["kpi"].sum() == pytest.approx(daily_in_weeks)
+    # the Python period rules agree with dbt's weeks: the same week starts, and seven-day sums from a Monday
+    # (the plan's blocks) are the weekly rows
+    cell = "product_key = 'Apparel' and geo_id = 'US-CA'"
+    days = env.df(f"select date, kpi, spend_meta from marts.fct_model_input where tenant_id = ? and period = 'day' "
+                  f"and {cell} order by date", [SIM])
+    cell_weeks = env.df(f"select date, kpi, spend_meta from marts.fct_model_input where tenant_id = ? "
+                        f"and period = 'week' and {cell} order by date", [SIM])
+    starts = period_start(days["date"], "week").value_counts()
+    assert set(cell_weeks["date"]) == set(starts[starts == period_length("week")].index)  # whole weeks only
+    first = days.index[days["date"] == cell_weeks["date"].iloc[0]][0]
+    block = days[["kpi", "spend_meta"]].to_numpy()[first:first + 7 * len(cell_weeks)]
+    assert period_sums(block, period_length("week")) == pytest.approx(cell_weeks[["kpi", "spend_meta"]].to_numpy())
     holidays = env.df("select date, is_holiday, day_of_week from marts.fct_model_input "
                       "where tenant_id = ? and period = 'day' and product_key = 'Apparel' and geo_id = 'US-CA'", [SIM])
     assert set(holidays.loc[holidays["is_holiday"] == 1, "date"].dt.strftime("%m-%d")) >= {"01-01", "01-15", "02-19"}

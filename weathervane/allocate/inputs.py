@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from weathervane.governance.tables import table_exists
+from weathervane.periods import period_length
 from weathervane.transforms import standardise_weather
 
 WEATHER_COLUMNS = ("temperature_2m_mean", "temperature_2m_max", "precipitation_sum")
@@ -33,7 +34,7 @@ def horizon_start(con, tenant_id: str, configured: date | None) -> date:
                           "and period = (select min(period) from marts.fct_model_input where tenant_id = ?)",
                           [tenant_id, tenant_id]).fetchone()
         if row[0] is not None:
-            return row[0] + timedelta(days=7 if row[1] == "week" else 1)
+            return row[0] + timedelta(days=period_length(row[1]))
     raise PlanningInputError(f"tenant {tenant_id}: no rows in marts.fct_sales_daily or marts.fct_ad_spend_daily "
                              "to place the planning horizon; set planning.start in tenant.yaml")
 
@@ -48,7 +49,7 @@ def aggregated_daily_spend(con, tenant_id: str, start: date, end: date) -> pd.Da
     cols = [c for c in frame.columns if c.startswith("spend_") and c != "spend_allocated_share"]
     if frame.empty or not cols:
         return pd.DataFrame(columns=["date", "channel", "geo_id", "spend"])
-    days = 7 if frame["period"].iloc[0] == "week" else 1
+    days = period_length(frame["period"].iloc[0])
     long = frame.melt(id_vars=["date", "geo_id"], value_vars=cols, var_name="channel", value_name="spend")
     long["channel"] = long["channel"].str.removeprefix("spend_")
     long["spend"] = long["spend"].fillna(0.0).astype(float) / days
@@ -96,14 +97,6 @@ def daily_spend(con, tenant_id: str, start: date, end: date, channels: list[str]
         w = regional / regional.sum() if regional.sum() > 0 else np.full(len(targets), 1 / len(targets))
         out[t[i], c[i], targets] += spend[i] * w
     return out
-
-
-def to_periods(daily: np.ndarray, period_days: int) -> np.ndarray:
-    """Sum consecutive blocks of `period_days` days; the first axis must be a multiple of it."""
-    if period_days == 1:
-        return daily
-    n = daily.shape[0] // period_days
-    return daily[: n * period_days].reshape(n, period_days, *daily.shape[1:]).sum(axis=1)
 
 
 @dataclass

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from weathervane.config import validate_tenant_id
+from weathervane.periods import period_length
 
 
 class NoUsableModel(LookupError):
@@ -28,7 +29,7 @@ class MMMResponse:
         self.channels = list(posterior.channels)
         self.weather_vars = list(posterior.weather_vars)
         self.weather_stats = posterior.weather_stats
-        self.period_days = 7 if posterior.period == "week" else 1
+        self.period_days = period_length(posterior.period)
         self.lags = max(int(posterior.l_max) - 1, 0)
         self.draws = draws
         cells = list(posterior.geos)
@@ -61,7 +62,7 @@ class MMMResponse:
         nm = self.nonmedia
         if nm is None or nm.shape[0] != draws:
             return None, "expected KPI covers paid media only: the model stores no fitted baseline"
-        step = 7 if self.period_days == 7 else 1
+        step = self.period_days
         per_year = 52 if step == 7 else 365
         n = nm.shape[1]
         gap = max(0, int(round((pd.Timestamp(start) - self.dates[-1]).days / step)) - 1)

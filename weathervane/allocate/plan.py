@@ -15,7 +15,6 @@ from weathervane.allocate.inputs import (
     daily_spend,
     horizon_start,
     horizon_weather,
-    to_periods,
 )
 from weathervane.allocate import safety
 from weathervane.allocate.optimize import Allocation, Constraints, Objective, optimize_allocation
@@ -27,6 +26,7 @@ from weathervane.allocate.safety import (
 from weathervane.config import TenantConfig, validate_tenant_id
 from weathervane.governance.events import record_proposal
 from weathervane.governance.tables import ensure_decision_tables
+from weathervane.periods import period_sums
 from weathervane.warehouse import transaction
 
 
@@ -368,11 +368,11 @@ def build_plan(
     periods = -(-days // pdays)
     previous = daily_spend(con, tenant_id, start - timedelta(days=days), start - timedelta(days=1), channels, geos).sum(axis=0)
     lag_days = int(response.lags) * pdays
-    history = to_periods(daily_spend(con, tenant_id, start - timedelta(days=lag_days), start - timedelta(days=1),
+    history = period_sums(daily_spend(con, tenant_id, start - timedelta(days=lag_days), start - timedelta(days=1),
                                      channels, geos), pdays) if lag_days else np.zeros((0, len(channels), len(geos)))
     stats = getattr(response, "weather_stats", None) or None
     weather = horizon_weather(con, tenant_id, start, periods * pdays, geos, wvars, stats)
-    z = weather.z.reshape(periods, pdays, len(geos), len(wvars)).mean(axis=1)
+    z = period_sums(weather.z, pdays) / pdays  # each period's mean z, as the model's weekly rows
     if weather_blind:
         z = np.zeros_like(z)
     evidence = evidence or read_evidence(con, tenant_id, response.model_id)

@@ -8,6 +8,7 @@ import pandas as pd
 import xarray as xr
 
 from weathervane.config import validate_tenant_id
+from weathervane.periods import period_length, period_start
 from weathervane.transforms import standardise_weather, weather_moments
 
 WEATHER_VARS = ("temperature_2m_mean", "precipitation_sum")
@@ -206,8 +207,7 @@ def _weather_z(panel, dates, cells, cell_geo, weather_daily, period, weather_var
                 mean, sd = weather_moments(values.to_numpy())
                 zd = pd.Series(standardise_weather(values.to_numpy(), mean, sd), index=g["date"].to_numpy())
                 if period == "week":
-                    start = zd.index - pd.to_timedelta(zd.index.day_of_week, unit="D")
-                    zd = zd.groupby(start).mean()
+                    zd = zd.groupby(period_start(zd.index, period)).mean()
                 z[:, j, k] = zd.reindex(dates).fillna(0.0).to_numpy()
             else:
                 col = panel[var] if var in panel.columns else None
@@ -221,7 +221,7 @@ def _weather_z(panel, dates, cells, cell_geo, weather_daily, period, weather_var
 
 def peak_season_share(dates: pd.DatetimeIndex, period: str) -> np.ndarray:
     """Share of each period's days from a week before Black Friday to Christmas Eve (the retail peak season)."""
-    days = 7 if period == "week" else 1
+    days = period_length(period)
     out = np.zeros(len(dates))
     for i, start in enumerate(dates):
         for d in pd.date_range(start, periods=days, freq="D"):

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from weathervane.config import validate_tenant_id
+from weathervane.periods import period_length
 
 DURATIONS_DAYS = (14, 21, 28, 42, 56)
 SPEND_MULTIPLIER = 1.5  # the treated geo's spend during the smallest test, relative to its recent spend
@@ -80,7 +81,7 @@ def design_for_channel(resp, kpi: pd.DataFrame, sigma: np.ndarray, channel: str)
     more treated geos (by spend), each for the durations in DURATIONS_DAYS; the first whose expected 90% interval
     is no wider than the lift it expects (so it excludes zero) is the design. When none is, the smallest design's
     longest test is returned with powered False and a note that no feasible test is powered."""
-    period_days = 7 if resp.period == "week" else 1
+    period_days = period_length(resp.period)
     geos = list(kpi.columns)
     ci = resp.channels.index(channel)
     pre_n = max(1, PRE_PERIOD_DAYS // period_days)

@@ -15,6 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from weathervane import config
+from weathervane.periods import period_start
 from weathervane.transforms import media_contribution, standardise_weather
 
 META_ATTR = "weathervane"
@@ -215,8 +216,7 @@ class PosteriorResponse:
         starting at `dates`, with each geo's stored daily mean and sd; missing values count as average weather."""
         daily = daily.copy()
         daily["date"] = pd.to_datetime(daily["date"])
-        if self.period == "week":
-            daily["date"] = daily["date"] - pd.to_timedelta(daily["date"].dt.day_of_week, unit="D")
+        daily["date"] = period_start(daily["date"], self.period)
         z = np.zeros((len(dates), len(self.geos), len(self.weather_vars)))
         for j, cell in enumerate(self.geos):
             geo = self.cell_geo.get(cell, cell)

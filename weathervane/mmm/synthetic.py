@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from weathervane.periods import period_start
 from weathervane.transforms import geometric_adstock, logistic_saturation, weather_moments
 
 WEATHER_VARS = ("temperature_2m_mean", "precipitation_sum")
@@ -129,7 +130,7 @@ def synthetic_panel(
 def _to_weeks(daily: pd.DataFrame) -> pd.DataFrame:
     d = daily.copy()
     d["date"] = pd.to_datetime(d["date"])
-    d["week"] = d["date"] - pd.to_timedelta(d["date"].dt.day_of_week, unit="D")
+    d["week"] = period_start(d["date"], "week")
     keys = ["tenant_id", "grain_product", "grain_geo", "product_key", "geo_id", "week"]
     sums = [c for c in d.columns if c.startswith("spend_") and c != "spend_allocated_share"]
     agg = {c: "sum" for c in ["kpi", *sums, "lifecycle_sends", "precipitation_sum"]}

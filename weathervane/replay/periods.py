@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from weathervane.config import validate_tenant_id
+from weathervane.periods import period_length
 
 DEFAULT_PERIOD_DAYS = 7
 
@@ -150,7 +151,7 @@ def load_decision_log(con, tenant_id: str, *, grain_product: str | None = None, 
         data = prepare_model_data(frame, weather, period)
     except ModelInputError as exc:
         raise ReplayInputError(f"tenant {tenant_id}: {exc}") from exc
-    step = 7 if data.period == "week" else 1
+    step = period_length(data.period)
     if period_days % step:
         raise ReplayInputError(f"replay.period_days={period_days} is not a whole number of {data.period}s")
     start = data.dates[0].date()

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
+from weathervane.periods import period_length
 from weathervane.replay import behaviour as bh
 from weathervane.replay.estimators import ESTIMATORS, CandidateInputs, bootstrap, interval, point
 from weathervane.replay.outcome import OriginModel, fit_origin, rolling_origins
@@ -82,7 +83,7 @@ def run_replay(log: DecisionLog, policies: list[PolicySpec], fit_settings, setti
         raise ReplayInputError("the decision log carries no model input to fit outcome models on")
     if not any(p.kind == KEEP_SPLIT for p in policies):
         raise ValueError("the candidates must include keep_split (the reference for lifts)")
-    step_days = 7 if data.period == "week" else 1
+    step_days = period_length(data.period)
     per_decision = log.period_days // step_days
     n_model = len(data.dates)
     first = max(int(np.ceil(settings.min_train_share * n_model)), settings.min_train_periods * per_decision)
@@ -212,8 +213,8 @@ def too_short(log: DecisionLog, policies: list[PolicySpec], settings: ReplaySett
               unit: str) -> ReplayResult:
     """The replay of a history too short for rolling origins: every row not evaluable, with the reason, and no
     outcome model fitted."""
-    have = n_model * (7 if unit == "week" else 1) // log.period_days
-    need = first * (7 if unit == "week" else 1) // log.period_days + settings.min_periods
+    have = n_model * period_length(unit) // log.period_days
+    need = first * period_length(unit) // log.period_days + settings.min_periods
     reason = (f"the history is too short: {n_model} {unit}s ({have} decision periods); rolling-origin outcome "
               f"models need {first} {unit}s to train the first model and {settings.min_periods} decision periods "
               f"after it ({need} in all)")

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from weathervane.config import validate_tenant_id
+from weathervane.periods import period_start
 from weathervane.replay.behaviour import centred_basis
 from weathervane.simulate.geos import first_geos
 from weathervane.simulate.media import CHANNEL_BY_NAME, L_MAX, adstock, logistic_saturation
@@ -122,7 +123,7 @@ class LoggedHistory:
                                **{f"spend_{c}": self.spend[:, ci, gi] for ci, c in enumerate(self.channels)},
                                **{v: self.weather[v][:, gi] for v in WEATHER_VARS}})
             if period == "week":
-                df["date"] = df["date"] - pd.to_timedelta(df["date"].dt.day_of_week, unit="D")
+                df["date"] = period_start(df["date"], "week")
                 agg = {c: "sum" for c in df.columns if c.startswith("spend_") or c == "kpi"}
                 agg.update({v: "mean" for v in WEATHER_VARS})
                 df = df.groupby("date", as_index=False).agg(agg)
