@@ -102,11 +102,18 @@ def _terminal_to(log):
         term_file.close()
 
 
+def demo_summary(tenant: str, failed_checks: list[str] | None = None) -> None:
+    """The demo's closing summary, over the folders this process is configured with."""
+    from weathervane.demo import print_demo_summary
+
+    print_demo_summary(tenant, warehouse=config.warehouse_path(), landing=config.landing_root(),
+                       store=config.model_store(), reports=config.reports_dir(), failed_checks=failed_checks)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
     from dagster_project.run_log import StepProgress, event_log_path, mark_run_if_error_checks_failed
-    from weathervane.demo import print_demo_summary
     from weathervane.simulate import simulate_tenant
 
     con = domain_cli.console
@@ -142,7 +149,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     failed_checks = mark_run_if_error_checks_failed(DagsterInstance.get(), result.run_id)
     if not result.success:
         con.print("[red]Steps that failed:[/red] " + ", ".join(progress.failed_steps or ["(see the event log)"]))
-    print_demo_summary(DEMO_TENANT, failed_checks=failed_checks)
+    demo_summary(DEMO_TENANT, failed_checks)
     con.print(f"\nDagster's full event log of this run ({result.run_id[:8]}): {log_path}", markup=False, soft_wrap=True)
     con.print(f"[bold]Done in {time.perf_counter() - started:.0f} s.[/bold] Browse the runs, assets and reports with: "
               "[bold]make ui[/bold] (Dagster http://localhost:3000, reports http://localhost:3002/demo/)", soft_wrap=True)

@@ -31,7 +31,7 @@ def _load_marts(path, daily, weekly, weather):
 
 
 @pytest.mark.heavy
-def test_map_fit_then_plan_asset_records_keep_the_split_with_reasons_total_kpi_and_experiments(wv_env):
+def test_map_fit_then_plan_asset_records_keep_the_split_with_reasons_total_kpi_and_experiments(wv_env, capsys):
     from dagster import DagsterInstance, materialize
 
     from dagster_project.defs.decisions import budget_plan, experiment_recommendations
@@ -96,6 +96,14 @@ def test_map_fit_then_plan_asset_records_keep_the_split_with_reasons_total_kpi_a
     assert len(treated) == 1 and set(treated) | set(controls) <= {"US-CA", "US-TX"} and not set(treated) & set(controls)
     assert exp["duration_days"].iloc[0] >= 14 and exp["spend_change"].iloc[0] > 0
     assert exp["expected_interval_width"].iloc[0] > 0
+    # the demo's closing summary reads the same warehouse, plan and model back (as `weathervane demo` calls it)
+    from dagster_project.cli import demo_summary
+
+    capsys.readouterr()
+    demo_summary(TENANT)
+    summary = capsys.readouterr().out
+    assert f"Plan {plan['plan_id']} (proposed)" in summary and "It keeps the current split" in summary
+    assert "Return on ad spend" in summary and "Reports (" in summary
     # the report says why the plan keeps the split and which experiment would let it move meta
     html = open(plan["report_path"], encoding="utf-8").read()
     assert "Recommendation: keep the current split" in html and "map preview without sampler diagnostics" in html

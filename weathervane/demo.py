@@ -104,13 +104,12 @@ def _plan_lines(con, tenant_id: str, currency: str) -> tuple[str | None, list[st
     return plan_id, out
 
 
-def _regret_lines(con, tenant_id: str, model_id: str, truth_path: Path) -> list[str]:
+def _regret_lines(con, tenant_id: str, model_id: str, truth_path: Path, landing: Path, store: Path) -> list[str]:
     """The plan remade with the same model and valued under the simulator's true response and weather."""
     from weathervane.simulate.oracle import evaluate_world_decision
 
     try:
-        r = evaluate_world_decision(con, tenant_id, truth_path, model_id, config.landing_root(),
-                                    store=config.model_store())
+        r = evaluate_world_decision(con, tenant_id, truth_path, model_id, landing, store=store)
     except Exception as exc:  # the summary still prints; the reason is shown
         return [f"Regret against the truth could not be computed: {exc}"]
     return [
@@ -120,7 +119,7 @@ def _regret_lines(con, tenant_id: str, model_id: str, truth_path: Path) -> list[
     ]
 
 
-def _replay_lines(con, tenant_id: str) -> list[str]:
+def _replay_lines(con, tenant_id: str, currency: str) -> list[str]:
     if not table_exists(con, "decisions", "policy_replay"):
         return []
     from weathervane.replay.report import headline_from_rows
@@ -128,14 +127,16 @@ def _replay_lines(con, tenant_id: str) -> list[str]:
     rows = con.execute("select * from decisions.policy_replay where tenant_id = ?", [tenant_id]).df()
     if rows.empty:
         return []
-    currency = rp.tenant_currency(tenant_id, config.landing_root())
     return [f"Replay of past decisions: {headline_from_rows(rows, currency)}"]
 
 
-def print_demo_summary(tenant_id: str, warehouse: Path | None = None, failed_checks: list[str] | None = None) -> None:
+def print_demo_summary(tenant_id: str, *, warehouse: Path, landing: Path, store: Path, reports: Path,
+                       failed_checks: list[str] | None = None) -> None:
+    """The demo's closing summary: the tenant's file under `warehouse`, its landing folder (currency, truth, tenant
+    settings) under `landing`, saved models under `store`, reports under `reports`."""
     tenant_id = config.validate_tenant_id(tenant_id)
-    currency = rp.tenant_currency(tenant_id, config.landing_root())
-    truth_path = rp.truth_file(tenant_id, config.landing_root())
+    currency = rp.tenant_currency(tenant_id, landing)
+    truth_path = rp.truth_file(tenant_id, landing)
     truth = None
     if truth_path is not None:
         from weathervane.simulate import load_truth
@@ -167,23 +168,23 @@ def print_demo_summary(tenant_id: str, warehouse: Path | None = None, failed_che
         for line in lines:
             _say(line)
         if truth_path is not None and model_id:
-            for line in _regret_lines(con, tenant_id, model_id, truth_path):
+            for line in _regret_lines(con, tenant_id, model_id, truth_path, landing, store):
                 _say(line)
-        for line in _replay_lines(con, tenant_id):
+        for line in _replay_lines(con, tenant_id, currency):
             _say(line)
         proposed = plan_id is not None and _one(con, "select status from decisions.plans where plan_id = ?",
                                                 [plan_id])[0] == "proposed"
     finally:
         con.close()
     if proposed:
-        approvers = config.load_tenant_config(config.landing_root(), tenant_id).autopilot.approvers
+        approvers = config.load_tenant_config(landing, tenant_id).autopilot.approvers
         actor = approvers[0] if approvers else "<approver>"
         _say(f"Approve it: .venv/bin/weathervane plans approve --tenant {tenant_id} --plan-id {plan_id} "
              f"--actor {actor} --reason 'looks right'")
         _say(f"  or on the approvals page: .venv/bin/weathervane users add --user {actor} --tenant {tenant_id} "
              "--role approver, then "
              f"make ui and open http://localhost:3001/t/{tenant_id}/plans/{plan_id}")
-    folder = config.reports_dir() / tenant_id
+    folder = Path(reports) / tenant_id
     reports = sorted(folder.glob("*.html")) if folder.is_dir() else []
     if reports:
         _say(f"Reports ({len(reports)}): {folder.resolve()}/ — " + ", ".join(r.name for r in reports))
