@@ -62,7 +62,7 @@ def test_a_weekly_table_without_geos_in_odd_units_runs_to_a_plan_with_its_contro
 
     tenant = "byo-weekly"
     _deliver(wv_env["landing"], tenant, aggregated_table())
-    result = _run(tenant, AssetSelection.keys(AssetKey(["decisions", "plans"])).upstream(),
+    result = _run(tenant, AssetSelection.assets(AssetKey(["decisions", "plans"])).upstream(),
                   {"ops": {"mmm__weather_mmm": {"config": {"method": "map"}}}})
     failed = [e.step_key for e in result.all_events if e.is_step_failure]
     assert result.success, failed
@@ -108,7 +108,7 @@ def test_a_table_with_geos_is_modelled_per_geo(wv_env):
 
     tenant = "byo-geos"
     _deliver(wv_env["landing"], tenant, aggregated_table(weeks=120, geos=("US-CA", "US-TX", "US-NY"), spend_unit=1))
-    result = _run(tenant, AssetSelection.keys(AssetKey(["ops", "dataset_sniff"])).upstream())
+    result = _run(tenant, AssetSelection.assets(AssetKey(["ops", "dataset_sniff"])).upstream())
     assert result.success
     con = duckdb.connect(str(wv_env["warehouse"]), read_only=True)
     try:

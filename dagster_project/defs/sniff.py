@@ -66,10 +66,10 @@ def dataset_sniff(context: AssetExecutionContext, weathervane: WeathervaneResour
 
 # The grain-free dbt models (the `harmonize` step: every harmonize model the sniff does not decide), the sniff, and
 # the ingestion they read: what `weathervane sniff` runs. The models at the grain wait for the spec it decides.
-GRAIN_FREE = AssetSelection.groups("harmonize") - AssetSelection.keys(SNIFF_KEY).downstream()
+GRAIN_FREE = AssetSelection.groups("harmonize") - AssetSelection.assets(SNIFF_KEY).downstream()
 sniff_job = define_asset_job(
     "sniff_job",
-    selection=(AssetSelection.keys(SNIFF_KEY) | GRAIN_FREE).upstream(),
+    selection=(AssetSelection.assets(SNIFF_KEY) | GRAIN_FREE).upstream(),
     description="Ingest a tenant's landing files, harmonize them and sniff what they can carry.",
 )
 
