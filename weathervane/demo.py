@@ -185,6 +185,6 @@ def print_demo_summary(tenant_id: str, *, warehouse: Path, landing: Path, store:
              "--role approver, then "
              f"make ui and open http://localhost:3001/t/{tenant_id}/plans/{plan_id}")
     folder = Path(reports) / tenant_id
-    reports = sorted(folder.glob("*.html")) if folder.is_dir() else []
-    if reports:
-        _say(f"Reports ({len(reports)}): {folder.resolve()}/ — " + ", ".join(r.name for r in reports))
+    pages = sorted(folder.glob("*.html")) if folder.is_dir() else []
+    if pages:
+        _say(f"Reports ({len(pages)}): {folder.resolve()}/ — " + ", ".join(r.name for r in pages))
