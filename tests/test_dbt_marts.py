@@ -16,6 +16,7 @@ from weathervane import config, warehouse
 from weathervane.spec import apply_overrides, dbt_vars, default_spec
 from weathervane.landing import ingest_tenant
 from weathervane.periods import period_length, period_start, period_sums
+from weathervane.transforms import standardise_weather, weather_moments
 from weathervane.simulate import simulate_tenant
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -249,6 +250,13 @@ def test_model_input_columns_and_weekly_rows(env):
                        "and geo_id = 'US-CA' order by date", [SIM])
     first = env.truth.daily.dates.index(anomalies["date"].iloc[0].strftime("%Y-%m-%d"))
     assert anomalies["temperature_anomaly"].iloc[:30].to_numpy() == pytest.approx(z[first:first + 30], abs=0.02)
+    # the model's own standardisation (weathervane.transforms) gives the marts' anomalies exactly
+    daily = env.df("select temperature_2m_mean, precipitation_sum, temperature_anomaly, precipitation_anomaly "
+                   "from marts.fct_weather_daily where tenant_id = ? and geo_id = 'US-CA' order by date", [SIM])
+    for var, anomaly in (("temperature_2m_mean", "temperature_anomaly"), ("precipitation_sum", "precipitation_anomaly")):
+        values = daily[var].to_numpy(dtype=float)
+        assert standardise_weather(values, *weather_moments(values)) == pytest.approx(
+            daily[anomaly].to_numpy(dtype=float), abs=1e-9)
 
 
 def test_the_grain_changes_the_model_input(env):
