@@ -188,7 +188,8 @@ def _index_every_report_and_the_approvals_page(proof, tmp_path):
     from weathervane.web import create_app
 
     env = proof["env"]
-    reports = make_report_server(port=0, reports_dir=env["WEATHERVANE_REPORTS"])
+    reports = make_report_server(port=0, reports_dir=env["WEATHERVANE_REPORTS"],
+                                 landing_root=env["WEATHERVANE_LANDING"])
     threading.Thread(target=reports.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{reports.server_address[1]}"
     twin_yaml = env["WEATHERVANE_LANDING"] / "acme-twin" / "tenant.yaml"

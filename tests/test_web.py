@@ -504,7 +504,7 @@ def test_reports_index_and_report_show_the_banner_and_money_and_the_sign_in_page
 
     from weathervane.report_server import make_report_server
 
-    reports = _serve(make_report_server(port=0, reports_dir=site["reports"]))
+    reports = _serve(make_report_server(port=0, reports_dir=site["reports"], landing_root=site["landing"]))
     base = f"http://127.0.0.1:{reports.server_address[1]}"
     try:
         page, errors = _page(site, tmp_path)
