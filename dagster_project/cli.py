@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 from weathervane import cli as domain_cli
@@ -40,16 +41,15 @@ def dagster_home() -> Path:
 
 def run_tenant_pipeline(tenant_id: str, job_name: str = "refresh_job", run_config: dict | None = None,
                         on_event=None, quiet: bool = False):
-    """Register the tenant and run one job for it in this process, recorded in the local instance.
+    """Register the tenant and run one job for it as the UI's *Materialize all* does: the code location's own
+    executor (a step per forked process, independent steps side by side), recorded in the local instance.
 
-    `on_event`: an instance listener that sees every event of the run (weathervane demo's progress and log file);
-    `quiet`: no event on the terminal (the console logger set above CRITICAL; the instance still stores them)."""
-    import uuid
-
-    from dagster import DagsterInstance
+    `on_event`: called with every event of the run, in order, as the steps write them (weathervane demo's progress
+    and log file); `quiet`: no event on the terminal (the console logger set above CRITICAL; the instance still
+    stores them)."""
+    from dagster import DagsterInstance, build_reconstructable_job, execute_job
 
     from dagster_project.defs.marts import prepare_dbt_manifest
-    from dagster_project.definitions import defs
 
     tenant_id = config.validate_tenant_id(tenant_id)
     dagster_home()
@@ -57,16 +57,62 @@ def run_tenant_pipeline(tenant_id: str, job_name: str = "refresh_job", run_confi
     instance = DagsterInstance.get()
     if not instance.has_dynamic_partition("tenants", tenant_id):
         instance.add_dynamic_partitions("tenants", [tenant_id])
-    job = defs.resolve_job_def(job_name)
-    run_id = str(uuid.uuid4())  # chosen here so the listener is attached before the run's first event
-    if on_event is not None:
-        instance.add_event_listener(run_id, on_event)
     run_config = dict(run_config or {})
     if quiet:
         run_config.setdefault("loggers", {"console": {"config": {"log_level": "CRITICAL"}}})
-    return job.execute_in_process(
-        partition_key=tenant_id, instance=instance, run_config=run_config, raise_on_error=False, run_id=run_id
-    )
+    job = build_reconstructable_job("dagster_project.definitions", "job_named", (job_name,))
+    launch = uuid.uuid4().hex  # finds the run execute_job creates, for the follower
+    tags = {"dagster/partition": tenant_id, LAUNCH_TAG: launch}
+    follower = _RunFollower(instance, launch, on_event) if on_event is not None else None
+    if follower:
+        follower.start()
+    try:
+        result = execute_job(job, instance=instance, run_config=run_config, tags=tags, raise_on_error=False)
+    finally:
+        if follower:
+            follower.finish()
+    return result
+
+
+LAUNCH_TAG = "weathervane/launch"
+
+
+class _RunFollower(threading.Thread):
+    """Reads the run's events from the instance as the step processes write them and hands each to `on_event`
+    (in-memory listeners see only the events of this process, not those of the steps' own processes)."""
+
+    def __init__(self, instance, launch: str, on_event, every: float = 0.25):
+        super().__init__(daemon=True)
+        self.instance, self.launch, self.on_event, self.every = instance, launch, on_event, every
+        self.done = threading.Event()
+        self.cursor = None
+        self.run_id = None
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            self._drain()
+            self.done.wait(self.every)
+
+    def finish(self) -> None:
+        self.done.set()
+        self.join()
+        self._drain()  # the events written after the last poll
+
+    def _drain(self) -> None:
+        from dagster import RunsFilter
+
+        if self.run_id is None:
+            runs = self.instance.get_run_records(RunsFilter(tags={LAUNCH_TAG: self.launch}), limit=1)
+            if not runs:
+                return
+            self.run_id = runs[0].dagster_run.run_id
+        while True:
+            batch = self.instance.get_records_for_run(self.run_id, cursor=self.cursor, limit=500)
+            for record in batch.records:
+                self.on_event(record.event_log_entry)
+            self.cursor = batch.cursor
+            if not batch.has_more:
+                return
 
 
 def fit_run_config(**overrides) -> dict:

@@ -28,3 +28,9 @@ def build_definitions(weathervane: WeathervaneResource | None = None, extra_reso
 
 
 defs = build_definitions()
+
+
+def job_named(name: str):
+    """One job of the code location, for a run launched from Python in step processes of their own
+    (`dagster.build_reconstructable_job` rebuilds the job in each of them from this function)."""
+    return defs.resolve_job_def(name)

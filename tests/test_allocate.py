@@ -232,3 +232,20 @@ def test_contradictory_settings_are_refused_with_the_setting_named():
         optimize_allocation(r, z, hist, Constraints(total_budget=24000, previous=prev, max_change_pct=30))
     with pytest.raises(AllocationInfeasible, match="geo_max names \\['US-ZZ'\\]"):
         optimize_allocation(r, z, hist, Constraints(total_budget=12000, previous=prev, geo_max={"US-ZZ": 1}))
+
+
+def test_adstock_of_draws_matches_the_lag_loop():
+    """The allocator's batched adstock (weights per draw and channel) equals the general lag loop."""
+    from weathervane.transforms import geometric_adstock
+
+    rng = np.random.default_rng(3)
+    x = rng.gamma(2.0, 1.0, (13, 4, 6))
+    alpha = rng.uniform(0.05, 0.9, (50, 1, 4, 1))
+    fast = geometric_adstock(x, alpha, 10)
+    per_geo = geometric_adstock(x, np.broadcast_to(alpha, (50, 1, 4, 6)), 10)  # not the batched case: the loop
+    assert fast.shape == per_geo.shape == (50, 13, 4, 6)
+    np.testing.assert_allclose(fast, per_geo, rtol=1e-12)
+    # a lag longer than the series, and a single period
+    np.testing.assert_allclose(geometric_adstock(x[:3], alpha, 10),
+                               geometric_adstock(x[:3], np.broadcast_to(alpha, (50, 1, 4, 6)), 10), rtol=1e-12)
+    assert not np.allclose(fast[:, 1:], np.broadcast_to(x[None, 1:], fast[:, 1:].shape))  # carry-over happened

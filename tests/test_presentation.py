@@ -164,3 +164,35 @@ def test_step_progress_says_one_line_per_step_and_logs_every_event(tmp_path):
     assert said[1].startswith("FAIL second") and progress.failed_steps == ["second"]
     text = (tmp_path / "run.log").read_text()
     assert "STEP_START" in text and "STEP_FAILURE" in text and "boom" in text
+
+
+def test_a_tenant_run_from_python_takes_the_uis_executor_and_its_progress_sees_every_step(wv_env, tmp_path,
+                                                                                          monkeypatch):
+    """`run_tenant_pipeline` (weathervane demo, proof) runs the code location's executor: each step in a process
+    of its own, not this one; the follower hands every event the step processes wrote to the progress, in order."""
+    import os
+    import shutil
+
+    from dagster import DagsterEventType
+
+    from dagster_project.cli import run_tenant_pipeline
+    from dagster_project.run_log import StepProgress
+    from tests.conftest import ACME_EXAMPLE
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    shutil.copytree(ACME_EXAMPLE, wv_env["landing"] / "acme")
+    said, entries = [], []
+    with (tmp_path / "run.log").open("w") as log:
+        progress = StepProgress(log, say=said.append)
+
+        def both(entry):
+            entries.append(entry)
+            progress(entry)
+
+        result = run_tenant_pipeline("acme", job_name="ingest_job", on_event=both, quiet=True)
+    assert result.success
+    assert said and said[0].startswith("ok   ingest the landing files")
+    started = [e for e in entries if e.dagster_event and e.dagster_event.event_type == DagsterEventType.STEP_START]
+    assert started and all(e.dagster_event.pid != os.getpid() for e in started)  # the step ran in a process of its own
+    assert entries[-1].dagster_event.event_type == DagsterEventType.RUN_SUCCESS  # nothing written after the end lost
+    assert [e.run_id for e in entries] == [result.run_id] * len(entries)
