@@ -65,16 +65,14 @@ def _requirements(config: dict):
     return [] if "in_process" in config else multiple_process_executor_requirements()
 
 
-def with_step_limits(config: dict) -> dict:
-    """`config` with one warehouse writer step at a time within the run (in a folder warehouse the instance pool no
-    longer serializes a tenant's writers, and the run's writer steps all write the same tenant file) and one PyMC
-    step at a time (partitions.SAMPLER_LIMITS). A limit the run config sets for either tag is kept instead."""
-    from dagster_project.partitions import SAMPLER_LIMITS, WRITER_LIMITS
+def with_writer_limit(config: dict) -> dict:
+    """`config` with one warehouse writer step at a time within the run: in a folder warehouse the instance pool no
+    longer serializes a tenant's writers, and the run's writer steps all write the same tenant file."""
+    from dagster_project.partitions import WRITER_LIMITS, WRITER_TAG
 
     limits = list(config.get("tag_concurrency_limits") or [])
-    for ours in (*WRITER_LIMITS, *SAMPLER_LIMITS):
-        if not any(limit.get("key") == ours["key"] for limit in limits):
-            limits.append(ours)
+    if not any(limit.get("key") == WRITER_TAG for limit in limits):
+        limits += WRITER_LIMITS
     return {**config, "tag_concurrency_limits": limits}
 
 
@@ -114,7 +112,7 @@ def weathervane_executor(init_context: InitExecutorContext):
         # an interpreter that imports it again; bench/bench_step_startup.py
         config = {**config, "start_method": {"forkserver": {"preload_modules": _preload(init_context)}}}
     if kind in ("multiprocess", "k8s"):  # the executors that take step tag limits (celery: see deploy/README.md)
-        config = with_step_limits(config)
+        config = with_writer_limit(config)
     definition, resolved = resolve_executor_config(kind, config)
     return definition.executor_creation_fn(InitExecutorContext(
         job=init_context.job, executor_def=definition, executor_config=resolved, instance=init_context.instance,

@@ -12,10 +12,3 @@ WAREHOUSE_POOL = "duckdb_warehouse"
 WRITER_TAG = "weathervane/warehouse"
 WRITER_TAGS = {WRITER_TAG: "writer"}
 WRITER_LIMITS = [{"key": WRITER_TAG, "value": "writer", "limit": 1}]
-
-# Steps that compile and sample PyMC models (the fit, the causal audits, the policy replay) run one at a time within
-# a run: each compiles numba kernels on one core and samples chains on the others, and two side by side on a 2-core
-# worker made the demo's replay step 1.5x slower (176-194 s beside the audits, 126 s after them; docs/capacity.md).
-SAMPLER_TAG = "weathervane/sampler"
-SAMPLER_TAGS = {SAMPLER_TAG: "pymc"}
-SAMPLER_LIMITS = [{"key": SAMPLER_TAG, "value": "pymc", "limit": 1}]

@@ -62,8 +62,8 @@ def test_folder_warehouse_instance_runs_tenants_side_by_side_and_one_writer_per_
     from dagster._utils.tags import TagConcurrencyLimitsCounter
 
     from dagster_project.definitions import defs
-    from dagster_project.executor import resolve_executor_config, with_step_limits
-    from dagster_project.partitions import SAMPLER_TAG, SAMPLER_TAGS, WAREHOUSE_POOL, WRITER_TAG, WRITER_TAGS
+    from dagster_project.executor import resolve_executor_config, with_writer_limit
+    from dagster_project.partitions import WAREHOUSE_POOL, WRITER_TAG, WRITER_TAGS
 
     def run(tenant):
         return DagsterRun(job_name="refresh_job", run_id=f"run-{tenant}", tags={"dagster/partition": tenant})
@@ -84,20 +84,13 @@ def test_folder_warehouse_instance_runs_tenants_side_by_side_and_one_writer_per_
     writers = {op.name for op in ops if op.pool == WAREHOUSE_POOL}
     assert {"landing_files", "harmonize", "harmonize_model_input", "decisions__plans"} <= writers
     assert writers == {op.name for op in ops if op.tags.get(WRITER_TAG) == "writer"}
-    _, resolved = resolve_executor_config("multiprocess", with_step_limits({"max_concurrent": 4}))
+    _, resolved = resolve_executor_config("multiprocess", with_writer_limit({"max_concurrent": 4}))
     steps = TagConcurrencyLimitsCounter(resolved["multiprocess"]["tag_concurrency_limits"],
                                         [SimpleNamespace(tags=WRITER_TAGS)])
     assert steps.is_blocked(SimpleNamespace(tags=WRITER_TAGS)) and not steps.is_blocked(SimpleNamespace(tags={}))
-    # the PyMC steps (fit, audits, replay) run one at a time within a run, writer or not
-    samplers = {op.name for op in ops if op.tags.get(SAMPLER_TAG) == "pymc"}
-    assert samplers == {"mmm__weather_mmm", "decisions__causal_audits", "decisions__policy_replay"}
-    steps = TagConcurrencyLimitsCounter(resolved["multiprocess"]["tag_concurrency_limits"],
-                                        [SimpleNamespace(tags=SAMPLER_TAGS)])
-    assert steps.is_blocked(SimpleNamespace(tags=SAMPLER_TAGS))
-    assert not steps.is_blocked(SimpleNamespace(tags=WRITER_TAGS))
-    # a run config's own limits are kept beside ours
+    # a run config's own limits are kept beside the writer limit
     own = [{"key": "team", "value": "x", "limit": 2}]
-    assert with_step_limits({"tag_concurrency_limits": own})["tag_concurrency_limits"][0] == own[0]
+    assert with_writer_limit({"tag_concurrency_limits": own})["tag_concurrency_limits"][0] == own[0]
 
 
 KUBECONFIG = """apiVersion: v1

@@ -16,7 +16,7 @@ from dagster import (
 
 from dagster_project.defs.decisions import PLANS
 from dagster_project.defs.ingest import raw_asset_key
-from dagster_project.partitions import SAMPLER_TAGS, WAREHOUSE_POOL, WRITER_TAGS, tenant_partitions
+from dagster_project.partitions import WAREHOUSE_POOL, WRITER_TAGS, tenant_partitions
 from dagster_project.resources import WeathervaneResource
 
 CAUSAL_AUDITS = AssetKey(["decisions", "causal_audits"])
@@ -37,7 +37,6 @@ class AuditConfig(Config):
     group_name="audit",
     kinds={"duckdb", "pymc"},
     owners=["team:analytics"],
-    op_tags=SAMPLER_TAGS,
     deps=[AssetKey(["marts", "fct_sales_daily"]), AssetKey(["marts", "fct_ad_spend_daily"]),
           raw_asset_key("autopilot", "deployments"), PLANS],
     description="Causal audit of every automated deployment and applied plan whose window has ended: Bayesian "

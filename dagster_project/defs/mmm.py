@@ -16,7 +16,7 @@ from dagster import (
 )
 
 from dagster_project.metadata import rounded
-from dagster_project.partitions import SAMPLER_TAGS, tenant_partitions
+from dagster_project.partitions import tenant_partitions
 from dagster_project.resources import WeathervaneResource
 
 MODEL_INPUT_KEY = AssetKey(["marts", "fct_model_input"])
@@ -62,7 +62,6 @@ class MMMFitConfig(Config):
     group_name="model",
     owners=["team:analytics"],
     kinds={"pymc", "duckdb"},
-    op_tags=SAMPLER_TAGS,
     description="Weather-aware Bayesian MMM per tenant at its model spec (ops.model_spec): a fit that misses its "
                 "diagnostics gate steps down the spec's ladder (coarser period, grain, fewer weather terms) within "
                 "its time budget. NetCDF in the model store, summaries in mmm.*, the choice in mmm.model_selection.",

@@ -5,7 +5,7 @@ from typing import Optional
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
 
 from dagster_project.defs.decisions import ADOPTION, PLANS
-from dagster_project.partitions import SAMPLER_TAGS, tenant_partitions
+from dagster_project.partitions import tenant_partitions
 from dagster_project.resources import WeathervaneResource
 
 POLICY_REPLAY = AssetKey(["decisions", "policy_replay"])
@@ -31,7 +31,6 @@ class ReplayConfig(Config):
     group_name="audit",
     kinds={"duckdb", "pymc"},
     owners=["team:analytics"],
-    op_tags=SAMPLER_TAGS,
     deps=[AssetKey(["marts", "fct_model_input"]), AssetKey(["marts", "fct_ad_spend_daily"]),
           AssetKey(["marts", "fct_weather_daily"]), PLANS, ADOPTION],
     description="Shadow-mode policy replay: keep-the-split, the weather-aware allocator, the weather-blind one and "
