@@ -50,6 +50,7 @@ def run_tenant_pipeline(tenant_id: str, job_name: str = "refresh_job", run_confi
     from dagster import DagsterInstance, build_reconstructable_job, execute_job
 
     from dagster_project.defs.marts import prepare_dbt_manifest
+    from dagster_project.executor import CODE_LOCATION
 
     tenant_id = config.validate_tenant_id(tenant_id)
     dagster_home()
@@ -60,7 +61,7 @@ def run_tenant_pipeline(tenant_id: str, job_name: str = "refresh_job", run_confi
     run_config = dict(run_config or {})
     if quiet:
         run_config.setdefault("loggers", {"console": {"config": {"log_level": "CRITICAL"}}})
-    job = build_reconstructable_job("dagster_project.definitions", "job_named", (job_name,))
+    job = build_reconstructable_job(CODE_LOCATION, "job_named", (job_name,))
     launch = uuid.uuid4().hex  # finds the run execute_job creates, for the follower
     tags = {"dagster/partition": tenant_id, LAUNCH_TAG: launch}
     follower = _RunFollower(instance, launch, on_event) if on_event is not None else None
