@@ -69,3 +69,26 @@ def test_adstock_length_defaults_by_period_and_follows_the_setting(weekly):
     assert build_mmm(weekly, FitSettings()).adstock.l_max == adstock_lags("week")
     with pytest.raises(ValueError, match="adstock_max_lag"):
         model_lags("week", FitSettings(adstock_max_lag=0))
+
+
+def test_the_same_data_summed_in_another_order_gives_the_same_model_arrays():
+    """Warehouse sums differ in the last bits with the order rows arrive in; the model's arrays (PyTensor keys its
+    compiled kernels by them) must not."""
+    from weathervane.mmm.data import settled
+
+    p = synthetic_panel(n_geos=2, period="week", days=364)
+    frame, weather = p.model_input.copy(), p.weather_daily.copy()
+    jittered = frame.copy()
+    jittered["kpi"] = np.nextafter(jittered["kpi"].to_numpy(float), np.inf)  # one ulp up, as a re-summed total
+    jittered["spend_meta"] = np.nextafter(jittered["spend_meta"].to_numpy(float), -np.inf)
+    w2 = weather.copy()
+    w2["temperature_2m_mean"] = w2["temperature_2m_mean"].to_numpy(float) * (1 + 1e-13)
+    a = prepare_model_data(frame, weather, "week")
+    b = prepare_model_data(jittered.sample(frac=1.0, random_state=0), w2.sample(frac=1.0, random_state=1), "week")
+    assert np.array_equal(a.kpi, b.kpi) and np.array_equal(a.spend, b.spend)
+    assert np.array_equal(a.weather_z, b.weather_z) and a.weather_stats == b.weather_stats
+    assert all(np.array_equal(a.controls[k], b.controls[k]) for k in a.controls)
+    # settling changes a value by at most half a unit in its ninth significant digit
+    raw = frame["kpi"].to_numpy(float)
+    assert np.all(np.abs(settled(raw) - raw) <= 5e-9 * np.abs(raw))
+    assert settled(np.array([0.0, -123456.7891234, np.nan]))[1] == -123456.789

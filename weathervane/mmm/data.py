@@ -110,6 +110,26 @@ def _fail(row: pd.Series | None, column: str, reason: str, source: str = MODEL_I
     raise ModelInputError(f"{source}{where}, column {column}: {reason}")
 
 
+# The warehouse's float sums depend on the order rows arrive in (DuckDB aggregates in parallel): a run that loads the
+# same files again gives KPI and weather that differ in the last bits (relative 1e-16 for revenue, 1e-12 for weather).
+# PyTensor keys its compiled kernels by the values of a graph's constants, so every such run compiled the fit's and
+# the replay's kernels again (fit 85-107 s against 52-67 s, replay 126-194 s against 51-74 s; docs/capacity.md).
+# Settled to 9 significant digits (KPI, spend, controls) and 6 decimals of an sd (weather z), the same data give
+# the same arrays, and the model sees no difference.
+SIGNIFICANT_DIGITS = 9
+Z_DECIMALS = 6
+
+
+def settled(x, digits: int = SIGNIFICANT_DIGITS) -> np.ndarray:
+    """`x` rounded to `digits` significant digits, element by element (zeros and non-finite values kept)."""
+    x = np.asarray(x, dtype=float)
+    mag = np.abs(x)
+    ok = np.isfinite(x) & (mag > 0)
+    exponent = np.floor(np.log10(np.where(ok, mag, 1.0)))
+    scale = 10.0 ** (digits - 1 - exponent)
+    return np.where(ok, np.round(x * scale) / scale, x)
+
+
 def prepare_model_data(frame: pd.DataFrame, weather_daily: pd.DataFrame | None = None,
                        period: str | None = None, *, weather_vars: tuple[str, ...] | list[str] = WEATHER_VARS,
                        controls: tuple[str, ...] | list[str] | None = None) -> ModelData:
@@ -174,12 +194,14 @@ def prepare_model_data(frame: pd.DataFrame, weather_daily: pd.DataFrame | None =
             return np.zeros(shape)
         return panel[col].astype(float).fillna(0.0).to_numpy().reshape(shape)
 
-    spend = np.stack([arr(f"spend_{c}") for c in channels], axis=-1)
-    kpi = arr("kpi")
+    spend = settled(np.stack([arr(f"spend_{c}") for c in channels], axis=-1))
+    kpi = settled(arr("kpi"))
 
     weather_vars = [v for v in WEATHER_VARS if v in tuple(weather_vars)]
     weather_z, stats = _weather_z(panel, dates, cells, cell_geo, weather_daily, period, weather_vars)
-    found = _controls(panel, dates, cells, weather_z, weather_vars, period, arr)
+    weather_z = np.round(weather_z, Z_DECIMALS)
+    stats = {v: {k: [float(x) for x in settled(vals)] for k, vals in by.items()} for v, by in stats.items()}
+    found = {k: settled(v) for k, v in _controls(panel, dates, cells, weather_z, weather_vars, period, arr).items()}
     if controls is not None:
         found = {k: v for k, v in found.items() if k in set(controls)}
     return ModelData(
