@@ -123,7 +123,9 @@ def _fit_world_from_truth(root: Path, name: str, settings):
 def test_matrix_slice_no_weather_and_paced_budgets(tmp_path):
     from weathervane.mmm import FitSettings
 
-    settings = FitSettings(draws=200, tune=200, chains=2, holdout_weeks=0, retries=0)
+    # Production's draws: with 200 the interval ends of a channel the data cannot identify are Monte Carlo noise
+    # (search's 95th percentile moved 3.07 -> 2.69 when the input changed in its last bits).
+    settings = FitSettings(holdout_weeks=0, retries=0)
     # A world where the weather does nothing: the model may not find an effect on the wrong side of 1, and
     # intervals that exclude 1 stay rare (6 true-zero multipliers; 3 or more false positives has P < 2% at the
     # nominal 10%).
