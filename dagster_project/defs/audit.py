@@ -30,7 +30,9 @@ class AuditConfig(Config):
 
 
 # Outside the writers' pool like the model fit: it reads, releases the warehouse while sampling, then writes in one
-# short transaction (waiting out another writer's lock).
+# short transaction (waiting out another writer's lock). Not downstream of the plan: it audits applied plans whose
+# window has ended (a plan made in this run is not one), so it runs beside the fit. (The rollout gate reads the
+# verdicts recorded when it runs; nothing orders it after this step, whose failure must not stop the plan's check.)
 @asset(
     key=CAUSAL_AUDITS,
     partitions_def=tenant_partitions,
@@ -38,7 +40,7 @@ class AuditConfig(Config):
     kinds={"duckdb", "pymc"},
     owners=["team:analytics"],
     deps=[AssetKey(["marts", "fct_sales_daily"]), AssetKey(["marts", "fct_ad_spend_daily"]),
-          raw_asset_key("autopilot", "deployments"), PLANS],
+          raw_asset_key("autopilot", "deployments")],
     description="Causal audit of every automated deployment and applied plan whose window has ended: Bayesian "
                 "synthetic control (PyMC, Dirichlet weights, AR(1) errors), difference-in-differences, interrupted "
                 "time series without clean donors; placebos in space and time; a verdict per method "
