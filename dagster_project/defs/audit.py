@@ -16,7 +16,7 @@ from dagster import (
 
 from dagster_project.defs.decisions import PLANS
 from dagster_project.defs.ingest import raw_asset_key
-from dagster_project.partitions import WAREHOUSE_POOL, WRITER_TAGS, tenant_partitions
+from dagster_project.partitions import LAST_TAGS, WAREHOUSE_POOL, WRITER_TAGS, tenant_partitions
 from dagster_project.resources import WeathervaneResource
 
 CAUSAL_AUDITS = AssetKey(["decisions", "causal_audits"])
@@ -37,6 +37,7 @@ class AuditConfig(Config):
     key=CAUSAL_AUDITS,
     partitions_def=tenant_partitions,
     group_name="audit",
+    op_tags=LAST_TAGS,
     kinds={"duckdb", "pymc"},
     owners=["team:analytics"],
     deps=[AssetKey(["marts", "fct_sales_daily"]), AssetKey(["marts", "fct_ad_spend_daily"]),

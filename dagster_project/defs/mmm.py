@@ -16,7 +16,7 @@ from dagster import (
 )
 
 from dagster_project.metadata import rounded
-from dagster_project.partitions import tenant_partitions
+from dagster_project.partitions import FIRST_TAGS, tenant_partitions
 from dagster_project.resources import WeathervaneResource
 
 MODEL_INPUT_KEY = AssetKey(["marts", "fct_model_input"])
@@ -60,6 +60,7 @@ class MMMFitConfig(Config):
     # Not in the writers' pool: the fit reads its inputs, releases the warehouse while it samples, then waits
     # for the file lock only for its short summary writes (WeathervaneResource.lock_wait_s).
     group_name="model",
+    op_tags=FIRST_TAGS,
     owners=["team:analytics"],
     kinds={"pymc", "duckdb"},
     description="Weather-aware Bayesian MMM per tenant at its model spec (ops.model_spec): a fit that misses its "
