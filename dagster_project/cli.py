@@ -160,6 +160,7 @@ def demo_summary(tenant: str, failed_checks: list[str] | None = None) -> None:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
+    from dagster_project.executor import start_step_server
     from dagster_project.run_log import StepProgress, event_log_path, mark_run_if_error_checks_failed
     from weathervane.simulate import simulate_tenant
 
@@ -170,16 +171,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     os.environ.setdefault("TQDM_DISABLE", "1")
     con.print("[bold]Weathervane demo[/bold]: a simulated brand with known truth, through every step of the pipeline",
               soft_wrap=True)
-    if args.resimulate or not (landing / DEMO_TENANT).exists():
-        t0 = time.perf_counter()
-        simulate_tenant(DEMO_TENANT, landing, scenario="standard", seed=args.seed)
-        con.print(f"ok   {'simulate the demo tenant':45s} {time.perf_counter() - t0:6.1f} s", markup=False)
-    else:
-        con.print(f"demo tenant already in {landing / DEMO_TENANT} (use --resimulate to redo)", markup=False)
     log_dir = dagster_home().parent / "logs"
     log_path = event_log_path(log_dir, "demo")
     cwd = os.getcwd()
     with log_path.open("a", encoding="utf-8") as log, _terminal_to(log) as term:
+        # the steps' forkserver imports the code location and the modelling stack while the tenant is simulated
+        # and the run is set up (its output, like the steps', goes to the log)
+        start_step_server(DagsterInstance.get())
+        if args.resimulate or not (landing / DEMO_TENANT).exists():
+            t0 = time.perf_counter()
+            simulate_tenant(DEMO_TENANT, landing, scenario="standard", seed=args.seed)
+            term.print(f"ok   {'simulate the demo tenant':45s} {time.perf_counter() - t0:6.1f} s", markup=False,
+                       highlight=False)
+        else:
+            term.print(f"demo tenant already in {landing / DEMO_TENANT} (use --resimulate to redo)", markup=False,
+                       highlight=False)
         status = term.status("starting Dagster …") if term.is_terminal else None
         progress = StepProgress(log, say=lambda line: term.print(line, markup=False, highlight=False),
                                 status=(lambda text: status.update(text)) if status else None)

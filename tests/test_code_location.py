@@ -49,6 +49,37 @@ def test_every_warehouse_writer_is_in_the_pool_and_the_fit_is_not():
     assert pools[AssetKey(["mmm", "weather_mmm"])] is None
 
 
+def test_the_replay_and_the_audits_wait_for_the_marts_only_and_the_fit_goes_first():
+    """The replay and the audits read the marts (and the deployments), not this run's plan: they run beside the
+    fit, and the fit, at the head of the longest chain, takes a free core first."""
+    graph = defs.resolve_asset_graph()
+    for key in (AssetKey(["decisions", "policy_replay"]), AssetKey(["decisions", "causal_audits"])):
+        parents = graph.get(key).parent_keys
+        assert parents and all(k.path[0] in {"marts", "raw"} for k in parents), (key, parents)
+    priority = {k: int(graph.get(k).assets_def.op.tags.get("dagster/priority", 0))
+                for k in (AssetKey(["mmm", "weather_mmm"]), AssetKey(["decisions", "policy_replay"]),
+                          AssetKey(["decisions", "causal_audits"]))}
+    assert priority[AssetKey(["mmm", "weather_mmm"])] > priority[AssetKey(["decisions", "policy_replay"])] \
+        > priority[AssetKey(["decisions", "causal_audits"])]
+
+
+def test_the_step_server_preloads_the_modelling_stack_only_for_runs_that_fit():
+    from dagster import DagsterInstance
+
+    from dagster_project.executor import CODE_LOCATION, MODEL_PRELOAD, _fits_models, preload_modules
+
+    from dagster import build_reconstructable_job
+
+    def job(name):  # as the executor gets it
+        return build_reconstructable_job(CODE_LOCATION, "job_named", (name,))
+
+    assert _fits_models(job("refresh_job")) and not _fits_models(job("ingest_job"))
+    with DagsterInstance.ephemeral() as instance:
+        fitting = preload_modules(CODE_LOCATION, instance, True)
+        assert fitting[0] == CODE_LOCATION and set(MODEL_PRELOAD) <= set(fitting)
+        assert not set(MODEL_PRELOAD) & set(preload_modules(CODE_LOCATION, instance, False))
+
+
 def test_each_process_compiles_pytensor_in_its_own_dir():
     probe = "import os, dagster_project; print(os.environ['PYTENSOR_FLAGS'])"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTENSOR_FLAGS", "WEATHERVANE_PYTENSOR_PID")}
