@@ -105,8 +105,7 @@ def autopilot_gate(context: AssetCheckExecutionContext, weathervane: Weathervane
     )
 
 
-# Audits on their own, so a closed gate (which stops everything downstream of the plan in a refresh run) never
-# starves the evidence that would open it.
+# Audits on their own: re-audit a tenant without refreshing it.
 audit_job = define_asset_job("audit_job", selection=[CAUSAL_AUDITS],
                              description="Re-audit a tenant's deployments and applied plans.")
 
