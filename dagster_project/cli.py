@@ -49,12 +49,13 @@ def run_tenant_pipeline(tenant_id: str, job_name: str = "refresh_job", run_confi
     stores them)."""
     from dagster import DagsterInstance, build_reconstructable_job, execute_job
 
-    from dagster_project.defs.marts import prepare_dbt_manifest
+    from dagster_project.defs.marts import prepared_manifest
     from dagster_project.executor import CODE_LOCATION
 
     tenant_id = config.validate_tenant_id(tenant_id)
     dagster_home()
-    prepare_dbt_manifest()
+    # parsed again only when a dbt file changed: a step server already running reads this manifest
+    prepared_manifest()
     instance = DagsterInstance.get()
     if not instance.has_dynamic_partition("tenants", tenant_id):
         instance.add_dynamic_partitions("tenants", [tenant_id])
@@ -176,7 +177,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     cwd = os.getcwd()
     with log_path.open("a", encoding="utf-8") as log, _terminal_to(log) as term:
         # the steps' forkserver imports the code location and the modelling stack while the tenant is simulated
-        # and the run is set up (its output, like the steps', goes to the log)
+        # and the run is set up (its output, like the steps', goes to the log); the dbt manifest it reads is
+        # written first, by this process alone (importing the module parses the project when a dbt file changed)
+        from dagster_project.defs.marts import prepared_manifest
+
+        prepared_manifest()
         start_step_server(DagsterInstance.get())
         if args.resimulate or not (landing / DEMO_TENANT).exists():
             t0 = time.perf_counter()
