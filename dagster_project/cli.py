@@ -176,12 +176,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     log_path = event_log_path(log_dir, "demo")
     cwd = os.getcwd()
     with log_path.open("a", encoding="utf-8") as log, _terminal_to(log) as term:
-        # the steps' forkserver imports the code location and the modelling stack while the tenant is simulated
-        # and the run is set up (its output, like the steps', goes to the log); the dbt manifest it reads is
-        # written first, by this process alone (importing the module parses the project when a dbt file changed)
-        from dagster_project.defs.marts import prepared_manifest
-
-        prepared_manifest()
+        # the steps' forkserver imports the modelling stack and the code location while this process parses the
+        # dbt project (when a dbt file changed; one process at a time, the other waits), simulates the tenant and
+        # sets up the run. Its output, like the steps', goes to the log.
         start_step_server(DagsterInstance.get())
         if args.resimulate or not (landing / DEMO_TENANT).exists():
             t0 = time.perf_counter()

@@ -96,13 +96,15 @@ def _fits_models(job) -> bool:
 def preload_modules(module: str, instance, fits_models: bool) -> list[str]:
     """What the forkserver imports once for every step: the code location (Dagster's own default), the instance's
     storage classes, which each step's process would otherwise import before its first event (about 0.4 s for
-    SQLite), the data stack, and the modelling stack where the run fits."""
-    modules = [module]
+    SQLite), the data stack, and the modelling stack where the run fits. The modelling stack goes before the code
+    location (after our package, which gives the process its PyTensor compile dir): it needs no dbt manifest, so it
+    imports while another process may still be parsing one."""
+    modules = ["dagster_project", *(MODEL_PRELOAD if fits_models else ()), module]
     for name in ("event_log_storage", "run_storage", "schedule_storage"):
         storage = getattr(instance, name, None)
         if storage is not None:
             modules.append(type(storage).__module__)
-    return list(dict.fromkeys([*modules, *STEP_PRELOAD, *(MODEL_PRELOAD if fits_models else ())]))
+    return list(dict.fromkeys([*modules, *STEP_PRELOAD]))
 
 
 def _preload(init_context: InitExecutorContext) -> list[str]:

@@ -52,8 +52,23 @@ def dbt_executable() -> str:
     return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
 
 
-def prepare_dbt_manifest() -> Path:
-    """`dbt parse` into dbt/target, in this process: no dbt executable on PATH needed (demo, tests, CI, UI)."""
+@contextmanager
+def _manifest_lock() -> Iterator[None]:
+    """One process at a time parses into dbt/target or checks the manifest: dbt writes it in place, so another
+    process (a step server preloading the code location, a test worker) could read it half written."""
+    import fcntl
+
+    lock = dbt_project.manifest_path.parent / ".manifest.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _parse_manifest() -> Path:
     from dbt.cli.main import dbtRunner
 
     result = dbtRunner().invoke([
@@ -63,6 +78,12 @@ def prepare_dbt_manifest() -> Path:
     if not result.success:
         raise RuntimeError(f"dbt parse failed for {DBT_PROJECT_DIR}: {result.exception}")
     return dbt_project.manifest_path
+
+
+def prepare_dbt_manifest() -> Path:
+    """`dbt parse` into dbt/target, in this process: no dbt executable on PATH needed (demo, tests, CI, UI)."""
+    with _manifest_lock():
+        return _parse_manifest()
 
 
 def _manifest_stale() -> bool:
@@ -80,13 +101,14 @@ def prepared_manifest() -> Path:
     ui`, the demo and the test session prepare it before the code location loads). When dbt cannot parse the
     project, the last manifest it could parse is kept, so the code location still loads; the dbt steps then fail
     with dbt's message."""
-    if _manifest_stale():
-        try:
-            prepare_dbt_manifest()
-        except RuntimeError as exc:
-            if not dbt_project.manifest_path.exists():
-                raise
-            get_dagster_logger().warning(f"{exc}; the asset graph keeps the last manifest dbt parsed")
+    with _manifest_lock():
+        if _manifest_stale():
+            try:
+                _parse_manifest()
+            except RuntimeError as exc:
+                if not dbt_project.manifest_path.exists():
+                    raise
+                get_dagster_logger().warning(f"{exc}; the asset graph keeps the last manifest dbt parsed")
     return dbt_project.manifest_path
 
 
