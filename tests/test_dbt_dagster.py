@@ -104,7 +104,7 @@ def test_the_grain_models_are_built_after_the_sniff_and_the_rest_before_it():
         assert SNIFF_KEY in {dep.asset_key for dep in harmonize_model_input.specs_by_key[key].deps}, key
 
 
-def test_a_dbt_project_that_does_not_parse_keeps_the_last_manifest(monkeypatch):
+def test_a_dbt_project_that_does_not_parse_keeps_the_last_manifest(monkeypatch, tmp_path):
     """The code location still loads when a dbt file was edited into something dbt cannot parse."""
     from dagster_project.defs import marts
 
@@ -112,11 +112,38 @@ def test_a_dbt_project_that_does_not_parse_keeps_the_last_manifest(monkeypatch):
         raise RuntimeError("dbt parse failed for dbt/: Compilation Error in model fct_sales_daily")
 
     monkeypatch.setattr(marts, "_manifest_stale", lambda: True)
-    monkeypatch.setattr(marts, "prepare_dbt_manifest", broken)
+    monkeypatch.setattr(marts, "_parse_manifest", broken)
     assert marts.prepared_manifest() == marts.dbt_project.manifest_path
-    monkeypatch.setattr(marts, "dbt_project", marts.DbtProject(marts.DBT_PROJECT_DIR, target_path="never-parsed"))
+    monkeypatch.setattr(marts, "dbt_project", marts.DbtProject(marts.DBT_PROJECT_DIR,
+                                                               target_path=str(tmp_path / "never-parsed")))
     with pytest.raises(RuntimeError, match="Compilation Error"):  # nothing to keep: dbt's message
         marts.prepared_manifest()
+
+
+def test_the_manifest_is_checked_only_while_no_other_process_parses_it(tmp_path):
+    """A step server preloading the code location waits while another process parses the project into the same
+    folder (dbt writes the manifest in place): prepared_manifest returns only after the holder released the lock."""
+    import subprocess
+    import sys
+    import time
+
+    from dagster_project.defs import marts
+
+    log = tmp_path / "order"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import time, sys\n"
+        "from dagster_project.defs import marts\n"
+        "with marts._manifest_lock():\n"
+        f"    open({str(log)!r}, 'a').write('held\\n'); time.sleep(2)\n"
+        f"    open({str(log)!r}, 'a').write('released\\n')\n")])
+    deadline = time.monotonic() + 60
+    while not (log.exists() and "held" in log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marts.prepared_manifest() == marts.dbt_project.manifest_path
+    with log.open("a") as f:
+        f.write("checked\n")
+    assert holder.wait(timeout=60) == 0
+    assert log.read_text().split() == ["held", "released", "checked"]
 
 
 def test_every_dbt_test_is_a_check_per_tenant():
