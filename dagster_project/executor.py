@@ -114,15 +114,16 @@ def _preload(init_context: InitExecutorContext) -> list[str]:
     return preload_modules(module, init_context.instance, _fits_models(init_context.job))
 
 
-def start_step_server(instance, fits_models: bool = True) -> None:
+def start_step_server(instance) -> None:
     """Start the forkserver this process's runs fork their steps from, now: it imports its modules in its own
     process while the caller goes on (the demo simulates and loads the code location meanwhile); the executor
-    then finds it running. Its output goes where this process's goes at this moment."""
+    then finds it running, with the modules of a run that fits. Its output goes where this process's goes at this
+    moment."""
     import multiprocessing
     import multiprocessing.forkserver
 
     multiprocessing.get_context("forkserver").set_forkserver_preload(
-        preload_modules(CODE_LOCATION, instance, fits_models))
+        preload_modules(CODE_LOCATION, instance, fits_models=True))
     multiprocessing.forkserver.ensure_running()
 
 
