@@ -195,7 +195,14 @@ def test_map_fit_through_dagster_writes_contract_rows_report_and_consistent_resp
         return (1 - np.exp(-resp.lam[0, c] * x / cs)) / (1 + np.exp(-resp.lam[0, c] * x / cs))
 
     weather = np.exp(data.weather_z[t, g] @ resp.gamma[0, c])
-    expected = (resp.beta[0, g, c] * (sat(rows["x"] + rows["delta_x"]) - sat(rows["x"])) * weather).sum()
+    # the added spend reaches week k through the adstock (normalised geometric weights); what lands after the
+    # window is not in the test's measurement
+    a, n = resp.alpha[0, c], resp.l_max
+    w = a ** np.arange(n) / (a ** np.arange(n)).sum()
+    dx = rows["delta_x"].to_numpy()
+    carried = np.array([sum(w[k - j] * dx[j] for j in range(k + 1) if k - j < n) for k in range(len(dx))])
+    assert carried.sum() < dx.sum()  # some of it lands after the window
+    expected = (resp.beta[0, g, c] * (sat(rows["x"] + carried) - sat(rows["x"])) * weather).sum()
     assert len(rows) == 4 and lift_model == pytest.approx([expected], rel=1e-6)
     ours = resp.incremental_kpi(resp.observed_spend, resp.observed_z)
     np.testing.assert_allclose(ours.sum(axis=2), modeled, rtol=1e-5, atol=1e-3)

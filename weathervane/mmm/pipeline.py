@@ -104,7 +104,7 @@ def fit_panel(data: ModelData, settings: FitSettings, *, lift_raw: pd.DataFrame 
     tenant's currency and, when simulated, the banner."""
     now = now or datetime.now(timezone.utc).replace(tzinfo=None)
     model_id = new_model_id(data, now)
-    lift = (lift_measurements(lift_raw, data, per_period=settings.weather)
+    lift = (lift_measurements(lift_raw, data, per_period=True)
             if lift_raw is not None and not lift_raw.empty else None)
     with reporting(progress, f"fit {data.period}ly {data.grain_product} × {data.grain_geo}"):
         fit = fit_mmm(data, settings, lift_tests=lift)
