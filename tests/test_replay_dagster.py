@@ -53,3 +53,21 @@ def test_a_history_too_short_for_rolling_origins_is_not_evaluable(wv_env):
     assert n_models == 0
     page = (wv_env["reports"] / "brief" / "policy_replay.html").read_text()
     assert page.count("could not be replayed yet: the history is too short") == 1 and "None fitted" in page
+
+    # the outcome models' period is the tenant's model spec's (one decision of what the data carry), not a
+    # default of the replay's own: a spec stored at daily grain makes the replay read the daily model input,
+    # which a weekly table does not have
+    from weathervane import config
+    from weathervane.spec import default_spec, write_spec
+
+    spec = default_spec("brief", config.load_tenant_config(wv_env["landing"], "brief"))
+    assert spec.period == "week"
+    spec.period = "day"
+    con = warehouse.connect(wv_env["warehouse"])
+    write_spec(con, spec)
+    con.close()
+    again = materialize([policy_replay], partition_key="brief", instance=instance,
+                        resources={"weathervane": WeathervaneResource()}, raise_on_error=False)
+    assert not again.success
+    failure = next(e for e in again.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "marts.fct_model_input: no rows for this tenant and grain" in failure.event_specific_data.error.to_string()

@@ -18,7 +18,8 @@ class ReplayConfig(Config):
     draws: int = 200
     tune: int = 200
     chains: int = 2
-    period: str = "week"  # the outcome model's period; decision periods are tenant.yaml replay.period_days
+    # the outcome model's period; None: the tenant's model spec's (decision periods: tenant.yaml replay.period_days)
+    period: Optional[str] = None
     n_origins: Optional[int] = None  # default tenant.yaml replay.n_origins
 
 

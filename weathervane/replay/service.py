@@ -20,13 +20,14 @@ def candidate_policies(cfg: config.TenantConfig):
 
 
 def replay_tenant(connect: Connect, tenant_id: str, cfg: config.TenantConfig, *, store: Path | str,
-                  reports: Path | str, landing: Path | str, fit_settings=None, settings=None, period: str = "week"):
+                  reports: Path | str, landing: Path | str, fit_settings=None, settings=None, period: str | None = None):
     """Replay every candidate over the tenant's logged decision periods and write decisions.policy_replay.
 
     The outcome models are fitted at cfg.replay.n_origins rolling origins with `fit_settings` (FitSettings or its
     keyword arguments; default: MAP,
-    widened by a Laplace approximation so direct-method intervals carry parameter uncertainty too). A history too
-    short for rolling origins gives rows that are not evaluable, with the reason, and no fit."""
+    widened by a Laplace approximation so direct-method intervals carry parameter uncertainty too), at the tenant's
+    model spec's period unless `period` overrides it (what the data carry is decided once, by the spec). A history
+    too short for rolling origins gives rows that are not evaluable, with the reason, and no fit."""
     from weathervane import reports as rp
     from weathervane.replay.periods import load_decision_log
     from weathervane.replay.report import write_replay_report
@@ -41,7 +42,7 @@ def replay_tenant(connect: Connect, tenant_id: str, cfg: config.TenantConfig, *,
     with connect(True) as con:
         spec = resolve_spec(con, tenant_id, cfg)  # the grain harmonize built for this tenant
         log = load_decision_log(con, tenant_id, grain_product=spec.grain_product, grain_geo=spec.grain_geo,
-                                period=period, period_days=cfg.replay.period_days)
+                                period=period or spec.period, period_days=cfg.replay.period_days)
     result = run_replay(log, candidate_policies(cfg), fit_settings, settings, store=store)
     base = Path(reports)
     result.report_path = write_replay_report(result, config.tenant_dir(base, tenant_id) / REPORT_NAME,
