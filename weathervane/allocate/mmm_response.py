@@ -16,12 +16,17 @@ from weathervane.config import validate_tenant_id
 from weathervane.periods import period_length
 
 
+# Posterior draws a plan is made from: half choose the move, half judge it. 1,000 were measured on the calibration
+# bench's 60 fits and did worse (more plans just over the bar, which win about 70% of the time; docs/plan_regret.md).
+PLAN_DRAWS = 200
+
+
 class NoUsableModel(LookupError):
     """No model of the tenant passed its diagnostics."""
 
 
 class MMMResponse:
-    def __init__(self, posterior, draws: int | None = 200, nonmedia: np.ndarray | None = None):
+    def __init__(self, posterior, draws: int | None = PLAN_DRAWS, nonmedia: np.ndarray | None = None):
         """`nonmedia` [draw, period]: the model's fitted KPI less all media, summed over cells, per posterior draw
         (the same thinned draws), over the training periods; it gives the plan its baseline forecast."""
         self.posterior = posterior
@@ -78,7 +83,7 @@ class MMMResponse:
             "history: no seasonality assumed)")
 
 
-def load_latest_response(con, tenant_id: str, store: Path | str, draws: int | None = 200) -> MMMResponse:
+def load_latest_response(con, tenant_id: str, store: Path | str, draws: int | None = PLAN_DRAWS) -> MMMResponse:
     """The model the tenant's fit step chose, as a response model. When no rung of its ladder passed the gate, the
     spec's own (failed) fit: the plan's gate then keeps the split and says why. NoUsableModel when none exists."""
     from weathervane.mmm.store import latest_usable_model, selected_model
@@ -94,7 +99,7 @@ def load_latest_response(con, tenant_id: str, store: Path | str, draws: int | No
 
 
 def load_model_response(model_id: str, tenant_id: str, store: Path | str,
-                        draws: int | None = 200) -> MMMResponse:
+                        draws: int | None = PLAN_DRAWS) -> MMMResponse:
     """A saved model (any status) as a response model, with its fitted baseline when the file holds it."""
     from weathervane.mmm.response import open_model
 
