@@ -315,7 +315,9 @@ def test_sampling_progress_reaches_the_event_log_callback(tiny_panel, tmp_path):
     data = prepare_model_data(tiny_panel.model_input, tiny_panel.weather_daily, "week")
     seen = []
     settings = FitSettings(draws=40, tune=40, chains=2, holdout_weeks=0, retries=0)
-    fit_panel(data, settings, store=tmp_path, reports=None, report=False, progress=seen.append)
+    # no reports folder: the fit writes its rows and model and no page (a caller that wants numbers only)
+    fitted = fit_panel(data, settings, store=tmp_path, reports=None, progress=seen.append)
+    assert fitted.report_path is None and fitted.path.exists() and len(fitted.frames["channel_summary"])
     assert seen, "no progress was reported"
     last = seen[-1]
     assert last.done == last.total == 2 * (40 + 40) and last.share == 1.0

@@ -163,7 +163,7 @@ def fit_panel(data: ModelData, settings: FitSettings, *, lift_raw: pd.DataFrame 
         "response_curves": summaries.response_curves(resp, model_id, data.tenant_id),
     }
     report_path = None
-    if report:
+    if report and reports is not None:  # no folder: the caller wants the rows, not a page
         from weathervane import reports as rp
         from weathervane.mmm.report import write_report
 
