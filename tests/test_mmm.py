@@ -308,6 +308,39 @@ def test_identifiability_flags_channels_the_data_cannot_pin_down():
 
 
 @pytest.mark.heavy
+def test_a_model_without_weather_terms_reads_lift_tests_through_the_adstock(panel, tmp_path):
+    """The plain model takes the same lift likelihood as the weather model, with a weather factor of 1."""
+    import xarray as xr
+
+    from weathervane.mmm import fit_panel
+
+    data = prepare_model_data(panel.model_input, panel.weather_daily, "week")
+    lift = {"channel": "meta", "geo_id": "US-CA", "start_date": "2023-06-05", "end_date": "2023-07-02",
+            "spend_delta": "500", "kpi_delta": "800", "kpi_delta_sd": "150"}
+    raw = pd.DataFrame([("experiments/lift_tests/q1.csv", 2, lift)], columns=["file_path", "source_line", "record"])
+    fitted = fit_panel(data, FitSettings(method="map", holdout_weeks=0, weather=False), lift_raw=raw,
+                       store=tmp_path, reports=None)
+    assert fitted.lift_tests == 1
+    resp = PosteriorResponse.from_model_id(fitted.model_id, TENANT, store=tmp_path)
+    tree = xr.open_datatree(fitted.path)
+    lift_model = tree["posterior"]["lift_measurements_model_estimated_lift"].values.ravel()
+    tree.close()
+    rows = lift_measurements(raw, data, per_period=True)
+    g, c = resp.geos.index("US-CA"), resp.channels.index("meta")
+    a, n, cs = resp.alpha[0, c], resp.l_max, resp.channel_scale[g, c]
+    w = a ** np.arange(n) / (a ** np.arange(n)).sum()
+    dx = rows["delta_x"].to_numpy()
+    carried = np.array([sum(w[k - j] * dx[j] for j in range(k + 1) if k - j < n) for k in range(len(dx))])
+
+    def sat(x):
+        return (1 - np.exp(-resp.lam[0, c] * x / cs)) / (1 + np.exp(-resp.lam[0, c] * x / cs))
+
+    expected = (resp.beta[0, g, c] * (sat(rows["x"] + carried) - sat(rows["x"]))).sum()
+    assert not resp.weather_vars or np.allclose(resp.gamma, 0)
+    assert lift_model == pytest.approx([expected], rel=1e-6)
+
+
+@pytest.mark.heavy
 def test_sampling_progress_reaches_the_event_log_callback(tiny_panel, tmp_path):
     """The fit step reports share done, draws per second and time left while nutpie samples."""
     from weathervane.mmm import fit_panel
