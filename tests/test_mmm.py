@@ -52,6 +52,22 @@ def _load_warehouse(path, panel, lift_csv_rows=()):
     con.close()
 
 
+def _lift_of_test(resp, rows, g, c):
+    """(added spend as the adstock carries it into each week of the window, the lift per week before weather) of
+    a test's per-period rows, from the first draw of `resp`: the model's lift likelihood written out by hand. The
+    added spend reaches week k through normalised geometric weights; what lands after the window is not in the
+    test's measurement."""
+    a, n, cs = resp.alpha[0, c], resp.l_max, resp.channel_scale[g, c]
+    w = a ** np.arange(n) / (a ** np.arange(n)).sum()
+    dx = rows["delta_x"].to_numpy()
+    carried = np.array([sum(w[k - j] * dx[j] for j in range(k + 1) if k - j < n) for k in range(len(dx))])
+
+    def sat(x):
+        return (1 - np.exp(-resp.lam[0, c] * x / cs)) / (1 + np.exp(-resp.lam[0, c] * x / cs))
+
+    return carried, resp.beta[0, g, c] * (sat(rows["x"].to_numpy() + carried) - sat(rows["x"].to_numpy()))
+
+
 def test_weekly_weather_z_is_the_mean_of_daily_z_in_daily_sd_units(panel):
     data = prepare_model_data(panel.model_input, panel.weather_daily)
     assert data.period == "week" and data.channels == ["meta", "google_search", "google_shopping"]
@@ -189,20 +205,10 @@ def test_map_fit_through_dagster_writes_contract_rows_report_and_consistent_resp
                                           columns=["file_path", "source_line", "record"]), data, per_period=True)
     g, c = resp.geos.index("US-CA"), resp.channels.index("meta")
     t = data.dates.get_indexer(pd.to_datetime(rows["date"]))
-    cs = resp.channel_scale[g, c]
-
-    def sat(x):
-        return (1 - np.exp(-resp.lam[0, c] * x / cs)) / (1 + np.exp(-resp.lam[0, c] * x / cs))
-
     weather = np.exp(data.weather_z[t, g] @ resp.gamma[0, c])
-    # the added spend reaches week k through the adstock (normalised geometric weights); what lands after the
-    # window is not in the test's measurement
-    a, n = resp.alpha[0, c], resp.l_max
-    w = a ** np.arange(n) / (a ** np.arange(n)).sum()
-    dx = rows["delta_x"].to_numpy()
-    carried = np.array([sum(w[k - j] * dx[j] for j in range(k + 1) if k - j < n) for k in range(len(dx))])
-    assert carried.sum() < dx.sum()  # some of it lands after the window
-    expected = (resp.beta[0, g, c] * (sat(rows["x"] + carried) - sat(rows["x"])) * weather).sum()
+    carried, per_week = _lift_of_test(resp, rows, g, c)
+    assert carried.sum() < rows["delta_x"].sum()  # some of it lands after the window
+    expected = (per_week * weather).sum()
     assert len(rows) == 4 and lift_model == pytest.approx([expected], rel=1e-6)
     ours = resp.incremental_kpi(resp.observed_spend, resp.observed_z)
     np.testing.assert_allclose(ours.sum(axis=2), modeled, rtol=1e-5, atol=1e-3)
@@ -327,15 +333,7 @@ def test_a_model_without_weather_terms_reads_lift_tests_through_the_adstock(pane
     tree.close()
     rows = lift_measurements(raw, data, per_period=True)
     g, c = resp.geos.index("US-CA"), resp.channels.index("meta")
-    a, n, cs = resp.alpha[0, c], resp.l_max, resp.channel_scale[g, c]
-    w = a ** np.arange(n) / (a ** np.arange(n)).sum()
-    dx = rows["delta_x"].to_numpy()
-    carried = np.array([sum(w[k - j] * dx[j] for j in range(k + 1) if k - j < n) for k in range(len(dx))])
-
-    def sat(x):
-        return (1 - np.exp(-resp.lam[0, c] * x / cs)) / (1 + np.exp(-resp.lam[0, c] * x / cs))
-
-    expected = (resp.beta[0, g, c] * (sat(rows["x"] + carried) - sat(rows["x"]))).sum()
+    expected = _lift_of_test(resp, rows, g, c)[1].sum()
     assert not resp.weather_vars or np.allclose(resp.gamma, 0)
     assert lift_model == pytest.approx([expected], rel=1e-6)
 
